@@ -1,0 +1,15 @@
+export * from './contract/define.ts';
+export { buildOpenApi } from './contract/openapi.ts';
+export * from './errors/problem.ts';
+export * from './config/config.ts';
+export { createLogger, REDACT_PATHS, type Logger } from './log/logger.ts';
+export * from './trace/context.ts';
+export * from './trace/traceparent.ts';
+export { HEADERS } from './http/headers.ts';
+export { createHttpServer } from './http/server.ts';
+export * from './client/client.ts';
+export * from './client/errors.ts';
+export * from './data/db.ts';
+export { migrate } from './data/migrate.ts';
+export * from './messaging/index.ts';
+export * from './service/service.ts';

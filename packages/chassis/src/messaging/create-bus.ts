@@ -1,0 +1,28 @@
+import type { Logger } from '../log/logger.ts';
+import type { Bus } from './bus.ts';
+import { createNatsBus } from './nats-bus.ts';
+import { createPgBossBus } from './pgboss-bus.ts';
+
+export interface CreateBusOptions {
+  /** `postgres://…` / `postgresql://…` for pg-boss (embedded default), `nats://…` for NATS JetStream. */
+  url: string;
+  service: string;
+  log: Logger;
+}
+
+/** The bus engine is chosen by the URL's scheme, so switching engines is configuration only. */
+export function createBus(options: CreateBusOptions): Bus {
+  const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(options.url)?.[1]?.toLowerCase();
+  switch (scheme) {
+    case 'postgres':
+    case 'postgresql':
+      return createPgBossBus(options);
+    case 'nats':
+      return createNatsBus(options);
+    default:
+      throw new Error(
+        `unsupported bus URL scheme ${scheme ? `"${scheme}://"` : `in "${options.url.replace(/\/\/[^@/]*@/, '//***@')}"`}: ` +
+          'use postgres:// or postgresql:// (pg-boss) or nats:// (NATS JetStream)',
+      );
+  }
+}

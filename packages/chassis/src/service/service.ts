@@ -1,0 +1,219 @@
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import { z } from 'zod';
+import { createClient, type Client, type ClientPolicy } from '../client/client.ts';
+import { baseConfigShape, loadConfig, type BaseConfig } from '../config/config.ts';
+import type { Contract, EventData, EventDef, Handlers } from '../contract/define.ts';
+import { createDb, type Db, type Queryable } from '../data/db.ts';
+import { migrate } from '../data/migrate.ts';
+import { createHttpServer } from '../http/server.ts';
+import { createLogger } from '../log/logger.ts';
+import type { Bus } from '../messaging/bus.ts';
+import { createBus } from '../messaging/create-bus.ts';
+import type { EventEnvelope } from '../messaging/envelope.ts';
+import { idempotentHandler } from '../messaging/inbox.ts';
+import { appendToOutbox } from '../messaging/outbox.ts';
+import { startOutboxRelay, type OutboxRelay } from '../messaging/relay.ts';
+
+/** Env name of a dependency's base URL: `market-data` → `MARKET_DATA_URL`. */
+export const urlEnvName = (service: string): string => `${service.replace(/-/g, '_').toUpperCase()}_URL`;
+
+export interface Subscription<E extends EventDef = EventDef> {
+  /** Durable consumer name, `<service>.<purpose>`; instances of a service share it. */
+  name: string;
+  events: E[];
+  /** Runs in a transaction with the inbox record: an event's effect happens once, however often it arrives. */
+  handle(event: EventEnvelope<EventData<E>>, tx: Queryable, attempt: number): Promise<void>;
+  maxAttempts?: number;
+  backoffMs?: number;
+  concurrency?: number;
+}
+
+export interface ServiceContext<Cfg, Deps extends Record<string, Contract>> {
+  name: string;
+  config: Cfg & BaseConfig;
+  log: Logger;
+  /** The service's own database (throws if the service declared none). */
+  db: Db;
+  bus: Bus;
+  clients: { [K in keyof Deps]: Client<Deps[K]> };
+  /** Appends events to the outbox inside the caller's transaction; the relay publishes them after commit. */
+  publish<E extends EventDef>(tx: Queryable, event: E, message: { subject: string; data: EventData<E>; correlationId?: string; causationId?: string }): Promise<EventEnvelope>;
+}
+
+export interface ServiceParts<C extends Contract> {
+  routes: Handlers<C>;
+  subscriptions?: Subscription[];
+  /** Extra readiness checks (name → throws when not ready). */
+  readiness?: Record<string, () => Promise<void>>;
+  /** Background work to start after the server listens (timers, feeds); returns its stopper. */
+  background?: () => (() => Promise<void>) | void;
+  /** Routes outside the contract that need the raw fastify app (e.g. a server-sent events stream). */
+  extend?: (app: FastifyInstance) => void;
+}
+
+export interface ServiceDefinition<C extends Contract, S extends z.ZodRawShape, Deps extends Record<string, Contract>> {
+  contract: C;
+  defaultPort: number;
+  /** Extra env keys this service reads, validated with the base ones. */
+  config?: S;
+  /** Folder of the service's SQL migrations; omit for a stateless service. */
+  migrations?: URL;
+  /** Whether the service publishes or consumes events. */
+  bus?: boolean;
+  /** Contracts of the services it calls; each becomes a typed client at `ctx.clients.<key>`, URL from `<SERVICE>_URL`. */
+  dependencies?: Deps;
+  /** Policies applied to every client (resilience, metrics). */
+  clientPolicies?: (dependency: string) => ClientPolicy[];
+  setup(ctx: ServiceContext<z.infer<z.ZodObject<S>>, Deps>): Promise<ServiceParts<C>> | ServiceParts<C>;
+}
+
+export const defineService = <C extends Contract, S extends z.ZodRawShape = Record<never, z.ZodType>, Deps extends Record<string, Contract> = Record<never, Contract>>(
+  def: ServiceDefinition<C, S, Deps>,
+): ServiceDefinition<C, S, Deps> => def;
+
+export interface RunningService<Cfg = unknown, Deps extends Record<string, Contract> = Record<string, Contract>> {
+  url: string;
+  port: number;
+  app: FastifyInstance;
+  context: ServiceContext<Cfg, Deps>;
+  /** Graceful: stop taking work, drain requests and consumers, flush the outbox relay, close pools. */
+  stop(): Promise<void>;
+}
+
+const missing = (what: string) =>
+  new Proxy({}, { get: (_t, prop) => { if (prop === 'then') return undefined; throw new Error(`this service has no ${what}`); } });
+
+export async function startService<C extends Contract, S extends z.ZodRawShape, Deps extends Record<string, Contract>>(
+  def: ServiceDefinition<C, S, Deps>,
+  env: Record<string, string | undefined> = process.env,
+): Promise<RunningService<z.infer<z.ZodObject<S>>, Deps>> {
+  const name = def.contract.service;
+  const depShape: z.ZodRawShape = {};
+  for (const dep of Object.values(def.dependencies ?? {})) {
+    depShape[urlEnvName(dep.service)] = z.string().url().describe(`base URL of the ${dep.service} service`);
+  }
+  const shape = {
+    ...baseConfigShape,
+    PORT: baseConfigShape.PORT.default(def.defaultPort),
+    ...(def.migrations ? { DATABASE_URL: z.string().url().describe(`${name}'s own PostgreSQL database`) } : {}),
+    ...(def.bus ? { BUS_URL: z.string().url().describe('event bus: postgres://… (pg-boss) or nats://… (JetStream)') } : {}),
+    ...depShape,
+    ...(def.config ?? {}),
+  };
+  const config = loadConfig(name, shape, env) as unknown as z.infer<z.ZodObject<S>> & BaseConfig & Record<string, string>;
+  const log = createLogger({ service: name, version: def.contract.version, level: config.LOG_LEVEL, ...(config.SERVICE_INSTANCE ? { instance: config.SERVICE_INSTANCE } : {}) });
+
+  const db = def.migrations ? createDb(config.DATABASE_URL!, { applicationName: name }) : undefined;
+  if (db) {
+    const { applied } = await migrate(db, def.migrations);
+    if (applied.length) log.info({ applied }, 'migrations applied');
+  }
+  const bus = def.bus ? createBus({ url: config.BUS_URL!, service: name, log }) : undefined;
+  await bus?.start();
+
+  const clients: Record<string, Client<Contract>> = {};
+  for (const [key, dep] of Object.entries(def.dependencies ?? {})) {
+    clients[key] = createClient(dep, {
+      baseUrl: config[urlEnvName(dep.service)]!,
+      serviceToken: config.SERVICE_TOKEN,
+      policies: def.clientPolicies?.(dep.service) ?? [],
+    });
+  }
+
+  const context: ServiceContext<z.infer<z.ZodObject<S>>, Deps> = {
+    name,
+    config,
+    log,
+    db: db ?? (missing('database') as Db),
+    bus: bus ?? (missing('bus') as Bus),
+    clients: clients as ServiceContext<unknown, Deps>['clients'],
+    async publish(tx, event, message) {
+      const parsed = event.data.parse(message.data);
+      const [envelope] = await appendToOutbox(tx, name, [{ type: event.type, subject: message.subject, data: parsed, ...(message.correlationId ? { correlationId: message.correlationId } : {}), ...(message.causationId ? { causationId: message.causationId } : {}) }]);
+      return envelope!;
+    },
+  };
+
+  const parts = await def.setup(context);
+  const readiness: Record<string, () => Promise<void>> = { ...(parts.readiness ?? {}) };
+  if (db) readiness.database = () => db.ping();
+  if (bus) readiness.bus = () => bus.ping();
+  const { app, setReady } = createHttpServer({ contract: def.contract, handlers: parts.routes as Handlers<Contract>, log, serviceToken: config.SERVICE_TOKEN, readiness });
+  parts.extend?.(app);
+
+  await app.listen({ port: config.PORT, host: config.HOST });
+  const address = app.server.address();
+  const port = typeof address === 'object' && address ? address.port : config.PORT;
+
+  let relay: OutboxRelay | undefined;
+  if (db && bus) relay = startOutboxRelay({ db, bus, log });
+  if (bus && db) {
+    for (const sub of parts.subscriptions ?? []) {
+      const schemas = new Map(sub.events.map((e) => [e.type, e.data]));
+      await bus.subscribe({
+        name: sub.name,
+        types: sub.events.map((e) => e.type),
+        ...(sub.maxAttempts !== undefined ? { maxAttempts: sub.maxAttempts } : {}),
+        ...(sub.backoffMs !== undefined ? { backoffMs: sub.backoffMs } : {}),
+        ...(sub.concurrency !== undefined ? { concurrency: sub.concurrency } : {}),
+        handler: idempotentHandler(db, sub.name, async (event, tx, delivery) => {
+          const schema = schemas.get(event.type);
+          const data = schema ? schema.parse(event.data) : event.data;
+          await sub.handle({ ...event, data } as EventEnvelope<never>, tx, delivery.attempt);
+        }),
+      });
+    }
+  }
+  const stopBackground = parts.background?.();
+  setReady(true);
+  log.info({ port }, `${name} ready`);
+
+  let stopping: Promise<void> | undefined;
+  const stop = () => {
+    stopping ??= (async () => {
+      setReady(false);
+      await app.close();
+      if (stopBackground) await stopBackground();
+      await bus?.close();
+      await relay?.stop();
+      await Promise.all(Object.values(clients).map((c) => c.close()));
+      await db?.close();
+      log.info(`${name} stopped`);
+    })();
+    return stopping;
+  };
+
+  return { url: `http://${config.HOST}:${port}`, port, app, context, stop };
+}
+
+/**
+ * Entry point for a service process: start, then shut down gracefully on SIGTERM/SIGINT
+ * (exit 1 if draining takes longer than SHUTDOWN_GRACE_MS). Bad config exits 1 with the message.
+ */
+export async function runMain<C extends Contract, S extends z.ZodRawShape, Deps extends Record<string, Contract>>(def: ServiceDefinition<C, S, Deps>): Promise<void> {
+  let running: RunningService<z.infer<z.ZodObject<S>>, Deps>;
+  try {
+    running = await startService(def);
+  } catch (err) {
+    process.stderr.write(`${def.contract.service} failed to start: ${(err as Error).message}\n`);
+    process.exit(1);
+  }
+  const shutdown = (signal: string) => {
+    running.context.log.info({ signal }, 'shutting down');
+    const timer = setTimeout(() => {
+      running.context.log.error('shutdown took too long; exiting');
+      process.exit(1);
+    }, running.context.config.SHUTDOWN_GRACE_MS);
+    timer.unref();
+    running.stop().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        running.context.log.error({ err }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.once('SIGTERM', () => shutdown('SIGTERM'));
+  process.once('SIGINT', () => shutdown('SIGINT'));
+}

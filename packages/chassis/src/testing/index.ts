@@ -1,0 +1,2 @@
+export * from './postgres.ts';
+export { freePort, startEmbeddedPostgres } from './embedded.ts';

@@ -1,0 +1,129 @@
+import { z } from 'zod';
+import { defineContract, event, route } from '@simplebank/chassis';
+import { amountString, positiveAmountString, quantity, signedAmountString } from '@simplebank/money';
+
+export const Ticker = z.string().regex(/^[A-Z][A-Z0-9.]{0,9}$/, 'must be an upper-case ticker symbol, e.g. "AAPL"');
+export const Currency = z.literal('USD');
+
+export const CashBalance = z.object({ available: signedAmountString, reserved: amountString });
+export const Position = z.object({ symbol: Ticker, quantity: z.number().int(), reserved: z.number().int() });
+
+export const AccountSummary = z.object({ id: z.uuid(), customerId: z.uuid(), currency: Currency, cash: CashBalance });
+export const AccountDetail = AccountSummary.extend({ positions: z.array(Position) });
+
+export const Posting = z.object({ ledgerAccount: z.string(), asset: z.string(), amount: z.string() });
+export const Entry = z.object({ id: z.uuid(), kind: z.string(), reference: z.string(), createdAt: z.iso.datetime(), postings: z.array(Posting) });
+
+/** A hold on cash or shares for an open order; its id is the order id, so a retried reserve is harmless. */
+export const ReservationRequest = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('cash'), accountId: z.uuid(), amount: positiveAmountString }),
+  z.object({ kind: z.literal('shares'), accountId: z.uuid(), symbol: Ticker, quantity }),
+]);
+export const Reservation = z.object({
+  id: z.uuid(),
+  accountId: z.uuid(),
+  kind: z.enum(['cash', 'shares']),
+  symbol: Ticker.nullable(),
+  amount: amountString.nullable(),
+  quantity: z.number().int().nullable(),
+  status: z.enum(['active', 'settled', 'released']),
+});
+
+export const Settlement = z.object({
+  side: z.enum(['buy', 'sell']),
+  symbol: Ticker,
+  quantity,
+  /** Execution price per share. */
+  price: positiveAmountString,
+  fee: amountString,
+});
+
+const scope = z.object({ customerId: z.uuid().optional() });
+const idParam = z.object({ id: z.uuid() });
+
+export const accountsContract = defineContract({
+  service: 'accounts',
+  routes: {
+    openAccount: route({
+      method: 'POST',
+      path: '/accounts',
+      summary: 'Open a cash account (idempotent per customer and currency)',
+      body: z.object({ customerId: z.uuid(), currency: Currency.default('USD') }),
+      responses: { 200: AccountSummary, 201: AccountSummary },
+      idempotent: true,
+    }),
+    listAccounts: route({ method: 'GET', path: '/accounts', query: z.object({ customerId: z.uuid() }), responses: { 200: z.array(AccountSummary) } }),
+    getAccount: route({
+      method: 'GET',
+      path: '/accounts/:id',
+      summary: 'An account with cash and positions; with customerId, 404 unless it is theirs',
+      params: idParam,
+      query: scope,
+      responses: { 200: AccountDetail },
+    }),
+    deposit: route({
+      method: 'POST',
+      path: '/accounts/:id/deposits',
+      params: idParam,
+      query: scope,
+      headers: z.object({ 'idempotency-key': z.string().min(1).max(200) }),
+      body: z.object({ amount: positiveAmountString }),
+      responses: { 201: z.object({ id: z.uuid(), amount: amountString }) },
+    }),
+    listEntries: route({
+      method: 'GET',
+      path: '/accounts/:id/entries',
+      params: idParam,
+      query: scope.extend({ limit: z.coerce.number().int().min(1).max(500).default(100) }),
+      responses: { 200: z.array(Entry) },
+    }),
+    reserve: route({
+      method: 'PUT',
+      path: '/reservations/:id',
+      summary: 'Hold cash or shares for an order; 409 insufficient_funds / insufficient_shares',
+      params: idParam,
+      body: ReservationRequest,
+      responses: { 200: Reservation, 201: Reservation },
+    }),
+    release: route({
+      method: 'POST',
+      path: '/reservations/:id/release',
+      summary: 'Release a hold (compensation); idempotent, and a no-op for an unknown or settled reservation',
+      params: idParam,
+      responses: { 200: z.object({ id: z.uuid(), status: z.enum(['released', 'settled', 'unknown']) }) },
+      idempotent: true,
+    }),
+    settle: route({
+      method: 'POST',
+      path: '/reservations/:id/settle',
+      summary: 'Turn a hold into ledger postings for an executed trade (idempotent)',
+      params: idParam,
+      body: Settlement,
+      responses: { 200: z.object({ id: z.uuid(), entryId: z.uuid(), status: z.literal('settled') }) },
+      idempotent: true,
+    }),
+    ledgerTotals: route({
+      method: 'GET',
+      path: '/admin/ledger',
+      summary: 'Ledger invariants: every entry balances per asset, totals per asset are zero',
+      auth: 'service',
+      responses: {
+        200: z.object({
+          entries: z.number().int(),
+          postings: z.number().int(),
+          unbalancedEntries: z.number().int(),
+          totals: z.array(z.object({ asset: z.string(), sum: z.string() })),
+          activeReservations: z.number().int(),
+        }),
+      },
+    }),
+  },
+  events: {
+    AccountOpened: event('accounts.AccountOpened.v1', z.object({ accountId: z.uuid(), customerId: z.uuid(), currency: Currency })),
+    FundsDeposited: event('accounts.FundsDeposited.v1', z.object({ accountId: z.uuid(), depositId: z.uuid(), amount: amountString })),
+    TradeSettled: event(
+      'accounts.TradeSettled.v1',
+      z.object({ accountId: z.uuid(), orderId: z.uuid(), side: z.enum(['buy', 'sell']), symbol: Ticker, quantity, price: amountString, fee: amountString }),
+    ),
+  },
+});
