@@ -4,7 +4,7 @@ import { spawn } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 
-const roots = ['packages', 'services', 'tools', 'apps'];
+const roots = ['packages', 'services', 'tools', 'apps', 'tests'];
 const filter = process.argv.slice(2);
 
 function find(dir: string, out: string[]): string[] {

@@ -76,7 +76,7 @@ export function createClient<C extends Contract>(contract: C, options: ClientOpt
       if (traceparent) headers[HEADERS.traceparent] = traceparent;
       if (ctx?.tracestate) headers[HEADERS.tracestate] = ctx.tracestate;
       if (options.serviceToken) headers[HEADERS.serviceToken] = options.serviceToken;
-      const path = buildPath(def.path, input.params as Record<string, unknown>, input.query as Record<string, unknown>);
+      const path = buildPath(def.path, input.params as unknown as Record<string, unknown> | undefined, input.query as unknown as Record<string, unknown> | undefined);
       let body: string | undefined;
       if (def.body) {
         body = JSON.stringify(input.body);

@@ -21,7 +21,8 @@ export function createBus(options: CreateBusOptions): Bus {
       return createNatsBus(options);
     default:
       throw new Error(
-        `unsupported bus URL scheme ${scheme ? `"${scheme}://"` : `in "${options.url.replace(/\/\/[^@/]*@/, '//***@')}"`}: ` +
+        // Only the scheme is echoed: the rest of a URL may hold credentials.
+        `unsupported bus URL ${scheme ? `scheme "${scheme}://"` : '(no scheme)'}: ` +
           'use postgres:// or postgresql:// (pg-boss) or nats:// (NATS JetStream)',
       );
   }

@@ -14,6 +14,8 @@ export interface PgBossBusOptions {
   schema?: string;
   /** Fallback poll when no wake-up arrives. pg-boss's minimum is 0.5 s. Default 2 s. */
   pollingIntervalSeconds?: number;
+  /** LISTEN for the NOTIFY wake-ups. Default true; false only to measure what they save. */
+  wakeUps?: boolean;
 }
 
 /** Every bus process LISTENs here; the payload is an event type, or `queue:<name>` for one queue. */
@@ -149,6 +151,7 @@ export function createPgBossBus(options: PgBossBusOptions): Bus {
       if (started) return;
       started = true;
       await boss.start();
+      if (options.wakeUps === false) return;
       listener = listen({
         config: { connectionString: options.url },
         channel: BUS_CHANNEL,
@@ -191,6 +194,9 @@ export function createPgBossBus(options: PgBossBusOptions): Bus {
         // Each job is completed or failed on its own; pg-boss's own completion of the batch then finds none active.
         async (jobs) => {
           await Promise.all(jobs.map((job) => handleJob(local, sub.handler, job)));
+          // pg-boss sleeps a polling interval after every batch, even a full one: a backlog would drain at one
+          // batch per interval. A full batch suggests more are waiting, so fetch again at once.
+          if (jobs.length >= concurrency) boss.notifyWorker(local.workerId);
         },
       );
       subscriptions.push(local);

@@ -89,7 +89,7 @@ export async function startService<C extends Contract, S extends z.ZodRawShape, 
   env: Record<string, string | undefined> = process.env,
 ): Promise<RunningService<z.infer<z.ZodObject<S>>, Deps>> {
   const name = def.contract.service;
-  const depShape: z.ZodRawShape = {};
+  const depShape: Record<string, z.ZodType> = {};
   for (const dep of Object.values(def.dependencies ?? {})) {
     depShape[urlEnvName(dep.service)] = z.string().url().describe(`base URL of the ${dep.service} service`);
   }

@@ -1,0 +1,399 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { test, type TestContext } from 'node:test';
+import type { Db } from '../../src/data/db.ts';
+import type { Bus, Delivery } from '../../src/messaging/bus.ts';
+import { createEnvelope, type EventEnvelope } from '../../src/messaging/envelope.ts';
+import { idempotentHandler } from '../../src/messaging/inbox.ts';
+import { appendToOutbox } from '../../src/messaging/outbox.ts';
+import { startOutboxRelay } from '../../src/messaging/relay.ts';
+import { contextFrom, currentContext, runWithContext } from '../../src/trace/context.ts';
+import { cleanupStack, serviceDatabase, sleep, testLog, waitFor } from './helpers.ts';
+
+/** One isolated bus backend (a database, or a pair of streams) from which several bus instances can be made. */
+export interface BusEnvironment {
+  /** A new, not yet started bus on this backend, as another process of `service` would have. */
+  newBus(service: string): Bus;
+  cleanup(): Promise<void>;
+}
+
+export interface BusSuiteOptions {
+  name: string;
+  environment(): Promise<BusEnvironment>;
+  /** Set when the backend is unavailable: every test is skipped with this message. */
+  skip?: string;
+  /**
+   * What the adapter promises about order (see its module comment):
+   * 'single-consumer' — FIFO with concurrency 1 on one instance while nothing fails;
+   * 'per-type' — FIFO per event type with concurrency 1, across instances and retries.
+   */
+  ordering: 'single-consumer' | 'per-type';
+}
+
+interface Env {
+  bus(service?: string): Promise<Bus>;
+  db(prefix: string): Promise<Db>;
+}
+
+const uid = () => randomBytes(4).toString('hex');
+const event = (type: string, subject = `s-${uid()}`, data: unknown = {}) => createEnvelope('test', { type, subject, data });
+
+/** Registers the adapter-independent behaviour every Bus must have. */
+export function busSuite(options: BusSuiteOptions): void {
+  const { skip } = options;
+
+  /** Runs `fn` with an isolated backend; every bus and database made through `env` is closed/dropped after. */
+  function busTest(name: string, fn: (env: Env, t: TestContext) => Promise<void>) {
+    test(`${options.name}: ${name}`, skip ? { skip } : {}, async (t) => {
+      const cleanup = cleanupStack();
+      try {
+        const backend = await options.environment();
+        cleanup.add(() => backend.cleanup());
+        const env: Env = {
+          async bus(service = 'test') {
+            const bus = backend.newBus(service);
+            cleanup.add(() => bus.close());
+            await bus.start();
+            return bus;
+          },
+          db: (prefix) => serviceDatabase(prefix, cleanup.add),
+        };
+        await fn(env, t);
+      } finally {
+        await cleanup.run();
+      }
+    });
+  }
+
+  busTest('delivers every published event of the subscribed types (at least once)', async (env) => {
+    const bus = await env.bus();
+    const seen = new Map<string, string>();
+    const [typeA, typeB, typeC] = [`t.A${uid()}.v1`, `t.B${uid()}.v1`, `t.C${uid()}.v1`];
+    await bus.subscribe({
+      name: `test.all-${uid()}`,
+      types: [typeA, typeB],
+      handler: async (e) => void seen.set(e.id, e.type),
+    });
+    const unsubscribed = event(typeC);
+    await bus.publish(unsubscribed);
+    const published = [...Array.from({ length: 5 }, () => event(typeA)), ...Array.from({ length: 5 }, () => event(typeB))];
+    for (const e of published) await bus.publish(e);
+
+    await waitFor('all 10 events', () => published.every((e) => seen.has(e.id)));
+    for (const e of published) assert.equal(seen.get(e.id), e.type);
+    assert.equal(seen.has(unsubscribed.id), false, 'an event of a type not subscribed to was delivered');
+  });
+
+  busTest('the full envelope survives the trip', async (env) => {
+    const bus = await env.bus();
+    let received: EventEnvelope | undefined;
+    const type = `t.Envelope${uid()}.v1`;
+    await bus.subscribe({ name: `test.envelope-${uid()}`, types: [type], handler: async (e) => void (received = e) });
+    const sent = createEnvelope(
+      'orders',
+      { type, subject: 'order-1', data: { amount: '12.30', nested: { list: [1, 'two'] } }, correlationId: 'corr-1', causationId: 'cause-1' },
+      { traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01', tracestate: 'vendor=x' },
+    );
+    await bus.publish(sent);
+    await waitFor('the event', () => received);
+    assert.deepEqual(received, sent);
+  });
+
+  busTest('a redelivered event has one effect when handled through the inbox', async (env) => {
+    const bus = await env.bus();
+    const db = await env.db('inbox');
+    await db.query('CREATE TABLE effects (event_id uuid NOT NULL, amount int NOT NULL)');
+    const consumer = `test.inbox-${uid()}`;
+    const apply = idempotentHandler(db, consumer, async (e, tx) => {
+      await tx.query('INSERT INTO effects (event_id, amount) VALUES ($1, $2)', [e.id, (e.data as { amount: number }).amount]);
+    });
+    const attempts: number[] = [];
+    const type = `t.Paid${uid()}.v1`;
+    await bus.subscribe({
+      name: consumer,
+      types: [type],
+      backoffMs: 20,
+      handler: async (e, d) => {
+        await apply(e, d);
+        attempts.push(d.attempt);
+        // The effect committed but the acknowledgement is "lost": the bus must deliver the same envelope again.
+        if (d.attempt === 1) throw new Error('crashed after commit');
+      },
+    });
+    const sent = event(type, 'acct-1', { amount: 7 });
+    await bus.publish(sent);
+    await waitFor('the redelivery', () => attempts.includes(2));
+
+    // And once more by hand, concurrently with itself, as two instances racing on a duplicate would.
+    await Promise.all([apply(sent, { attempt: 3 }), apply(sent, { attempt: 3 })]);
+
+    const effects = await db.many<{ amount: number }>('SELECT amount FROM effects WHERE event_id = $1', [sent.id]);
+    assert.deepEqual(effects, [{ amount: 7 }]);
+    const inbox = await db.many('SELECT 1 FROM inbox WHERE consumer = $1 AND event_id = $2', [consumer, sent.id]);
+    assert.equal(inbox.length, 1);
+  });
+
+  busTest('a failed handler rolls back its inbox row, so the retry applies the effect', async (env) => {
+    const bus = await env.bus();
+    const db = await env.db('inboxfail');
+    await db.query('CREATE TABLE effects (event_id uuid NOT NULL)');
+    const consumer = `test.inbox-fail-${uid()}`;
+    const attempts: number[] = [];
+    const type = `t.Fail${uid()}.v1`;
+    await bus.subscribe({
+      name: consumer,
+      types: [type],
+      backoffMs: 20,
+      handler: idempotentHandler(db, consumer, async (e, tx, d) => {
+        attempts.push(d.attempt);
+        await tx.query('INSERT INTO effects (event_id) VALUES ($1)', [e.id]);
+        if (d.attempt === 1) throw new Error('transient');
+      }),
+    });
+    const sent = event(type);
+    await bus.publish(sent);
+    await waitFor('the effect', async () => (await db.many('SELECT 1 FROM effects')).length === 1);
+    assert.deepEqual(attempts, [1, 2]);
+  });
+
+  busTest('retries a failed delivery, reporting the attempt number, until it succeeds', async (env) => {
+    const bus = await env.bus();
+    const deliveries: Delivery[] = [];
+    let handled: EventEnvelope | undefined;
+    const name = `test.retry-${uid()}`;
+    const type = `t.Retry${uid()}.v1`;
+    await bus.subscribe({
+      name,
+      types: [type],
+      maxAttempts: 4,
+      backoffMs: 50,
+      handler: async (e, d) => {
+        deliveries.push(d);
+        if (d.attempt === 1) throw new Error('first attempt fails');
+        handled = e;
+      },
+    });
+    const sent = event(type);
+    await bus.publish(sent);
+    await waitFor('the successful retry', () => handled);
+    assert.equal(handled?.id, sent.id);
+    assert.deepEqual(deliveries, [{ attempt: 1 }, { attempt: 2 }]);
+    assert.deepEqual(await bus.deadLetters(name), []);
+  });
+
+  busTest('dead-letters an event after maxAttempts and replays it on request', async (env) => {
+    const bus = await env.bus();
+    const name = `test.dlq-${uid()}`;
+    const type = `t.Poison${uid()}.v1`;
+    const attempts: number[] = [];
+    const handled: string[] = [];
+    let failing = true;
+    await bus.subscribe({
+      name,
+      types: [type],
+      maxAttempts: 3,
+      backoffMs: 20,
+      handler: async (e, d) => {
+        attempts.push(d.attempt);
+        if (failing) throw new Error(`boom on attempt ${d.attempt}`);
+        handled.push(e.id);
+      },
+    });
+    const healthy = event(type);
+    const poison = event(type);
+    await bus.publish(poison);
+    const letters = await waitFor('the dead letter', async () => {
+      const l = await bus.deadLetters(name);
+      return l.length > 0 ? l : undefined;
+    });
+    assert.deepEqual(attempts, [1, 2, 3]);
+    assert.equal(letters.length, 1);
+    const [letter] = letters;
+    assert.ok(letter);
+    assert.equal(letter.subscription, name);
+    assert.deepEqual(letter.event, poison);
+    assert.match(letter.error, /boom on attempt 3/);
+    assert.ok(!Number.isNaN(Date.parse(letter.failedAt)));
+
+    failing = false;
+    await bus.publish(healthy);
+    await waitFor('the healthy event', () => handled.includes(healthy.id));
+    assert.equal(handled.includes(poison.id), false, 'a dead-lettered event was delivered again without a replay');
+
+    assert.equal(await bus.replay(name, letter.id), true);
+    await waitFor('the replayed event', () => handled.includes(poison.id));
+    assert.deepEqual(await bus.deadLetters(name), []);
+    assert.equal(await bus.replay(name, letter.id), false, 'a dead letter can be replayed once');
+    assert.equal(await bus.replay(name, 'no-such-id'), false);
+    assert.equal(await bus.replay(`${name}-other`, letter.id), false);
+  });
+
+  busTest('instances sharing a subscription name share the work: each event is handled once overall', async (env) => {
+    const [one, two] = [await env.bus('shared'), await env.bus('shared')];
+    const name = `test.shared-${uid()}`;
+    const type = `t.Shared${uid()}.v1`;
+    const handledBy = new Map<string, string[]>();
+    const record = (instance: string) => async (e: EventEnvelope) => {
+      handledBy.set(e.id, [...(handledBy.get(e.id) ?? []), instance]);
+      await sleep(5);
+    };
+    await one.subscribe({ name, types: [type], handler: record('one'), concurrency: 2 });
+    await two.subscribe({ name, types: [type], handler: record('two'), concurrency: 2 });
+    const sent = Array.from({ length: 30 }, () => event(type));
+    for (const e of sent) await (sent.indexOf(e) % 2 ? one : two).publish(e);
+
+    await waitFor('all 30 events', () => sent.every((e) => handledBy.has(e.id)));
+    await sleep(500); // room for a wrongly duplicated delivery to show up
+    const duplicated = [...handledBy.entries()].filter(([, by]) => by.length > 1);
+    assert.deepEqual(duplicated, [], 'events handled more than once');
+    assert.equal(handledBy.size, 30);
+  });
+
+  busTest('handles events in publish order with concurrency 1', async (env) => {
+    const bus = await env.bus();
+    const type = `t.Ordered${uid()}.v1`;
+    const order: number[] = [];
+    await bus.subscribe({
+      name: `test.order-${uid()}`,
+      types: [type],
+      concurrency: 1,
+      handler: async (e) => {
+        await sleep(Math.random() * 5);
+        order.push((e.data as { n: number }).n);
+      },
+    });
+    const count = 25;
+    for (let n = 0; n < count; n++) await bus.publish(event(type, 'account-1', { n }));
+    await waitFor(`${count} events`, () => order.length >= count);
+    assert.deepEqual(order, Array.from({ length: count }, (_, n) => n));
+  });
+
+  if (options.ordering === 'per-type') {
+    busTest('keeps publish order across instances and retries with concurrency 1', async (env) => {
+      const [one, two] = [await env.bus('ordered'), await env.bus('ordered')];
+      const type = `t.OrderedRetry${uid()}.v1`;
+      const name = `test.order-retry-${uid()}`;
+      const order: number[] = [];
+      const handler = async (e: EventEnvelope, d: Delivery) => {
+        const n = (e.data as { n: number }).n;
+        if (n % 7 === 3 && d.attempt === 1) throw new Error('transient');
+        await sleep(Math.random() * 5);
+        order.push(n);
+      };
+      await one.subscribe({ name, types: [type], concurrency: 1, backoffMs: 20, handler });
+      await two.subscribe({ name, types: [type], concurrency: 1, backoffMs: 20, handler });
+      const count = 20;
+      for (let n = 0; n < count; n++) await one.publish(event(type, 'account-1', { n }));
+      await waitFor(`${count} events`, () => order.length >= count);
+      assert.deepEqual(order, Array.from({ length: count }, (_, n) => n));
+    });
+  }
+
+  busTest('outbox → relay → bus → inbox, keeping the trace', async (env) => {
+    const bus = await env.bus('producer');
+    const consumerBus = await env.bus('consumer');
+    const producer = await env.db('producer');
+    const consumer = await env.db('consumer');
+    await producer.query('CREATE TABLE accounts (id text PRIMARY KEY, balance int NOT NULL)');
+    await consumer.query('CREATE TABLE statements (account_id text NOT NULL, event_id uuid NOT NULL, trace_id text)');
+
+    const type = `accounts.Opened${uid()}.v1`;
+    const name = `statements.on-open-${uid()}`;
+    const handled: EventEnvelope[] = [];
+    await consumerBus.subscribe({
+      name,
+      types: [type],
+      handler: idempotentHandler(consumer, name, async (e, tx) => {
+        await tx.query('INSERT INTO statements (account_id, event_id, trace_id) VALUES ($1, $2, $3)', [
+          e.subject,
+          e.id,
+          currentContext()?.traceId,
+        ]);
+        handled.push(e);
+      }),
+    });
+    // A long poll: only the NOTIFY from the committing transaction can make the relay publish in time.
+    const relay = startOutboxRelay({ db: producer, bus, log: testLog, pollIntervalMs: 60_000 });
+    let relayStopped = false;
+    try {
+      const requestCtx = contextFrom({ traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01', requestId: 'req-1' });
+      const [published] = await runWithContext(requestCtx, () =>
+        producer.tx(async (tx) => {
+          await tx.query('INSERT INTO accounts (id, balance) VALUES ($1, 0)', ['acct-9']);
+          return appendToOutbox(tx, 'accounts', [{ type, subject: 'acct-9', data: { owner: 'c-1' } }]);
+        }),
+      );
+      assert.ok(published);
+      assert.equal(published.causationId, 'req-1');
+      assert.match(published.traceparent ?? '', new RegExp(`^00-${requestCtx.traceId}-${requestCtx.spanId}-01$`));
+
+      const rows = await waitFor('the statement', async () => {
+        const r = await consumer.many<{ account_id: string; event_id: string; trace_id: string }>('SELECT * FROM statements');
+        return r.length > 0 ? r : undefined;
+      });
+      assert.deepEqual(rows, [{ account_id: 'acct-9', event_id: published.id, trace_id: requestCtx.traceId }]);
+      assert.equal(handled[0]?.traceparent, published.traceparent);
+      assert.equal(handled[0]?.source, 'accounts');
+      await waitFor('an empty backlog', async () => (await relay.backlog()) === 0);
+      const outbox = await producer.many<{ published: boolean }>('SELECT published_at IS NOT NULL AS published FROM outbox');
+      assert.deepEqual(outbox, [{ published: true }]);
+      await relay.stop();
+      relayStopped = true;
+    } finally {
+      if (!relayStopped) await relay.stop();
+    }
+  });
+
+  busTest('a rolled-back transaction publishes nothing', async (env) => {
+    const bus = await env.bus();
+    const db = await env.db('rollback');
+    const type = `t.Rollback${uid()}.v1`;
+    const handled: string[] = [];
+    await bus.subscribe({ name: `test.rollback-${uid()}`, types: [type], concurrency: 1, handler: async (e) => void handled.push(e.subject) });
+    const relay = startOutboxRelay({ db, bus, log: testLog, pollIntervalMs: 100 });
+    try {
+      await assert.rejects(
+        db.tx(async (tx) => {
+          await appendToOutbox(tx, 'test', [{ type, subject: 'rolled-back', data: {} }]);
+          throw new Error('business rule violated');
+        }),
+        /business rule violated/,
+      );
+      // The relay publishes in seq order, so once this later event is through, the first would have been too.
+      await db.tx((tx) => appendToOutbox(tx, 'test', [{ type, subject: 'committed', data: {} }]));
+      await waitFor('the committed event', () => handled.includes('committed'));
+      assert.deepEqual(handled, ['committed']);
+      const outbox = await db.many<{ subject: string }>('SELECT subject FROM outbox');
+      assert.deepEqual(outbox, [{ subject: 'committed' }]);
+    } finally {
+      await relay.stop();
+    }
+  });
+
+  busTest('close() waits for in-flight handlers before closing', async (env) => {
+    const bus = await env.bus();
+    const type = `t.Slow${uid()}.v1`;
+    const steps: string[] = [];
+    let started = false;
+    await bus.subscribe({
+      name: `test.close-${uid()}`,
+      types: [type],
+      handler: async () => {
+        started = true;
+        steps.push('handler started');
+        await sleep(300);
+        steps.push('handler finished');
+      },
+    });
+    await bus.publish(event(type));
+    await waitFor('the handler to start', () => started);
+    await bus.close();
+    steps.push('closed');
+    assert.deepEqual(steps, ['handler started', 'handler finished', 'closed']);
+  });
+
+  busTest('ping() succeeds on a started bus', async (env) => {
+    const bus = await env.bus();
+    await bus.ping();
+  });
+}

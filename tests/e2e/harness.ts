@@ -1,0 +1,46 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { adminDatabaseUrl } from '@simplebank/chassis/testing';
+import { startBank, type Bank, type StartBankOptions } from '../../tools/cli/src/bank.ts';
+
+/**
+ * Starts the whole bank the way `npm start` does (same runner, same supervisor, one process per service),
+ * on random ports and its own databases, so end-to-end tests can run beside each other.
+ */
+export async function startTestBank(options: Partial<StartBankOptions> = {}): Promise<{ bank: Bank; stop(): Promise<void> }> {
+  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'simplebank-e2e-'));
+  const bank = await startBank({
+    dataDir,
+    ports: 'random',
+    databaseUrl: await adminDatabaseUrl(),
+    databasePrefix: `e2e_${randomBytes(4).toString('hex')}_`,
+    quiet: true,
+    readyTimeoutMs: 90_000,
+    ...options,
+    env: { LOG_LEVEL: 'warn', ...(options.env ?? {}) },
+  });
+  return {
+    bank,
+    async stop() {
+      await bank.stop({ dropDatabases: true });
+      await rm(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+export interface LedgerTotals {
+  entries: number;
+  postings: number;
+  unbalancedEntries: number;
+  totals: { asset: string; sum: string }[];
+  activeReservations: number;
+}
+
+/** The accounts service's admin view of the ledger (service credential). */
+export async function ledgerTotals(bank: Bank): Promise<LedgerTotals> {
+  const res = await fetch(`${bank.urls.accounts}/admin/ledger`, { headers: { 'x-service-token': bank.serviceToken } });
+  if (res.status !== 200) throw new Error(`ledger totals answered ${res.status}`);
+  return (await res.json()) as LedgerTotals;
+}
