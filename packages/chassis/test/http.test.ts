@@ -7,6 +7,7 @@ import {
   currentContext,
   defineContract,
   defineService,
+  implement,
   isUpstreamError,
   problems,
   route,
@@ -41,8 +42,8 @@ const TOKEN = 'test-service-token-0123456789';
 const echo = defineService({
   contract: echoContract,
   defaultPort: 0,
-  setup: () => ({
-    routes: {
+  setup: (_ctx) => ({
+    routes: implement(echoContract, {
       getItem: async ({ params, query }, req) => {
         const ctx = currentContext()!;
         return { status: 200, body: { id: params.id, verbose: query.verbose === 'yes', traceId: ctx.traceId, requestId: req.requestId } };
@@ -53,7 +54,7 @@ const echo = defineService({
         throw problems.notFound('thing');
       },
       slowDeadline: async (_input, req) => ({ status: 200, body: { remainingMs: req.deadline ? req.deadline - Date.now() : null } }),
-    },
+    }),
   }),
 });
 

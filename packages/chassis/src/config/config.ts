@@ -9,6 +9,7 @@ export const baseConfigShape = {
   SERVICE_TOKEN: z.string().min(16).describe('shared service credential for service-only routes; never logged'),
   DATABASE_URL: z.string().url().optional().describe('the service\'s own PostgreSQL database'),
   BUS_URL: z.string().url().optional().describe('event bus: postgres://… (pg-boss) or nats://… (JetStream)'),
+  DB_POOL_MAX: z.coerce.number().int().min(1).max(500).default(10).describe('connections in the service\'s database pool'),
   SHUTDOWN_GRACE_MS: z.coerce.number().int().positive().default(10_000).describe('time allowed to drain on SIGTERM'),
 };
 

@@ -70,7 +70,7 @@ export const problems = {
   badRequest: (detail: string, errors?: Problem['errors']) => new ProblemError(400, 'validation_failed', detail, errors ? { errors } : {}),
   unauthorized: (detail = 'authentication required') => new ProblemError(401, 'unauthorized', detail),
   forbidden: (detail = 'not allowed') => new ProblemError(403, 'forbidden', detail),
-  notFound: (what: string) => new ProblemError(404, 'not_found', `${what} not found`),
+  notFound: (what: string, code = 'not_found') => new ProblemError(404, code, `${what} not found`),
   conflict: (code: string, detail: string) => new ProblemError(409, code, detail),
   unprocessable: (code: string, detail: string) => new ProblemError(422, code, detail),
   unavailable: (detail: string, retryAfterSeconds = 1) =>

@@ -1,5 +1,5 @@
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import { timingSafeEqual } from 'node:crypto';
+import { randomUUID, timingSafeEqual } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Contract, Handlers, RequestInfo, RouteDef } from '../contract/define.ts';
 import { buildOpenApi } from '../contract/openapi.ts';
@@ -62,6 +62,8 @@ export function createHttpServer(options: HttpServerOptions): { app: FastifyInst
     forceCloseConnections: 'idle',
     return503OnClosing: true,
     requestIdHeader: HEADERS.requestId,
+    // Ids must be unique across processes and restarts, not fastify's per-process counter.
+    genReqId: () => randomUUID(),
   });
   app.decorateRequest('work', null as unknown as WorkContext);
 
@@ -77,7 +79,8 @@ export function createHttpServer(options: HttpServerOptions): { app: FastifyInst
   });
 
   app.addHook('onResponse', async (request, reply) => {
-    const level = reply.statusCode >= 500 ? 'error' : 'debug';
+    // 503 and 504 are this service protecting itself or its callers (not ready, deadline passed), not faults.
+    const level = reply.statusCode >= 500 && reply.statusCode !== 503 && reply.statusCode !== 504 ? 'error' : 'debug';
     runWithContext(request.work, () =>
       log[level]({ method: request.method, route: request.routeOptions.url ?? 'unmatched', status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'request'),
     );

@@ -54,7 +54,14 @@ export const deadLetterQueueName = (subscription: string): string => `${subscrip
 export function createPgBossBus(options: PgBossBusOptions): Bus {
   const { service, log } = options;
   const schema = options.schema ?? 'pgboss';
-  const pool = new pg.Pool({ connectionString: options.url, max: 10, application_name: `${service}:bus` });
+  const pool = new pg.Pool({
+    connectionString: options.url,
+    max: 10,
+    application_name: `${service}:bus`,
+    idleTimeoutMillis: 30_000,
+    // Without it an unreachable database makes publish(), ping() and close() wait forever.
+    connectionTimeoutMillis: 5_000,
+  });
   pool.on('error', (err) => log.warn({ err }, 'bus pool client error'));
 
   // pg-boss runs every query through this, which lets close() see a worker's fetch still in flight.
@@ -162,6 +169,8 @@ export function createPgBossBus(options: PgBossBusOptions): Bus {
       });
     },
 
+    // Not boss.publish(): it sends to each subscribed queue with Promise.allSettled and so resolves even when
+    // nothing was stored. Here the jobs and the wake-up commit together, or publish() throws.
     async publish(event) {
       await withTx(async (tx) => {
         const { rows } = await tx.executeSql(`SELECT name FROM ${schema}.subscription WHERE event = $1`, [event.type]);
@@ -202,6 +211,7 @@ export function createPgBossBus(options: PgBossBusOptions): Bus {
       subscriptions.push(local);
     },
 
+    // pg-boss can only fetch (claim) jobs, not list them: read its job table, the DLQ queue's rows never worked.
     async deadLetters(subscription, limit = 100) {
       const { rows } = await pool.query<{ id: string; data: EventEnvelope; output: { message?: string } | null; created_on: Date }>(
         `SELECT id, data, output, created_on FROM ${schema}.job

@@ -104,7 +104,7 @@ export async function startService<C extends Contract, S extends z.ZodRawShape, 
   const config = loadConfig(name, shape, env) as unknown as z.infer<z.ZodObject<S>> & BaseConfig & Record<string, string>;
   const log = createLogger({ service: name, version: def.contract.version, level: config.LOG_LEVEL, ...(config.SERVICE_INSTANCE ? { instance: config.SERVICE_INSTANCE } : {}) });
 
-  const db = def.migrations ? createDb(config.DATABASE_URL!, { applicationName: name }) : undefined;
+  const db = def.migrations ? createDb(config.DATABASE_URL!, { applicationName: name, max: config.DB_POOL_MAX }) : undefined;
   if (db) {
     const { applied } = await migrate(db, def.migrations);
     if (applied.length) log.info({ applied }, 'migrations applied');
@@ -142,12 +142,8 @@ export async function startService<C extends Contract, S extends z.ZodRawShape, 
   const { app, setReady } = createHttpServer({ contract: def.contract, handlers: parts.routes as Handlers<Contract>, log, serviceToken: config.SERVICE_TOKEN, readiness });
   parts.extend?.(app);
 
-  await app.listen({ port: config.PORT, host: config.HOST });
-  const address = app.server.address();
-  const port = typeof address === 'object' && address ? address.port : config.PORT;
-
-  let relay: OutboxRelay | undefined;
-  if (db && bus) relay = startOutboxRelay({ db, bus, log });
+  // Consumers subscribe before this service publishes or serves anything: with pg-boss an event reaches only
+  // the queues subscribed when it is published, so subscriptions must exist before any event can be caused.
   if (bus && db) {
     for (const sub of parts.subscriptions ?? []) {
       const schemas = new Map(sub.events.map((e) => [e.type, e.data]));
@@ -165,6 +161,12 @@ export async function startService<C extends Contract, S extends z.ZodRawShape, 
       });
     }
   }
+  let relay: OutboxRelay | undefined;
+  if (db && bus) relay = startOutboxRelay({ db, bus, log });
+  await app.listen({ port: config.PORT, host: config.HOST });
+  const address = app.server.address();
+  const port = typeof address === 'object' && address ? address.port : config.PORT;
+
   const stopBackground = parts.background?.();
   setReady(true);
   log.info({ port }, `${name} ready`);
@@ -175,8 +177,9 @@ export async function startService<C extends Contract, S extends z.ZodRawShape, 
       setReady(false);
       await app.close();
       if (stopBackground) await stopBackground();
-      await bus?.close();
+      // The relay's last batch still needs the bus, so it stops first.
       await relay?.stop();
+      await bus?.close();
       await Promise.all(Object.values(clients).map((c) => c.close()));
       await db?.close();
       log.info(`${name} stopped`);

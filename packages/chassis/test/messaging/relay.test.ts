@@ -94,3 +94,32 @@ test('relay: stop() finishes the in-flight batch, and marks exactly what it publ
     await cleanup.run();
   }
 });
+
+test('relay: the LISTEN connection comes back after it is killed, and NOTIFY wakes the relay again', async () => {
+  const cleanup = cleanupStack();
+  try {
+    const db = await serviceDatabase('relaylisten', cleanup.add);
+    const fake = recordingBus();
+    // A poll far beyond the waits below: only a NOTIFY can make the relay publish in time.
+    const relay = startOutboxRelay({ db, bus: fake.bus, log: testLog, pollIntervalMs: 120_000 });
+    cleanup.add(() => relay.stop());
+    const listenerPid = async () =>
+      (await db.one<{ pid: number }>(
+        `SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'listen:simplebank_outbox'`,
+      ))?.pid;
+    const firstPid = await waitFor('the LISTEN connection', listenerPid);
+    await appendN(db, 1, 0);
+    await waitFor('the first event', () => fake.published.length === 1);
+
+    await db.query('SELECT pg_terminate_backend($1)', [firstPid]);
+    await waitFor('a new LISTEN connection', async () => {
+      const pid = await listenerPid();
+      return pid !== undefined && pid !== firstPid;
+    });
+    await appendN(db, 1, 1);
+    await waitFor('the event written after the reconnection', () => fake.published.length === 2);
+    assert.deepEqual(numbers(fake.published), [0, 1]);
+  } finally {
+    await cleanup.run();
+  }
+});
