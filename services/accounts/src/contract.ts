@@ -5,19 +5,29 @@ import { amountString, positiveAmountString, quantity, signedAmountString } from
 export const Ticker = z.string().regex(/^[A-Z][A-Z0-9.]{0,9}$/, 'must be an upper-case ticker symbol, e.g. "AAPL"');
 export const Currency = z.literal('USD');
 
-export const CashBalance = z.object({ available: signedAmountString, reserved: amountString });
-export const Position = z.object({ symbol: Ticker, quantity: z.number().int(), reserved: z.number().int() });
+/** A ticker that can be held or traded: never the cash currency, which is an asset of its own in the ledger. */
+export const TradableSymbol = Ticker.refine((s) => s !== 'USD', 'the cash currency is not a tradable symbol');
+
+/** balance = sum of the customer's cash postings; available = balance − active cash reservations. */
+export const CashBalance = z.object({ balance: signedAmountString, available: signedAmountString, reserved: amountString });
+/** quantity = sum of share postings; available = quantity − active share reservations. */
+export const Position = z.object({ symbol: Ticker, quantity: z.number().int(), reserved: z.number().int(), available: z.number().int() });
 
 export const AccountSummary = z.object({ id: z.uuid(), customerId: z.uuid(), currency: Currency, cash: CashBalance });
 export const AccountDetail = AccountSummary.extend({ positions: z.array(Position) });
 
+/**
+ * One leg of a journal entry. `ledgerAccount` is `customer:<accountId>`, `external:bank`, `exchange:clearing` or
+ * `fees:revenue`; `asset` is the currency ("USD") or a ticker; `amount` is a decimal string for cash ("-12.30")
+ * and a whole number of shares for a ticker ("-5").
+ */
 export const Posting = z.object({ ledgerAccount: z.string(), asset: z.string(), amount: z.string() });
 export const Entry = z.object({ id: z.uuid(), kind: z.string(), reference: z.string(), createdAt: z.iso.datetime(), postings: z.array(Posting) });
 
 /** A hold on cash or shares for an open order; its id is the order id, so a retried reserve is harmless. */
 export const ReservationRequest = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('cash'), accountId: z.uuid(), amount: positiveAmountString }),
-  z.object({ kind: z.literal('shares'), accountId: z.uuid(), symbol: Ticker, quantity }),
+  z.object({ kind: z.literal('shares'), accountId: z.uuid(), symbol: TradableSymbol, quantity }),
 ]);
 export const Reservation = z.object({
   id: z.uuid(),
@@ -31,12 +41,15 @@ export const Reservation = z.object({
 
 export const Settlement = z.object({
   side: z.enum(['buy', 'sell']),
-  symbol: Ticker,
+  symbol: TradableSymbol,
   quantity,
   /** Execution price per share. */
   price: positiveAmountString,
+  /** Charged to the customer on top of a buy, taken from the proceeds of a sell. */
   fee: amountString,
 });
+
+export const Deposit = z.object({ id: z.uuid(), accountId: z.uuid(), entryId: z.uuid(), amount: amountString });
 
 const scope = z.object({ customerId: z.uuid().optional() });
 const idParam = z.object({ id: z.uuid() });
@@ -64,11 +77,12 @@ export const accountsContract = defineContract({
     deposit: route({
       method: 'POST',
       path: '/accounts/:id/deposits',
+      summary: 'Deposit cash; a repeated Idempotency-Key returns the first deposit, with another amount 409 idempotency_key_reused',
       params: idParam,
       query: scope,
       headers: z.object({ 'idempotency-key': z.string().min(1).max(200) }),
       body: z.object({ amount: positiveAmountString }),
-      responses: { 201: z.object({ id: z.uuid(), amount: amountString }) },
+      responses: { 201: Deposit },
     }),
     listEntries: route({
       method: 'GET',
@@ -96,7 +110,9 @@ export const accountsContract = defineContract({
     settle: route({
       method: 'POST',
       path: '/reservations/:id/settle',
-      summary: 'Turn a hold into ledger postings for an executed trade (idempotent)',
+      summary:
+        'Turn a hold into ledger postings for an executed trade (idempotent); 409 reservation_released, reservation_mismatch, ' +
+        'or insufficient_funds / insufficient_shares when the trade needs more than the hold and the account lacks the difference',
       params: idParam,
       body: Settlement,
       responses: { 200: z.object({ id: z.uuid(), entryId: z.uuid(), status: z.literal('settled') }) },

@@ -1,0 +1,213 @@
+import { randomUUID } from 'node:crypto';
+import type { Handlers, Queryable } from '@simplebank/chassis';
+import { formatMoney, parseMoney } from '@simplebank/money';
+import { accountsContract } from './contract.ts';
+import type { AccountsContext } from './context.ts';
+import {
+  activeHolds,
+  addTombstone,
+  claimDeposit,
+  entriesFor,
+  findAccount,
+  findDepositByKey,
+  findReservation,
+  hasTombstone,
+  insertEntry,
+  insertReservation,
+  ledgerTotals,
+  listAccounts,
+  lockAccount,
+  lockReservationId,
+  setReservationReleased,
+  setReservationSettled,
+  sumsFor,
+  type AccountRow,
+  type ReservationRow,
+} from './data.ts';
+import { available } from './domain/balances.ts';
+import { depositEntry } from './domain/deposit.ts';
+import { customerLedgerAccount, formatAmount, isCurrency, netFor } from './domain/ledger.ts';
+import { checkHold, checkSettlementCover, releaseOutcome, settleDecision, type Hold } from './domain/reservations.ts';
+import { tradeEntry } from './domain/settlement.ts';
+import { openAndAnnounce } from './open-account.ts';
+import { accountNotFound, idempotencyKeyReused, ledgerRules, refused, reservationNotFound } from './problems.ts';
+import { accountDetail, accountSummary, entryView, reservationView } from './views.ts';
+
+type AccountsHandlers = Handlers<typeof accountsContract>;
+
+/** The account, if it exists and — when the caller names a customer — belongs to them; else 404 either way. */
+async function scopedAccount(q: Queryable, id: string, customerId: string | undefined): Promise<AccountRow> {
+  const account = await findAccount(q, id);
+  if (!account || (customerId !== undefined && account.customer_id !== customerId)) throw accountNotFound();
+  return account;
+}
+
+const holdOf = (r: Pick<ReservationRow, 'kind' | 'symbol' | 'amount' | 'quantity'>, currency: string): Hold =>
+  r.kind === 'cash' ? { kind: 'cash', asset: currency, amount: BigInt(r.amount!) } : { kind: 'shares', asset: r.symbol!, amount: BigInt(r.quantity!) };
+
+/** Available per asset right now (active holds subtracted), for the assets asked about. */
+async function availableNow(q: Queryable, account: AccountRow, assets: Iterable<string>): Promise<Map<string, bigint>> {
+  const [sums, holds] = await Promise.all([sumsFor(q, customerLedgerAccount(account.id)), activeHolds(q, account.id)]);
+  const result = new Map<string, bigint>();
+  for (const asset of assets) {
+    const held = isCurrency(asset) ? holds.cash : (holds.shares.get(asset) ?? 0n);
+    result.set(asset, available(sums.get(asset) ?? 0n, held));
+  }
+  return result;
+}
+
+export function accountRoutes(ctx: AccountsContext): Pick<AccountsHandlers, 'openAccount' | 'listAccounts' | 'getAccount' | 'deposit' | 'listEntries' | 'ledgerTotals'> {
+  const { db } = ctx;
+  return {
+    async openAccount({ body }) {
+      const { account, created, summary } = await db.tx(async (tx) => {
+        const opened = await openAndAnnounce(ctx, tx, body.customerId, body.currency);
+        return { ...opened, summary: await accountSummary(tx, opened.account) };
+      });
+      const headers = { location: `/accounts/${account.id}` };
+      return created ? { status: 201, body: summary, headers } : { status: 200, body: summary, headers };
+    },
+
+    async listAccounts({ query }) {
+      const accounts = await listAccounts(db, query.customerId);
+      return { status: 200, body: await Promise.all(accounts.map((a) => accountSummary(db, a))) };
+    },
+
+    async getAccount({ params, query }) {
+      const account = await scopedAccount(db, params.id, query.customerId);
+      return { status: 200, body: await accountDetail(db, account) };
+    },
+
+    async deposit({ params, query, headers, body }) {
+      const key = headers['idempotency-key'];
+      const amount = parseMoney(body.amount);
+      const result = await db.tx(async (tx) => {
+        const account = await scopedAccount(tx, params.id, query.customerId);
+        const depositId = randomUUID();
+        const entry = ledgerRules(() => depositEntry({ depositId, accountId: account.id, currency: account.currency, amount }));
+        if (!(await claimDeposit(tx, { id: depositId, accountId: account.id, key, amount }))) {
+          // A retry: answer as the first time, unless the key is being reused for something else.
+          const prior = await findDepositByKey(tx, account.id, key);
+          if (!prior) throw new Error('deposit key claimed but no deposit found');
+          if (BigInt(prior.amount) !== amount) throw idempotencyKeyReused();
+          return { id: prior.id, accountId: account.id, entryId: prior.entry_id, amount: formatMoney(BigInt(prior.amount)) };
+        }
+        const entryId = await insertEntry(tx, entry);
+        await ctx.publish(tx, accountsContract.events.FundsDeposited, {
+          subject: account.id,
+          data: { accountId: account.id, depositId, amount: formatMoney(amount) },
+        });
+        return { id: depositId, accountId: account.id, entryId, amount: formatMoney(amount) };
+      });
+      return { status: 201, body: result };
+    },
+
+    async listEntries({ params, query }) {
+      const account = await scopedAccount(db, params.id, query.customerId);
+      const entries = await entriesFor(db, customerLedgerAccount(account.id), query.limit);
+      return { status: 200, body: entries.map(entryView) };
+    },
+
+    async ledgerTotals() {
+      // One snapshot, so counts and sums describe the same ledger even while trades are being written.
+      const totals = await db.tx(async (tx) => {
+        await tx.query('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY');
+        return ledgerTotals(tx);
+      });
+      return {
+        status: 200,
+        body: { ...totals, totals: totals.totals.map((t) => ({ asset: t.asset, sum: formatAmount(t.asset, t.sum) })) },
+      };
+    },
+  };
+}
+
+export function reservationRoutes(ctx: AccountsContext): Pick<AccountsHandlers, 'reserve' | 'release' | 'settle'> {
+  const { db } = ctx;
+  return {
+    async reserve({ params, body }) {
+      return db.tx(async (tx) => {
+        await lockReservationId(tx, params.id);
+        const existing = await findReservation(tx, params.id);
+        if (existing) return { status: 200, body: reservationView(existing) };
+        // Every hold on the account queues here, so two reservations can never both spend the same cash.
+        const account = await lockAccount(tx, body.accountId);
+        if (!account) throw accountNotFound();
+        const hold: Hold = body.kind === 'cash'
+          ? { kind: 'cash', asset: account.currency, amount: parseMoney(body.amount) }
+          : { kind: 'shares', asset: body.symbol, amount: BigInt(body.quantity) };
+        const row = {
+          id: params.id,
+          accountId: account.id,
+          kind: hold.kind,
+          symbol: hold.kind === 'shares' ? hold.asset : null,
+          amount: hold.kind === 'cash' ? hold.amount : null,
+          quantity: hold.kind === 'shares' ? hold.amount : null,
+        };
+        if (await hasTombstone(tx, params.id)) {
+          // The order was compensated before this reserve arrived: record the hold as already released.
+          return { status: 200, body: reservationView(await insertReservation(tx, { ...row, status: 'released' })) };
+        }
+        const free = (await availableNow(tx, account, [hold.asset])).get(hold.asset) ?? 0n;
+        const refusal = checkHold(hold, free);
+        if (refusal) throw refused(refusal);
+        return { status: 201, body: reservationView(await insertReservation(tx, { ...row, status: 'active' })) };
+      });
+    },
+
+    async release({ params }) {
+      const status = await db.tx(async (tx) => {
+        await lockReservationId(tx, params.id);
+        const existing = await findReservation(tx, params.id);
+        const outcome = releaseOutcome(existing?.status);
+        if (outcome.release) await setReservationReleased(tx, params.id);
+        else if (outcome.status === 'unknown') await addTombstone(tx, params.id);
+        return outcome.status;
+      });
+      return { status: 200, body: { id: params.id, status } };
+    },
+
+    async settle({ params, body }) {
+      const entryId = await db.tx(async (tx) => {
+        await lockReservationId(tx, params.id);
+        const reservation = await findReservation(tx, params.id);
+        if (!reservation) {
+          if (await hasTombstone(tx, params.id)) throw refused({ code: 'reservation_released', detail: 'the order was compensated before it was reserved' });
+          throw reservationNotFound();
+        }
+        const decision = settleDecision(reservation, body);
+        if (decision.action === 'already-settled') return reservation.entry_id!;
+        if (decision.action === 'refuse') throw refused(decision.refusal);
+
+        const account = await lockAccount(tx, reservation.account_id);
+        if (!account) throw accountNotFound();
+        const trade = {
+          orderId: params.id,
+          accountId: account.id,
+          currency: account.currency,
+          side: body.side,
+          symbol: body.symbol,
+          quantity: body.quantity,
+          price: parseMoney(body.price),
+          fee: parseMoney(body.fee),
+        };
+        const entry = ledgerRules(() => tradeEntry(trade));
+        const movement = netFor(customerLedgerAccount(account.id), entry.postings);
+        const refusal = checkSettlementCover(movement, await availableNow(tx, account, movement.keys()), holdOf(reservation, account.currency));
+        if (refusal) throw refused(refusal);
+
+        const id = await insertEntry(tx, entry);
+        await setReservationSettled(tx, params.id, id);
+        await ctx.publish(tx, accountsContract.events.TradeSettled, {
+          subject: account.id,
+          correlationId: params.id,
+          data: { accountId: account.id, orderId: params.id, side: body.side, symbol: body.symbol, quantity: body.quantity, price: body.price, fee: body.fee },
+        });
+        return id;
+      });
+      return { status: 200, body: { id: params.id, entryId, status: 'settled' as const } };
+    },
+  };
+}
+
+export const routes = (ctx: AccountsContext): AccountsHandlers => ({ ...accountRoutes(ctx), ...reservationRoutes(ctx) });

@@ -1,0 +1,213 @@
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { after, before, describe, it } from 'node:test';
+import { isUpstreamError } from '@simplebank/chassis';
+import { failure, fundedAccount, startAccounts, type Harness } from './helpers.ts';
+
+let h: Harness;
+before(async () => {
+  h = await startAccounts();
+});
+after(async () => {
+  await h.stop();
+});
+
+const reserveCash = (accountId: string, amount: string, id: string = randomUUID()) =>
+  h.accounts.reserve({ params: { id }, body: { kind: 'cash', accountId, amount } });
+const reserveShares = (accountId: string, symbol: string, quantity: number, id: string = randomUUID()) =>
+  h.accounts.reserve({ params: { id }, body: { kind: 'shares', accountId, symbol, quantity } });
+const cashOf = async (accountId: string) => (await h.accounts.getAccount({ params: { id: accountId }, query: {} })).body.cash;
+const positionsOf = async (accountId: string) => (await h.accounts.getAccount({ params: { id: accountId }, query: {} })).body.positions;
+
+describe('reserve', () => {
+  it('holds cash: 201, then 200 with the same reservation for a retry', async () => {
+    const { accountId } = await fundedAccount(h, '100.00');
+    const id = randomUUID();
+    const first = await reserveCash(accountId, '40.00', id);
+    const retry = await reserveCash(accountId, '40.00', id);
+    assert.equal(first.status, 201);
+    assert.equal(retry.status, 200);
+    assert.deepEqual(retry.body, first.body);
+    assert.deepEqual(first.body, { id, accountId, kind: 'cash', symbol: null, amount: '40.00', quantity: null, status: 'active' });
+    assert.deepEqual(await cashOf(accountId), { balance: '100.00', available: '60.00', reserved: '40.00' });
+  });
+
+  it('refuses more cash than is available with 409 insufficient_funds', async () => {
+    const { accountId } = await fundedAccount(h, '100.00');
+    await reserveCash(accountId, '60.00');
+    assert.deepEqual(await failure(reserveCash(accountId, '40.01')), { status: 409, code: 'insufficient_funds' });
+    assert.equal((await reserveCash(accountId, '40.00')).status, 201);
+    assert.deepEqual(await cashOf(accountId), { balance: '100.00', available: '0.00', reserved: '100.00' });
+  });
+
+  it('refuses shares the customer does not have with 409 insufficient_shares', async () => {
+    const { accountId } = await fundedAccount(h, '100.00');
+    assert.deepEqual(await failure(reserveShares(accountId, 'AAPL', 1)), { status: 409, code: 'insufficient_shares' });
+  });
+
+  it('answers 404 account_not_found for an unknown account', async () => {
+    assert.deepEqual(await failure(reserveCash(randomUUID(), '1.00')), { status: 404, code: 'account_not_found' });
+  });
+
+  it('refuses the cash currency as a share symbol', async () => {
+    const { accountId } = await fundedAccount(h, '1.00');
+    const res = await fetch(`${h.url}/reservations/${randomUUID()}`, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ kind: 'shares', accountId, symbol: 'USD', quantity: 1 }),
+    });
+    assert.equal(res.status, 400);
+  });
+
+  it('never over-reserves under concurrency: 20 parallel holds of 10.00 on 100.00 → exactly 10 succeed', async () => {
+    const { accountId } = await fundedAccount(h, '100.00');
+    const outcomes = await Promise.all(
+      Array.from({ length: 20 }, () =>
+        reserveCash(accountId, '10.00').then(
+          (r) => r.status,
+          (err: unknown) => (isUpstreamError(err) ? err.code : 'unexpected'),
+        ),
+      ),
+    );
+    assert.equal(outcomes.filter((o) => o === 201).length, 10);
+    assert.equal(outcomes.filter((o) => o === 'insufficient_funds').length, 10);
+    assert.deepEqual(await cashOf(accountId), { balance: '100.00', available: '0.00', reserved: '100.00' });
+  });
+
+  it('concurrent retries of one reservation create it once', async () => {
+    const { accountId } = await fundedAccount(h, '100.00');
+    const id = randomUUID();
+    const results = await Promise.all(Array.from({ length: 10 }, () => reserveCash(accountId, '30.00', id)));
+    assert.deepEqual(results.map((r) => r.status).sort(), [200, 200, 200, 200, 200, 200, 200, 200, 200, 201]);
+    assert.deepEqual(await cashOf(accountId), { balance: '100.00', available: '70.00', reserved: '30.00' });
+  });
+});
+
+describe('release', () => {
+  it('is idempotent and frees the hold', async () => {
+    const { accountId } = await fundedAccount(h, '100.00');
+    const { body } = await reserveCash(accountId, '25.00');
+    const first = await h.accounts.release({ params: { id: body.id } });
+    const again = await h.accounts.release({ params: { id: body.id } });
+    assert.deepEqual(first.body, { id: body.id, status: 'released' });
+    assert.deepEqual(again.body, { id: body.id, status: 'released' });
+    assert.deepEqual(await cashOf(accountId), { balance: '100.00', available: '100.00', reserved: '0.00' });
+    // A reserve retried after the release finds the released hold and holds nothing again.
+    const retried = await reserveCash(accountId, '25.00', body.id);
+    assert.equal(retried.status, 200);
+    assert.equal(retried.body.status, 'released');
+  });
+
+  it('answers unknown for a reservation never made, and a reserve arriving later is recorded as released', async () => {
+    const { accountId } = await fundedAccount(h, '100.00');
+    const id = randomUUID();
+    assert.deepEqual((await h.accounts.release({ params: { id } })).body, { id, status: 'unknown' });
+    const late = await reserveCash(accountId, '25.00', id);
+    assert.equal(late.status, 200);
+    assert.equal(late.body.status, 'released');
+    assert.deepEqual(await cashOf(accountId), { balance: '100.00', available: '100.00', reserved: '0.00' });
+    assert.deepEqual(
+      await failure(h.accounts.settle({ params: { id }, body: { side: 'buy', symbol: 'AAPL', quantity: 1, price: '1.00', fee: '0.00' } })),
+      { status: 409, code: 'reservation_released' },
+    );
+  });
+
+  it('answers settled for a settled reservation and leaves it settled', async () => {
+    const { accountId } = await fundedAccount(h, '100.00');
+    const { body } = await reserveCash(accountId, '50.00');
+    await h.accounts.settle({ params: { id: body.id }, body: { side: 'buy', symbol: 'AAPL', quantity: 1, price: '40.00', fee: '1.00' } });
+    assert.deepEqual((await h.accounts.release({ params: { id: body.id } })).body, { id: body.id, status: 'settled' });
+    assert.deepEqual(await cashOf(accountId), { balance: '59.00', available: '59.00', reserved: '0.00' });
+  });
+});
+
+describe('settle', () => {
+  it('settles a buy then a sell: cash, positions and ledger totals add up', async () => {
+    const { accountId } = await fundedAccount(h, '1000.00');
+    const buyOrder = randomUUID();
+    await reserveCash(accountId, '600.00', buyOrder);
+
+    const buy = { side: 'buy' as const, symbol: 'AAPL', quantity: 3, price: '190.15', fee: '1.99' };
+    const settled = await h.accounts.settle({ params: { id: buyOrder }, body: buy });
+    const again = await h.accounts.settle({ params: { id: buyOrder }, body: buy });
+    assert.deepEqual(settled.body, { id: buyOrder, entryId: settled.body.entryId, status: 'settled' });
+    assert.deepEqual(again.body, settled.body, 'a repeated settle returns the same entry');
+
+    // 3 × 190.15 = 570.45, + 1.99 fee = 572.44; the rest of the 600.00 hold is no longer held.
+    assert.deepEqual(await cashOf(accountId), { balance: '427.56', available: '427.56', reserved: '0.00' });
+    assert.deepEqual(await positionsOf(accountId), [{ symbol: 'AAPL', quantity: 3, reserved: 0, available: 3 }]);
+
+    const sellOrder = randomUUID();
+    await reserveShares(accountId, 'AAPL', 2, sellOrder);
+    assert.deepEqual(await positionsOf(accountId), [{ symbol: 'AAPL', quantity: 3, reserved: 2, available: 1 }]);
+    assert.deepEqual(await failure(reserveShares(accountId, 'AAPL', 2)), { status: 409, code: 'insufficient_shares' });
+
+    await h.accounts.settle({ params: { id: sellOrder }, body: { side: 'sell', symbol: 'AAPL', quantity: 2, price: '200.00', fee: '1.00' } });
+    // + 2 × 200.00 − 1.00 = 399.00
+    assert.deepEqual(await cashOf(accountId), { balance: '826.56', available: '826.56', reserved: '0.00' });
+    assert.deepEqual(await positionsOf(accountId), [{ symbol: 'AAPL', quantity: 1, reserved: 0, available: 1 }]);
+
+    const entries = (await h.accounts.listEntries({ params: { id: accountId }, query: {} })).body;
+    assert.deepEqual(entries.map((e) => [e.kind, e.reference]), [['trade', sellOrder], ['trade', buyOrder], ['deposit', entries[2]!.reference]]);
+    const sell = entries[0]!.postings.map((p) => [p.ledgerAccount, p.asset, p.amount]).sort();
+    assert.deepEqual(sell, [
+      [`customer:${accountId}`, 'AAPL', '-2'],
+      [`customer:${accountId}`, 'USD', '399.00'],
+      ['exchange:clearing', 'AAPL', '2'],
+      ['exchange:clearing', 'USD', '-400.00'],
+      ['fees:revenue', 'USD', '1.00'],
+    ]);
+
+    const { rows } = await h.sql.query<{ envelope: { correlationId: string; data: { side: string } } }>(
+      `SELECT envelope FROM outbox WHERE type = 'accounts.TradeSettled.v1' AND subject = $1 ORDER BY seq`,
+      [accountId],
+    );
+    assert.deepEqual(
+      rows.map((r) => [r.envelope.correlationId, r.envelope.data.side]),
+      [[buyOrder, 'buy'], [sellOrder, 'sell']],
+    );
+  });
+
+  it('a buy above its hold settles only when the account has the difference available', async () => {
+    const { accountId } = await fundedAccount(h, '100.00');
+    const tight = randomUUID();
+    await reserveCash(accountId, '50.00', tight);
+    await reserveCash(accountId, '45.00'); // another open order: 5.00 stays available
+    const tooDear = { side: 'buy' as const, symbol: 'MSFT', quantity: 1, price: '55.00', fee: '0.01' };
+    assert.deepEqual(await failure(h.accounts.settle({ params: { id: tight }, body: tooDear })), { status: 409, code: 'insufficient_funds' });
+    assert.deepEqual(await cashOf(accountId), { balance: '100.00', available: '5.00', reserved: '95.00' });
+
+    await h.accounts.settle({ params: { id: tight }, body: { ...tooDear, fee: '0.00' } });
+    assert.deepEqual(await cashOf(accountId), { balance: '45.00', available: '0.00', reserved: '45.00' });
+  });
+
+  it('refuses a released reservation, a mismatched one, and an unknown one', async () => {
+    const { accountId } = await fundedAccount(h, '100.00');
+    const released = (await reserveCash(accountId, '10.00')).body.id;
+    await h.accounts.release({ params: { id: released } });
+    const buy = { side: 'buy' as const, symbol: 'AAPL', quantity: 1, price: '5.00', fee: '0.00' };
+    assert.deepEqual(await failure(h.accounts.settle({ params: { id: released }, body: buy })), { status: 409, code: 'reservation_released' });
+
+    const cash = (await reserveCash(accountId, '10.00')).body.id;
+    assert.deepEqual(await failure(h.accounts.settle({ params: { id: cash }, body: { ...buy, side: 'sell' } })), { status: 409, code: 'reservation_mismatch' });
+    assert.deepEqual(await failure(h.accounts.settle({ params: { id: randomUUID() }, body: buy })), { status: 404, code: 'reservation_not_found' });
+    assert.deepEqual(await cashOf(accountId), { balance: '100.00', available: '90.00', reserved: '10.00' });
+  });
+});
+
+// Last: it checks the whole ledger the other tests wrote.
+describe('ledgerTotals', () => {
+  it('every entry balances and every asset sums to zero', async () => {
+    const { body } = await h.accounts.ledgerTotals({});
+    assert.ok(body.entries > 10);
+    assert.ok(body.postings >= body.entries * 2);
+    assert.equal(body.unbalancedEntries, 0);
+    assert.deepEqual(body.totals, [
+      { asset: 'AAPL', sum: '0' },
+      { asset: 'MSFT', sum: '0' },
+      { asset: 'USD', sum: '0.00' },
+    ]);
+    const { rows } = await h.sql.query(`SELECT count(*)::int AS n FROM reservations WHERE status = 'active'`);
+    assert.equal(body.activeReservations, rows[0]!.n);
+  });
+});

@@ -1,0 +1,330 @@
+/**
+ * The place-order saga, orchestrated here. Each step runs inside an event handler's transaction (the chassis
+ * records the event in the inbox in the same transaction), so a step's transition, its saga_log rows and the
+ * events it publishes (outbox) commit together or not at all, and a redelivered event is skipped.
+ *
+ *   OrderSubmitted ─▶ reserve:   account check, price, fee estimate, hold at accounts ─▶ accepted (OrderAccepted)
+ *                                refused ─▶ rejected (OrderRejected)
+ *   market.OrderPlaced ─▶ placed
+ *   market.TradeExecuted ─▶ charge fee ─▶ settle hold ─▶ filled (OrderFilled)
+ *   market.OrderExpired / OrderRejected / OrderCancelled ─▶ release hold ─▶ refund fee ─▶ expired / rejected / cancelled
+ *
+ * Calls to other services are idempotent (the reservation and the charge are keyed by the order id), so a step
+ * that fails half-way is simply retried by the bus. Transitions take the order's row lock and re-check the
+ * state, so duplicate or out-of-order events are no-ops: an order fills at most once and is compensated at
+ * most once in effect.
+ */
+import { isUpstreamError, type Client, type Contract, type EventEnvelope, type Logger, type Queryable, type ServiceContext } from '@simplebank/chassis';
+import { accountsContract } from '@simplebank/accounts/contract';
+import { feesContract } from '@simplebank/fees/contract';
+import { marketDataContract } from '@simplebank/market-data/contract';
+import type { marketContract } from '@simplebank/market/contract';
+import { formatMoney, parseMoney, times } from '@simplebank/money';
+import type { z } from 'zod';
+import { ordersContract } from './contract.ts';
+import { lockOrder, findOrder, logStep, saveOrder } from './data.ts';
+import { isOrderError, type Order } from './domain/order.ts';
+import { holdsCash, maxNotional, planReservation } from './domain/reservation.ts';
+
+export const dependencies = { accounts: accountsContract, fees: feesContract, marketData: marketDataContract };
+
+export interface Clients {
+  accounts: Client<typeof accountsContract>;
+  fees: Client<typeof feesContract>;
+  marketData: Client<typeof marketDataContract>;
+}
+
+type MarketEvents = typeof marketContract.events;
+type DataOf<K extends keyof MarketEvents> = z.infer<MarketEvents[K]['data']>;
+
+/** The chassis' `ctx.publish`: appends to the outbox in the caller's transaction. */
+export type Publish = ServiceContext<unknown, Record<string, Contract>>['publish'];
+
+export interface SagaOptions {
+  clients: Clients;
+  publish: Publish;
+  log: Logger;
+  slippageBps: number;
+  /** Deliveries of OrderSubmitted before the reserve step gives up on a dependency that stays down. */
+  reserveMaxAttempts: number;
+}
+
+/** A business refusal from a dependency: the order is rejected with this reason instead of retried. */
+class Refused extends Error {
+  constructor(
+    readonly reason: string,
+    readonly step: string,
+    readonly detail: Record<string, unknown>,
+  ) {
+    super(reason);
+    this.name = 'Refused';
+  }
+}
+
+/**
+ * Worth retrying: the dependency did not answer, answered 5xx/408/429, or answered something we cannot read.
+ * Anything that is not an upstream error (our database, a bug) is retried too; the dead-letter queue catches
+ * what never succeeds.
+ */
+export function isTransient(err: unknown): boolean {
+  if (!isUpstreamError(err)) return true;
+  if (err.kind !== 'http') return true;
+  const status = err.status ?? 500;
+  return status >= 500 || status === 408 || status === 429;
+}
+
+const upstreamDetail = (err: unknown): Record<string, unknown> =>
+  isUpstreamError(err)
+    ? { service: err.service, operation: err.operation, kind: err.kind, status: err.status ?? null, code: err.code }
+    : { error: err instanceof Error ? err.message : String(err) };
+
+export function createSaga(options: SagaOptions) {
+  const { clients, publish, log } = options;
+  const ev = ordersContract.events;
+
+  const ref = (o: Order) => ({ orderId: o.id, accountId: o.state.accountId });
+  const subject = (o: Order) => ({ subject: o.id, correlationId: o.id });
+
+  async function reject(tx: Queryable, order: Order, reason: string): Promise<void> {
+    order.reject(reason, new Date());
+    await saveOrder(tx, order);
+    await logStep(tx, order.id, 'reject', 'ok', { reason });
+    await publish(tx, ev.OrderRejected, { ...subject(order), data: { ...ref(order), customerId: order.state.customerId, reason } });
+  }
+
+  /** Release is idempotent at accounts and a no-op for an unknown hold, so it is always safe to call. */
+  async function release(tx: Queryable, order: Order, why: string): Promise<'released' | 'settled' | 'unknown'> {
+    const res = await clients.accounts.release({ params: { id: order.id } });
+    await logStep(tx, order.id, 'release', res.body.status === 'settled' ? 'failed' : 'ok', { status: res.body.status, why });
+    return res.body.status;
+  }
+
+  /** Asks the dependencies for what the reservation needs and makes it; throws Refused on a business "no". */
+  async function reserveAtAccounts(tx: Queryable, order: Order): Promise<void> {
+    const s = order.state;
+
+    // The gateway vouches for the customer, not for the account in the request body: make sure it is theirs.
+    try {
+      await clients.accounts.getAccount({ params: { id: s.accountId }, query: { customerId: s.customerId } });
+    } catch (err) {
+      if (isUpstreamError(err) && err.status === 404) throw new Refused('unknown account', 'check_account', upstreamDetail(err));
+      throw err;
+    }
+
+    let price: bigint;
+    try {
+      const res = await clients.marketData.getPrice({ params: { symbol: s.symbol } });
+      price = parseMoney(res.body.price);
+    } catch (err) {
+      if (isUpstreamError(err) && err.status === 404) throw new Refused('unknown symbol', 'price', upstreamDetail(err));
+      throw err;
+    }
+    await logStep(tx, order.id, 'price', 'ok', { price: formatMoney(price) });
+
+    let feeEstimate: bigint | undefined;
+    if (holdsCash(s)) {
+      const notional = maxNotional(s, price, options.slippageBps);
+      const quote = await clients.fees.quote({ body: { notional: formatMoney(notional) } });
+      feeEstimate = parseMoney(quote.body.fee);
+      await logStep(tx, order.id, 'fee_quote', 'ok', { notional: formatMoney(notional), fee: quote.body.fee });
+    }
+
+    const plan = planReservation(s, { marketPrice: price, slippageBps: options.slippageBps, ...(feeEstimate !== undefined ? { feeEstimate } : {}) });
+    const body =
+      plan.kind === 'cash'
+        ? { kind: 'cash' as const, accountId: plan.accountId, amount: formatMoney(plan.amount) }
+        : { kind: 'shares' as const, accountId: plan.accountId, symbol: plan.symbol, quantity: plan.quantity };
+    try {
+      // Reservation id = order id: a retried reserve finds the hold it already made.
+      await clients.accounts.reserve({ params: { id: order.id }, body });
+    } catch (err) {
+      if (isUpstreamError(err) && err.status === 409) {
+        if (err.code === 'insufficient_funds') throw new Refused('insufficient funds', 'reserve', upstreamDetail(err));
+        if (err.code === 'insufficient_shares') throw new Refused('insufficient shares', 'reserve', upstreamDetail(err));
+      }
+      throw err;
+    }
+    await logStep(tx, order.id, 'reserve', 'ok', body);
+  }
+
+  return {
+    /** Step 1 (orders.OrderSubmitted): reserve, then pending → accepted; or → rejected. */
+    async reserve(orderId: string, tx: Queryable, attempt: number): Promise<void> {
+      // Read without the row lock: the calls below take a while, and a customer's cancel must not wait for them.
+      const current = await findOrder(tx, orderId);
+      if (!current) {
+        log.error({ orderId }, 'OrderSubmitted for an unknown order');
+        return;
+      }
+      if (current.status !== 'pending') {
+        // Cancelled (or otherwise ended) before this step ran, perhaps after an earlier attempt reached
+        // accounts: release whatever that attempt may have held. A no-op when nothing was held.
+        if (!current.isFinal || current.status === 'filled') return;
+        await release(tx, current, `order ${current.status} before it was reserved`);
+        return;
+      }
+
+      let refusal: Refused | undefined;
+      try {
+        await reserveAtAccounts(tx, current);
+      } catch (err) {
+        if (err instanceof Refused) {
+          refusal = err;
+        } else if (isTransient(err) && attempt < options.reserveMaxAttempts) {
+          throw err; // the bus logs it and redelivers with backoff; every call above is safe to repeat
+        } else {
+          // Out of attempts, or a refusal we have no better words for: end the order rather than leave it
+          // pending forever. Release first in case an earlier attempt's hold landed (throws if accounts is
+          // still down: then the event is dead-lettered and an operator replays it).
+          log.error({ err, orderId, attempt }, 'reserve step failed for good; rejecting the order');
+          await release(tx, current, 'reserve step gave up');
+          const reason = isTransient(err) ? 'could not reserve: a service is unavailable' : `could not reserve (${isUpstreamError(err) ? err.code : 'error'})`;
+          refusal = new Refused(reason, 'reserve', { ...upstreamDetail(err), attempt });
+        }
+      }
+
+      const order = await lockOrder(tx, orderId);
+      if (!order) throw new Error(`order ${orderId} vanished`);
+      if (refusal) {
+        await logStep(tx, orderId, refusal.step, 'failed', { reason: refusal.reason, ...refusal.detail });
+        if (order.status === 'pending') await reject(tx, order, refusal.reason);
+        return;
+      }
+      if (order.status !== 'pending') {
+        // The customer cancelled while we were reserving: give the hold back instead of going on.
+        await release(tx, order, `order ${order.status} while reserving`);
+        return;
+      }
+      order.accept(new Date());
+      await saveOrder(tx, order);
+      await logStep(tx, orderId, 'accept', 'ok');
+      const s = order.state;
+      await publish(tx, ev.OrderAccepted, {
+        ...subject(order),
+        data: {
+          ...ref(order),
+          customerId: s.customerId,
+          symbol: s.symbol,
+          side: s.side,
+          quantity: s.quantity,
+          type: s.type,
+          limitPrice: s.limitPrice === null ? null : formatMoney(s.limitPrice),
+        },
+      });
+    },
+
+    /** market.OrderPlaced: accepted → placed. Late or repeated deliveries (order moved on) are ignored. */
+    async placed(data: DataOf<'OrderPlaced'>, tx: Queryable): Promise<void> {
+      const order = await lockOrder(tx, data.orderId);
+      if (!order) return void log.warn({ orderId: data.orderId }, 'OrderPlaced for an unknown order');
+      if (order.status !== 'accepted') {
+        await logStep(tx, order.id, 'place', 'skipped', { status: order.status });
+        return;
+      }
+      order.place(new Date());
+      await saveOrder(tx, order);
+      await logStep(tx, order.id, 'place', 'ok', { expiresAt: data.expiresAt });
+    },
+
+    /** market.TradeExecuted: charge the fee, settle the hold, → filled. At most once per order. */
+    async executed(data: DataOf<'TradeExecuted'>, tx: Queryable, event: EventEnvelope): Promise<void> {
+      const order = await lockOrder(tx, data.orderId);
+      if (!order) return void log.warn({ orderId: data.orderId }, 'TradeExecuted for an unknown order');
+      const detail = { price: data.price, quantity: data.quantity, eventId: event.id };
+      if (order.status === 'filled') {
+        await logStep(tx, order.id, 'fill', 'skipped', { ...detail, why: 'already filled' });
+        return;
+      }
+      if (order.isFinal) {
+        // The exchange says it traded an order we already compensated: nothing safe to do automatically.
+        log.error({ orderId: order.id, status: order.status, ...detail }, 'trade executed for an order that already ended; needs an operator');
+        await logStep(tx, order.id, 'fill', 'failed', { ...detail, why: `order is ${order.status}` });
+        return;
+      }
+      if (order.status === 'pending') {
+        // Cannot happen (the market learns of an order only once it is accepted); retry rather than guess.
+        throw new Error(`TradeExecuted for order ${order.id} that is still pending`);
+      }
+      const now = new Date();
+      // OrderPlaced may arrive after the trade (no ordering across events): the trade implies it.
+      if (order.status === 'accepted') order.place(now);
+
+      const s = order.state;
+      const price = parseMoney(data.price);
+      try {
+        order.checkFill(data.quantity, price);
+      } catch (err) {
+        if (!isOrderError(err)) throw err;
+        // A retry cannot fix a malformed execution, and charging or settling it would corrupt the ledger.
+        log.error({ orderId: order.id, ...detail, err }, 'execution does not fit the order; needs an operator');
+        await logStep(tx, order.id, 'fill', 'failed', { ...detail, why: err.message });
+        return;
+      }
+      const notional = times(price, data.quantity);
+      const charge = await clients.fees.charge({ params: { orderId: order.id }, body: { accountId: s.accountId, notional: formatMoney(notional) } });
+      await logStep(tx, order.id, 'charge_fee', 'ok', { notional: charge.body.notional, fee: charge.body.fee });
+      const fee = parseMoney(charge.body.fee);
+
+      const settled = await clients.accounts.settle({
+        params: { id: order.id },
+        body: { side: s.side, symbol: s.symbol, quantity: data.quantity, price: data.price, fee: charge.body.fee },
+      });
+      await logStep(tx, order.id, 'settle', 'ok', { entryId: settled.body.entryId });
+
+      order.fill({ quantity: data.quantity, price, fee }, now);
+      await saveOrder(tx, order);
+      await logStep(tx, order.id, 'fill', 'ok', detail);
+      await publish(tx, ev.OrderFilled, {
+        ...subject(order),
+        data: { ...ref(order), customerId: s.customerId, symbol: s.symbol, side: s.side, quantity: data.quantity, averagePrice: data.price, fee: charge.body.fee },
+      });
+    },
+
+    /** market.OrderExpired / OrderRejected / OrderCancelled: compensate (release, refund) and end the order. */
+    async ended(outcome: 'expired' | 'rejected' | 'cancelled', data: { orderId: string; reason?: string }, tx: Queryable): Promise<void> {
+      const order = await lockOrder(tx, data.orderId);
+      if (!order) return void log.warn({ orderId: data.orderId, outcome }, 'market outcome for an unknown order');
+      const step = { expired: 'expire', rejected: 'reject', cancelled: 'cancel' }[outcome];
+      if (order.isFinal || order.status === 'pending') {
+        // Already compensated (a repeat), or it filled first; a pending order was never sent to the market.
+        await logStep(tx, order.id, step, 'skipped', { status: order.status });
+        return;
+      }
+
+      const released = await release(tx, order, `market: ${outcome}`);
+      if (released === 'settled') {
+        // The hold was turned into a trade: the execution wins, and its TradeExecuted fills the order.
+        log.error({ orderId: order.id, outcome }, 'market ended an order whose reservation is already settled; not compensating');
+        return;
+      }
+      try {
+        const refund = await clients.fees.refund({ params: { orderId: order.id } });
+        await logStep(tx, order.id, 'refund_fee', 'ok', { fee: refund.body.fee });
+      } catch (err) {
+        if (!(isUpstreamError(err) && err.status === 404)) throw err;
+        await logStep(tx, order.id, 'refund_fee', 'skipped', { why: 'nothing was charged' });
+      }
+
+      const now = new Date();
+      const s = order.state;
+      const base = { ...subject(order) };
+      if (outcome === 'expired') {
+        order.expire(now);
+        await saveOrder(tx, order);
+        await publish(tx, ev.OrderExpired, { ...base, data: { ...ref(order), customerId: s.customerId } });
+      } else if (outcome === 'rejected') {
+        const reason = data.reason ?? 'rejected by the exchange';
+        order.reject(reason, now);
+        await saveOrder(tx, order);
+        await publish(tx, ev.OrderRejected, { ...base, data: { ...ref(order), customerId: s.customerId, reason } });
+      } else {
+        order.cancel(now);
+        await saveOrder(tx, order);
+        await publish(tx, ev.OrderCancelled, { ...base, data: { ...ref(order), customerId: s.customerId } });
+      }
+      await logStep(tx, order.id, step, 'ok', data.reason ? { reason: data.reason } : undefined);
+    },
+  };
+}
+
+export type Saga = ReturnType<typeof createSaga>;

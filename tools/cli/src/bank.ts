@@ -1,0 +1,232 @@
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { REPO_ROOT, defaultDataDir, lockDataDir, serviceToken } from './datadir.ts';
+import { createFormatter } from './logs.ts';
+import { freePorts, portFree } from './ports.ts';
+import { DEFAULT_PG_PORT, createDatabases, databaseUrl, dropDatabases, ensurePostgres, redactUrl, type PostgresServer } from './postgres.ts';
+import { BUS_DATABASE, HOST, SERVICES, SERVICE_NAMES, serviceInfo, type ServiceName } from './services.ts';
+import { Supervisor, type ServiceSpec, type SupervisorOptions } from './supervisor.ts';
+
+/**
+ * Runs the whole bank: a PostgreSQL (embedded or yours), one database per service plus the bus's,
+ * then every service as a supervised child process, and waits until all of them are ready.
+ * Options fall back to env (SIMPLEBANK_DATA_DIR, SIMPLEBANK_DATABASE_URL, SIMPLEBANK_PG_PORT, BUS_URL),
+ * then to the defaults of `npm start`.
+ */
+
+export interface StartBankOptions {
+  /** Holds the embedded cluster, the service token and the lock. Default `<repo>/.simplebank`. */
+  dataDir?: string;
+  /** `default`: 8080…8086. `random`: free ports, for tests running side by side. */
+  ports?: 'default' | 'random';
+  /** An existing server (`postgres://postgres@127.0.0.1:5432/postgres`) instead of the embedded one. */
+  databaseUrl?: string;
+  /** Prepended to every database name, so parallel runs on one server don't collide. [a-z0-9_]. */
+  databasePrefix?: string;
+  /** Embedded server port (default 5433). */
+  pgPort?: number;
+  /** Default: the bus database on the same server (pg-boss). `nats://…` for JetStream. */
+  busUrl?: string;
+  /** Extra env for every service (the parent's env is passed through as well). */
+  env?: Record<string, string>;
+  /** Extra env for one service, applied last. */
+  serviceEnv?: Partial<Record<ServiceName, Record<string, string>>>;
+  /** Which services to run (default: every one whose services/<name>/src/main.ts exists). */
+  services?: ServiceName[];
+  /** Print nothing: neither progress nor service logs (they are still kept: supervisor.logs()). */
+  quiet?: boolean;
+  /** Service log lines as raw JSON instead of the readable form. */
+  json?: boolean;
+  /** Where progress and log lines go (default stdout). */
+  write?: (line: string) => void;
+  readyTimeoutMs?: number;
+  supervisor?: Pick<SupervisorOptions, 'backoff' | 'stopTimeoutMs' | 'healthPollMs'>;
+  /** Abort start-up (e.g. Ctrl-C while waiting): everything started so far is stopped. */
+  signal?: AbortSignal;
+  /** The script a service runs (default `<repo>/services/<name>/src/main.ts`); for testing the runner itself. */
+  entry?: (service: ServiceName) => string;
+}
+
+export interface Bank {
+  /** Base URL of every service, including ones not running (peers are told all of them). */
+  urls: Record<ServiceName, string>;
+  gatewayUrl: string;
+  /** The shared service credential (for tests calling service-only routes). Never print it. */
+  serviceToken: string;
+  /** Each running stateful service's database URL (with credentials), e.g. to check invariants. */
+  databaseUrls: Partial<Record<ServiceName, string>>;
+  busUrl: string;
+  /** Admin URL of the server the databases live on. */
+  serverUrl: string;
+  dataDir: string;
+  services: ServiceName[];
+  supervisor: Supervisor;
+  /** Services first (graceful, then SIGKILL after the grace), then an embedded PostgreSQL. Idempotent. */
+  stop(options?: { dropDatabases?: boolean }): Promise<void>;
+}
+
+const GUARD = pathToFileURL(path.join(REPO_ROOT, 'tools/cli/src/child-guard.ts')).href;
+
+export async function startBank(options: StartBankOptions = {}): Promise<Bank> {
+  const env = process.env;
+  const dataDir = path.resolve(options.dataDir ?? env.SIMPLEBANK_DATA_DIR ?? defaultDataDir());
+  const externalUrl = options.databaseUrl ?? (env.SIMPLEBANK_DATABASE_URL || undefined);
+  const prefix = options.databasePrefix ?? '';
+  if (!/^[a-z0-9_]*$/.test(prefix)) throw new Error(`databasePrefix must match [a-z0-9_]*: ${JSON.stringify(prefix)}`);
+  const write = options.quiet ? () => {} : (options.write ?? ((line: string) => process.stdout.write(`${line}\n`)));
+  const say = (msg: string) => write(`[simplebank] ${msg}`);
+  const entry = options.entry ?? ((name: ServiceName) => path.join(REPO_ROOT, 'services', name, 'src', 'main.ts'));
+  const services = chooseServices(options.services, entry, say);
+
+  const ports = await choosePorts(options.ports ?? 'default', services);
+  const urls = Object.fromEntries(SERVICES.map((s) => [s.name, `http://${HOST}:${ports[s.name]}`])) as Record<ServiceName, string>;
+
+  const cleanup: Array<() => Promise<void>> = [];
+  const undo = async () => {
+    for (const fn of cleanup.reverse()) await fn().catch(() => {});
+  };
+  try {
+    cleanup.push(await lockDataDir(dataDir));
+    const token = await serviceToken(dataDir);
+    abortIfAsked(options.signal);
+
+    say(externalUrl ? `using PostgreSQL at ${redactUrl(externalUrl)}` : `starting embedded PostgreSQL (data in ${dataDir})`);
+    const pgPort = options.pgPort ?? (env.SIMPLEBANK_PG_PORT ? Number(env.SIMPLEBANK_PG_PORT) : DEFAULT_PG_PORT);
+    const server: PostgresServer = await ensurePostgres({ dataDir, port: pgPort, log: say, ...(externalUrl ? { databaseUrl: externalUrl } : {}) });
+    cleanup.push(() => server.stop());
+    abortIfAsked(options.signal);
+
+    const dbNames: Partial<Record<ServiceName, string>> = {};
+    for (const name of services) {
+      const db = serviceInfo(name).database;
+      if (db) dbNames[name] = `${prefix}${db}`;
+    }
+    const busDb = `${prefix}${BUS_DATABASE}`;
+    const allDbs = [...Object.values(dbNames), busDb];
+    const created = await createDatabases(server.url, allDbs);
+    if (created.length > 0) say(`created databases: ${created.join(', ')}`);
+    const databaseUrls = Object.fromEntries(Object.entries(dbNames).map(([s, db]) => [s, databaseUrl(server.url, db)])) as Partial<Record<ServiceName, string>>;
+    const busUrl = options.busUrl ?? (env.BUS_URL || databaseUrl(server.url, busDb));
+
+    const formatter = createFormatter({ names: services, json: options.json ?? false, colour: !options.write && process.stdout.isTTY === true && !env.NO_COLOR });
+    const supervisor = new Supervisor(
+      services.map((name) => specFor(name, { urls, ports, token, busUrl, databaseUrls, options, entry: entry(name) })),
+      { ...options.supervisor, onLine: (service, stream, line) => write(formatter(service, stream, line)) },
+    );
+    cleanup.push(() => supervisor.stop());
+    supervisor.start();
+    say(`starting ${services.join(', ')}`);
+    await waitUntilReady(supervisor, services, options.readyTimeoutMs ?? 60_000, options.signal);
+
+    let stopping: Promise<void> | undefined;
+    return {
+      urls,
+      gatewayUrl: urls.gateway,
+      serviceToken: token,
+      databaseUrls,
+      busUrl,
+      serverUrl: server.url,
+      dataDir,
+      services,
+      supervisor,
+      stop(stopOptions = {}) {
+        stopping ??= (async () => {
+          await supervisor.stop();
+          if (stopOptions.dropDatabases) await dropDatabases(server.url, allDbs).catch(() => {});
+          await undo();
+        })();
+        return stopping;
+      },
+    };
+  } catch (err) {
+    await undo();
+    throw err;
+  }
+}
+
+function chooseServices(requested: ServiceName[] | undefined, entry: (name: ServiceName) => string, say: (m: string) => void): ServiceName[] {
+  const present = (name: ServiceName) => existsSync(entry(name));
+  if (requested) {
+    requested.forEach(serviceInfo);
+    const missing = requested.filter((n) => !present(n));
+    if (missing.length > 0) throw new Error(`not built yet (no ${path.relative(REPO_ROOT, entry(missing[0]!))}): ${missing.join(', ')}`);
+    return [...new Set(requested)];
+  }
+  const found = SERVICE_NAMES.filter(present);
+  const missing = SERVICE_NAMES.filter((n) => !present(n));
+  if (missing.length > 0) say(`not built yet, skipping: ${missing.join(', ')}`);
+  if (found.length === 0) throw new Error('no service found under services/*/src/main.ts');
+  return found;
+}
+
+async function choosePorts(mode: 'default' | 'random', services: ServiceName[]): Promise<Record<ServiceName, number>> {
+  if (mode === 'random') {
+    const free = await freePorts(SERVICES.length);
+    return Object.fromEntries(SERVICES.map((s, i) => [s.name, free[i]!])) as Record<ServiceName, number>;
+  }
+  const ports = Object.fromEntries(SERVICES.map((s) => [s.name, s.port])) as Record<ServiceName, number>;
+  // A taken port would only show as a crash loop; say which and why up front.
+  const busy: string[] = [];
+  for (const name of services) if (!(await portFree(ports[name], HOST))) busy.push(`${name} (${ports[name]})`);
+  if (busy.length > 0) throw new Error(`ports already in use: ${busy.join(', ')}; is another SimpleBank running? (or use ports: 'random')`);
+  return ports;
+}
+
+interface SpecContext {
+  urls: Record<ServiceName, string>;
+  ports: Record<ServiceName, number>;
+  token: string;
+  busUrl: string;
+  databaseUrls: Partial<Record<ServiceName, string>>;
+  options: StartBankOptions;
+  entry: string;
+}
+
+function specFor(name: ServiceName, ctx: SpecContext): ServiceSpec {
+  const env: Record<string, string | undefined> = { ...process.env, ...ctx.options.env };
+  // Set by `node --test` in test files; a child that inherits it would think it is a test runner child.
+  delete env.NODE_TEST_CONTEXT;
+  // The parent's own DATABASE_URL must not leak into a stateless service.
+  delete env.DATABASE_URL;
+  for (const s of SERVICES) env[s.urlEnv] = ctx.urls[s.name];
+  Object.assign(env, {
+    PORT: String(ctx.ports[name]),
+    HOST,
+    BUS_URL: ctx.busUrl,
+    SERVICE_TOKEN: ctx.token,
+    ...(ctx.databaseUrls[name] ? { DATABASE_URL: ctx.databaseUrls[name] } : {}),
+    ...ctx.options.serviceEnv?.[name],
+  });
+  return {
+    name,
+    command: process.execPath,
+    args: ['--import', 'tsx', '--import', GUARD, path.relative(REPO_ROOT, ctx.entry)],
+    cwd: REPO_ROOT,
+    env,
+    readyUrl: `${ctx.urls[name]}/health/ready`,
+  };
+}
+
+async function waitUntilReady(supervisor: Supervisor, services: ServiceName[], timeoutMs: number, signal: AbortSignal | undefined): Promise<void> {
+  const aborted = new Promise<never>((_, reject) => {
+    if (!signal) return;
+    const onAbort = () => reject(new Error('start-up aborted'));
+    if (signal.aborted) onAbort();
+    else signal.addEventListener('abort', onAbort, { once: true });
+  });
+  aborted.catch(() => {});
+  const results = await Promise.race([Promise.allSettled(services.map((s) => supervisor.waitFor(s, 'ready', timeoutMs))), aborted]);
+  const failed = services.filter((_, i) => results[i]!.status === 'rejected');
+  if (failed.length === 0) return;
+  const details = failed.map((name) => {
+    const s = supervisor.get(name);
+    const logs = supervisor.logs(name).slice(-15).map((l) => `    ${l}`).join('\n') || '    (no output)';
+    return `  ${name}: ${s.state}, restarts ${s.restarts}${s.lastExit ? `, last exit ${s.lastExit.signal ?? `code ${s.lastExit.code}`}` : ''}\n${logs}`;
+  });
+  throw new Error(`not ready after ${Math.round(timeoutMs / 1000)} s: ${failed.join(', ')}\n${details.join('\n')}`);
+}
+
+function abortIfAsked(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw new Error('start-up aborted');
+}

@@ -1,0 +1,140 @@
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { after, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+import { startBank, type Bank, type StartBankOptions } from '../src/bank.ts';
+import { freePorts } from '../src/ports.ts';
+import { dropDatabases } from '../src/postgres.ts';
+import { SERVICES, SERVICE_NAMES, type ServiceName } from '../src/services.ts';
+
+// The runner's own wiring, with a fake service standing in for every real one (the real bank is the e2e suite's).
+const here = path.dirname(fileURLToPath(import.meta.url));
+const FAKE = path.join(here, 'fixtures', 'fake-service.ts');
+const EXTERNAL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+
+const dirs: string[] = [];
+const banks: Bank[] = [];
+after(async () => {
+  await Promise.all(banks.map((b) => b.stop({ dropDatabases: true })));
+  for (const d of dirs) await rm(d, { recursive: true, force: true });
+});
+
+async function tempDir(): Promise<string> {
+  const d = await mkdtemp(path.join(os.tmpdir(), 'simplebank-cli-bank-'));
+  dirs.push(d);
+  return d;
+}
+
+async function start(options: StartBankOptions): Promise<Bank> {
+  const bank = await startBank({ ports: 'random', quiet: true, entry: () => FAKE, ...options });
+  banks.push(bank);
+  return bank;
+}
+
+async function envOf(bank: Bank, name: ServiceName): Promise<Record<string, string | undefined>> {
+  const res = await fetch(`${bank.urls[name]}/env`);
+  return (await res.json()) as Record<string, string | undefined>;
+}
+
+async function databases(serverUrl: string, like: string): Promise<string[]> {
+  const c = new pg.Client({ connectionString: serverUrl });
+  await c.connect();
+  try {
+    const { rows } = await c.query<{ datname: string }>('SELECT datname FROM pg_database WHERE datname LIKE $1 ORDER BY 1', [like]);
+    return rows.map((r) => r.datname);
+  } finally {
+    await c.end();
+  }
+}
+
+describe('startBank', () => {
+  test('embedded: every service gets its port, database, the bus, its peers and the shared token; restarts keep them', async () => {
+    const dataDir = await tempDir();
+    const [pgPort] = await freePorts(1);
+    const bank = await start({ dataDir, pgPort: pgPort!, env: { EXTRA: 'for-all' }, serviceEnv: { fees: { ONLY_HERE: 'yes' } } });
+    assert.deepEqual(bank.services, SERVICE_NAMES);
+    assert.deepEqual(bank.supervisor.status().map((s) => s.state), SERVICE_NAMES.map(() => 'ready'));
+    assert.equal(new Set(Object.values(bank.urls)).size, SERVICES.length, 'distinct ports');
+    assert.equal(bank.gatewayUrl, bank.urls.gateway);
+
+    for (const name of SERVICE_NAMES) {
+      const env = await envOf(bank, name);
+      assert.equal(`http://${env.HOST}:${env.PORT}`, bank.urls[name]);
+      assert.equal(env.DATABASE_URL, bank.databaseUrls[name]);
+      assert.equal(env.BUS_URL, bank.busUrl);
+      assert.equal(env.SERVICE_TOKEN, bank.serviceToken);
+      assert.equal(env.NODE_TEST_CONTEXT, undefined, 'the test runner marker is not passed on');
+      assert.equal(env.EXTRA, 'for-all');
+      assert.equal(env.ONLY_HERE, name === 'fees' ? 'yes' : undefined);
+      for (const s of SERVICES) assert.equal(env[s.urlEnv], bank.urls[s.name]);
+    }
+    assert.equal(bank.databaseUrls.gateway, undefined, 'the gateway is stateless');
+    assert.match(bank.busUrl, /\/simplebank_bus$/);
+    assert.deepEqual(await databases(bank.serverUrl, 'simplebank_%'), [
+      'simplebank_accounts', 'simplebank_bus', 'simplebank_customers', 'simplebank_fees', 'simplebank_market', 'simplebank_market_data', 'simplebank_orders',
+    ]);
+
+    await assert.rejects(start({ dataDir, pgPort: pgPort! }), /already running/);
+
+    const { serviceToken, serverUrl } = bank;
+    const pids = bank.supervisor.status().map((s) => s.pid!);
+    await bank.stop();
+    assert.ok(!existsSync(path.join(dataDir, 'cli.pid')), 'lock released');
+    pids.forEach((pid) => assert.throws(() => process.kill(pid, 0)));
+
+    const again = await start({ dataDir, pgPort: pgPort!, services: ['accounts'] });
+    assert.equal(again.serviceToken, serviceToken, 'the token survives a restart');
+    assert.equal(again.serverUrl, serverUrl);
+    assert.equal((await envOf(again, 'accounts')).SERVICE_TOKEN, serviceToken);
+    await again.stop();
+  });
+
+  test('external server: databases carry the prefix and can be dropped on stop', async (t) => {
+    const reachable = await databases(EXTERNAL, 'x').then(() => true, () => false);
+    if (!reachable) return t.skip('no PostgreSQL on 127.0.0.1:5432');
+    const prefix = `t${Math.random().toString(36).slice(2, 8)}_`;
+    const bank = await start({ dataDir: await tempDir(), databaseUrl: EXTERNAL, databasePrefix: prefix, services: ['gateway', 'accounts'] });
+    assert.equal(bank.serverUrl, EXTERNAL);
+    assert.match(bank.databaseUrls.accounts!, new RegExp(`/${prefix}simplebank_accounts$`));
+    assert.match(bank.busUrl, new RegExp(`/${prefix}simplebank_bus$`));
+    assert.deepEqual(await databases(EXTERNAL, `${prefix}%`), [`${prefix}simplebank_accounts`, `${prefix}simplebank_bus`]);
+    await bank.stop({ dropDatabases: true });
+    assert.deepEqual(await databases(EXTERNAL, `${prefix}%`), []);
+  });
+
+  test('services that never become ready are named, with the tail of their logs, and nothing is left running', async (t) => {
+    const reachable = await databases(EXTERNAL, 'x').then(() => true, () => false);
+    if (!reachable) return t.skip('no PostgreSQL on 127.0.0.1:5432');
+    const dataDir = await tempDir();
+    const prefix = `t${Math.random().toString(36).slice(2, 8)}_`;
+    const lines: string[] = [];
+    let error: Error | undefined;
+    try {
+      await startBank({
+        dataDir, ports: 'random', write: (l) => lines.push(l), json: true, entry: () => FAKE, databaseUrl: EXTERNAL, databasePrefix: prefix,
+        services: ['fees', 'market'], serviceEnv: { market: { NOT_READY: '1' } }, readyTimeoutMs: 2_000,
+        supervisor: { healthPollMs: 100 },
+      });
+    } catch (err) {
+      error = err as Error;
+    }
+    assert.ok(error, 'start-up fails');
+    assert.match(error.message, /^not ready after 2 s: market\n/);
+    assert.match(error.message, /market: starting, restarts 0\n.*fake service listening/);
+    assert.ok(!existsSync(path.join(dataDir, 'cli.pid')), 'lock released');
+    const ports = lines.flatMap((l) => (l.startsWith('{') ? [(JSON.parse(l) as { port: number }).port] : []));
+    assert.equal(ports.length, 2, 'both services ran');
+    for (const port of ports) await assert.rejects(fetch(`http://127.0.0.1:${port}/health/live`), 'stopped');
+    await dropDatabases(EXTERNAL, ['fees', 'market', 'bus'].map((n) => `${prefix}simplebank_${n}`));
+  });
+
+  test('rejects what it cannot run before starting anything', async () => {
+    await assert.rejects(startBank({ quiet: true, databasePrefix: 'Bad-Prefix' }), /databasePrefix/);
+    await assert.rejects(startBank({ quiet: true, services: ['nope' as ServiceName] }), /unknown service: nope/);
+    await assert.rejects(startBank({ quiet: true, services: ['fees'], entry: () => '/nonexistent/main.ts' }), /not built yet/);
+  });
+});
