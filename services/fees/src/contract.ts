@@ -32,10 +32,12 @@ export const feesContract = defineContract({
     charge: route({
       method: 'PUT',
       path: '/charges/:orderId',
-      summary: 'Charge the fee for an executed order (idempotent per order)',
+      summary: 'Charge the fee for an executed order; idempotent per order (a repeat answers 200 with the first charge, other terms 409)',
       params: z.object({ orderId: z.uuid() }),
       body: z.object({ accountId: z.uuid(), notional: amountString }),
       responses: { 200: Charge, 201: Charge },
+      // Moves money: only other services (orders) may call it, never a client that reached the network.
+      auth: 'service',
     }),
     refund: route({
       method: 'POST',
@@ -44,6 +46,7 @@ export const feesContract = defineContract({
       params: z.object({ orderId: z.uuid() }),
       responses: { 200: Charge },
       idempotent: true,
+      auth: 'service',
     }),
     getCharge: route({ method: 'GET', path: '/charges/:orderId', params: z.object({ orderId: z.uuid() }), responses: { 200: Charge } }),
   },
