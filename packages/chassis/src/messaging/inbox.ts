@@ -13,6 +13,10 @@ export type InboxHandler = (event: EventEnvelope, tx: Queryable, delivery: Deliv
  *
  * `consumer` names the effect, usually the subscription name; two handlers of one service reacting to the
  * same event need different names.
+ *
+ * The memory is bounded: the outbox relay deletes inbox rows older than its inboxRetentionMs (7 days by default,
+ * see retention.ts), so a redelivery of an event handled longer ago than that is not recognised and is handled
+ * again.
  */
 export function idempotentHandler(db: Db, consumer: string, fn: InboxHandler): EventHandler {
   return (event, delivery) =>

@@ -1,7 +1,13 @@
 export { createEnvelope, type EventEnvelope, type NewEvent } from './envelope.ts';
-export type { Bus, DeadLetter, Delivery, EventHandler, SubscriptionOptions } from './bus.ts';
+export { DEFAULT_LEASE_SECONDS, type Bus, type DeadLetter, type Delivery, type EventHandler, type SubscriptionOptions } from './bus.ts';
 export { appendToOutbox, OUTBOX_CHANNEL } from './outbox.ts';
 export { startOutboxRelay, type OutboxRelay, type OutboxRelayOptions } from './relay.ts';
+export {
+  pruneMessagingTables,
+  DEFAULT_INBOX_RETENTION_MS,
+  DEFAULT_OUTBOX_RETENTION_MS,
+  type MessagingRetention,
+} from './retention.ts';
 export { idempotentHandler, type InboxHandler } from './inbox.ts';
 export { createBus, type CreateBusOptions } from './create-bus.ts';
 export { createPgBossBus, BUS_CHANNEL, type PgBossBusOptions } from './pgboss-bus.ts';

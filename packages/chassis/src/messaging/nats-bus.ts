@@ -14,7 +14,7 @@ import {
   type NatsConnection,
 } from 'nats';
 import type { Logger } from '../log/logger.ts';
-import type { Bus, DeadLetter, SubscriptionOptions } from './bus.ts';
+import { leaseSecondsOf, type Bus, type DeadLetter, type SubscriptionOptions } from './bus.ts';
 import type { EventEnvelope } from './envelope.ts';
 
 export interface NatsBusOptions {
@@ -38,7 +38,8 @@ interface DeadLetterRecord {
 }
 
 const MAX_BACKOFF_MS = 5 * 60_000;
-const ACK_WAIT_MS = 30_000;
+/** PubAcks awaited at once by publishBatch: enough to fill the pipe, few enough not to time out behind each other. */
+const PUBLISH_WINDOW = 256;
 const codec = JSONCodec<unknown>();
 
 // Durable names and subject tokens may not contain `.`, `*`, `>` or whitespace.
@@ -78,13 +79,22 @@ function limiter(max: number) {
  *   server's delivery count. After maxAttempts deliveries the event goes to stream `SIMPLEBANK_DLQ`, subject
  *   `dlq.<subscription>`, with the error, and the message is terminated. If that write fails it is nak'ed
  *   and dead-lettered on a later delivery, so it is never dropped.
+ * - Crash recovery: the consumers' ack_wait is the subscription's leaseSeconds (15 s by default). From the moment
+ *   a message arrives until it is acked, the instance sends `working()` every third of that, so a slow handler
+ *   keeps its message; when the instance dies the server redelivers the message after ack_wait, to any
+ *   instance, as its next attempt. A redelivery beyond maxAttempts (the last attempt crashed) is dead-lettered
+ *   without running the handler again, as a failed last attempt would be.
+ * - publishBatch sends every event before awaiting any PubAck (in windows of 256), on one connection, so the
+ *   server stores them in the order given. If one fails, later ones may have been stored already: publishing
+ *   the batch again stores the failed one after them, so order holds only for batches that succeed.
  * - Replay: replay() republishes a dead letter on `replay.<subscription>`, which only that subscription
  *   consumes (so other subscriptions of the type don't see it again), then deletes it from the DLQ. Attempts
  *   count from 1 again. Any instance of the owning service handles it, and the caller needs no handler.
  * - Ordering: with concurrency 1 the consumers have max_ack_pending 1, so events of one type are handled in
  *   publish order across all instances, retries included (a dead-lettered event is skipped). Events of
  *   different types, replays, and any subscription with concurrency > 1 have no ordering promise.
- * - Shutdown: messages pulled but not yet started when close() runs are redelivered after the ack wait (30 s).
+ * - Shutdown: messages pulled but not yet started when close() runs are nak'ed or, if still in the client's
+ *   buffer, redelivered after ack_wait (the lease).
  */
 export function createNatsBus(options: NatsBusOptions): Bus {
   const { service, log } = options;
@@ -125,7 +135,7 @@ export function createNatsBus(options: NatsBusOptions): Bus {
     }
   }
 
-  async function ensureConsumer(durable: string, filterSubject: string, maxAckPending: number) {
+  async function ensureConsumer(durable: string, filterSubject: string, maxAckPending: number, ackWaitMs: number) {
     const { jsm } = conn();
     const config: Partial<ConsumerConfig> = {
       durable_name: durable,
@@ -134,13 +144,14 @@ export function createNatsBus(options: NatsBusOptions): Bus {
       filter_subject: filterSubject,
       // Attempts are counted and dead-lettered by us; the server must never drop a message on its own.
       max_deliver: -1,
-      ack_wait: nanos(ACK_WAIT_MS),
+      ack_wait: nanos(ackWaitMs),
       max_ack_pending: maxAckPending,
     };
     try {
       const info = await jsm.consumers.info(eventsStream, durable);
-      if (info.config.max_ack_pending !== maxAckPending) {
-        await jsm.consumers.update(eventsStream, durable, { max_ack_pending: maxAckPending });
+      // A durable outlives the code that created it: the running code's settings win.
+      if (info.config.max_ack_pending !== maxAckPending || info.config.ack_wait !== nanos(ackWaitMs)) {
+        await jsm.consumers.update(eventsStream, durable, { max_ack_pending: maxAckPending, ack_wait: nanos(ackWaitMs) });
       }
     } catch (err) {
       if (!isNotFound(err)) throw err;
@@ -165,33 +176,43 @@ export function createNatsBus(options: NatsBusOptions): Bus {
       m.term('unparseable');
       return;
     }
-    // Long handlers keep their claim; otherwise the server would redeliver to another instance mid-handling.
-    const heartbeat = setInterval(() => m.working(), ACK_WAIT_MS / 3);
+    const fields = { subscription: sub.name, eventId: event.id, type: event.type, attempt };
+    const backoffMs = Math.min((sub.backoffMs ?? 200) * 2 ** (attempt - 1), MAX_BACKOFF_MS);
+    if (attempt > maxAttempts) {
+      // Redelivered past the last attempt: its ack_wait lapsed (the instance handling it died or stalled), or
+      // the dead-lettering after a failed last attempt itself failed.
+      const error = 'lease expired or dead-lettering failed: the last attempt never acknowledged the event';
+      try {
+        await deadLetter(sub, event, error, m.info.streamSequence);
+        m.term('dead-lettered');
+        log.error(fields, 'event abandoned on its last attempt; dead-lettered');
+      } catch (dlqErr) {
+        log.error({ ...fields, dlqErr }, 'could not dead-letter event; will retry');
+        m.nak(backoffMs);
+      }
+      return;
+    }
     try {
       await sub.handler(event, { attempt });
       m.ack();
     } catch (err) {
-      const fields = { err, subscription: sub.name, eventId: event.id, type: event.type, attempt };
-      const backoffMs = Math.min((sub.backoffMs ?? 200) * 2 ** (attempt - 1), MAX_BACKOFF_MS);
       if (attempt < maxAttempts) {
-        log.warn({ ...fields, retryInMs: backoffMs }, 'event handler failed; will retry');
+        log.warn({ ...fields, err, retryInMs: backoffMs }, 'event handler failed; will retry');
         m.nak(backoffMs);
         return;
       }
       try {
         await deadLetter(sub, event, err instanceof Error ? err.message : String(err), m.info.streamSequence);
         m.term('dead-lettered');
-        log.error(fields, 'event handler failed on its last attempt; dead-lettered');
+        log.error({ ...fields, err }, 'event handler failed on its last attempt; dead-lettered');
       } catch (dlqErr) {
-        log.error({ ...fields, dlqErr }, 'could not dead-letter event; will retry');
+        log.error({ ...fields, err, dlqErr }, 'could not dead-letter event; will retry');
         m.nak(backoffMs);
       }
-    } finally {
-      clearInterval(heartbeat);
     }
   }
 
-  async function consume(sub: SubscriptionOptions, durable: string, slots: ReturnType<typeof limiter>) {
+  async function consume(sub: SubscriptionOptions, durable: string, slots: ReturnType<typeof limiter>, leaseMs: number) {
     const consumer = await conn().js.consumers.get(eventsStream, durable);
     const messages = await consumer.consume({ max_messages: sub.concurrency ?? 8 });
     const loop = (async () => {
@@ -200,11 +221,15 @@ export function createNatsBus(options: NatsBusOptions): Bus {
           m.nak();
           continue;
         }
+        // From arrival, not from the handler's start: a message may wait here for a slot (the slots are shared by
+        // the subscription's consumers), and the server's ack_wait has been running since it was sent.
+        const heartbeat = setInterval(() => m.working(), leaseMs / 3);
         await slots.acquire();
         handlersInFlight++;
         void handle(sub, m)
           .catch((err: unknown) => log.error({ err, subscription: sub.name }, 'event handling crashed'))
           .finally(() => {
+            clearInterval(heartbeat);
             handlersInFlight--;
             slots.release();
           });
@@ -229,6 +254,19 @@ export function createNatsBus(options: NatsBusOptions): Bus {
       await conn().js.publish(eventSubject(event.type), codec.encode(event), { msgID: event.id });
     },
 
+    async publishBatch(events) {
+      const { js } = conn();
+      for (let i = 0; i < events.length; i += PUBLISH_WINDOW) {
+        // js.publish writes the message before its first await, so the calls go out in array order.
+        const acks = events
+          .slice(i, i + PUBLISH_WINDOW)
+          .map((e) => js.publish(eventSubject(e.type), codec.encode(e), { msgID: e.id }));
+        // Settle all before throwing, so no rejection goes unhandled.
+        const failed = (await Promise.allSettled(acks)).find((r) => r.status === 'rejected');
+        if (failed) throw failed.reason;
+      }
+    },
+
     async subscribe(sub) {
       if (closing) throw new Error('bus is closing');
       const concurrency = sub.concurrency ?? 8;
@@ -238,9 +276,10 @@ export function createNatsBus(options: NatsBusOptions): Bus {
         ...sub.types.map((type) => ({ durable: `${base}_${token(type)}`, subject: eventSubject(type) })),
         { durable: `${base}__replay`, subject: replaySubject(sub.name) },
       ];
+      const leaseMs = leaseSecondsOf(sub) * 1000;
       const slots = limiter(concurrency);
-      for (const b of bindings) await ensureConsumer(b.durable, b.subject, maxAckPending);
-      for (const b of bindings) await consume(sub, b.durable, slots);
+      for (const b of bindings) await ensureConsumer(b.durable, b.subject, maxAckPending, leaseMs);
+      for (const b of bindings) await consume(sub, b.durable, slots, leaseMs);
     },
 
     async deadLetters(subscription, limit = 100) {

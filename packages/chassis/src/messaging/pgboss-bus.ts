@@ -1,9 +1,11 @@
 import PgBoss from 'pg-boss';
 import pg from 'pg';
 import type { Logger } from '../log/logger.ts';
-import type { Bus, DeadLetter, EventHandler, SubscriptionOptions } from './bus.ts';
+import { leaseSecondsOf, type Bus, type DeadLetter, type SubscriptionOptions } from './bus.ts';
 import type { EventEnvelope } from './envelope.ts';
 import { listen, type PgListener } from './pg-listener.ts';
+import { completeJobsQuery, expiredJobsSql, fetchJobsQuery, jobIndexesSql, lockExpiredJobsSql, publishEventsSql, renewLeasesSql } from './pgboss-sql.ts';
+import { startQueueWorker, type QueueWorker } from './pgboss-worker.ts';
 
 export interface PgBossBusOptions {
   /** The bus database, shared by every service (each service keeps its own database for its data). */
@@ -12,7 +14,7 @@ export interface PgBossBusOptions {
   log: Logger;
   /** PostgreSQL schema pg-boss keeps its tables in. Default `pgboss`. */
   schema?: string;
-  /** Fallback poll when no wake-up arrives. pg-boss's minimum is 0.5 s. Default 2 s. */
+  /** Fallback poll when no wake-up arrives. Default 2 s. */
   pollingIntervalSeconds?: number;
   /** LISTEN for the NOTIFY wake-ups. Default true; false only to measure what they save. */
   wakeUps?: boolean;
@@ -22,15 +24,25 @@ export interface PgBossBusOptions {
 export const BUS_CHANNEL = 'simplebank_bus';
 
 const MAX_BACKOFF_MS = 5 * 60_000;
+/** How long close() waits for running handlers before closing anyway (their leases then lapse: redelivered). */
+const CLOSE_GRACE_MS = 30_000;
+const LAPSED_MESSAGE = 'lease expired: the instance handling the event stopped renewing it (crashed, stalled or lost the database)';
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 interface LocalSubscription {
   options: SubscriptionOptions;
   queue: string;
-  workerId: string;
+  leaseSeconds: number;
+  worker: QueueWorker;
 }
 
-type Job = PgBoss.JobWithMetadata<EventEnvelope>;
+/** A claimed job, as fetchJobsSql returns it. */
+interface Job {
+  id: string;
+  data: EventEnvelope;
+  retryCount: number;
+  retryLimit: number;
+}
 
 export const deadLetterQueueName = (subscription: string): string => `${subscription}.dlq`;
 
@@ -39,21 +51,29 @@ export const deadLetterQueueName = (subscription: string): string => `${subscrip
  *
  * - One queue per subscription name (all instances of a service work the same queue, so each event is handled
  *   once overall), subscribed to each of its event types; publishing inserts one job per subscribed queue.
- * - Wake-up: pg-boss finds jobs by polling. publish() NOTIFYs `simplebank_bus` with the event type in the
- *   inserting transaction (delivered on commit); every bus process LISTENs and calls `notifyWorker` for its
- *   workers of that type, so a hop takes milliseconds instead of a polling interval.
- * - Retries are pg-boss's (retry_count gives Delivery.attempt, and a job whose process died is retried when it
- *   expires), but pg-boss delays are whole seconds, so after a failure we set the job's `start_after` to the
- *   millisecond backoff ourselves and wake the worker when it is due.
+ * - Publishing is one SQL statement per call, for one event or a batch (pgboss-sql.ts): the jobs and a NOTIFY per
+ *   event type commit together, or publish() throws. The job id is the event id, so a republished envelope
+ *   (relay crash) is dropped while the first job is kept.
+ * - Wake-up: every bus process LISTENs on `simplebank_bus` and wakes its workers of the NOTIFYed type, so a hop
+ *   takes milliseconds instead of a polling interval. Workers are our own loop (pgboss-worker.ts), not
+ *   boss.work(): free slots are refilled at once, wake-ups coalesce, completions are written in batches.
+ * - Crash recovery: a fetched job is leased for the subscription's leaseSeconds (pg-boss's expire_in); the
+ *   instance renews the lease while the handler runs. Every instance sweeps its subscriptions' queues every third
+ *   of the lease for jobs whose lease lapsed (their instance died) and fails them through pg-boss, which counts
+ *   the lapse as an attempt: retried at once on another instance, dead-lettered after maxAttempts. A job
+ *   abandoned by a SIGKILL is redelivered within about lease + lease/3 (20 s by default). pg-boss's own
+ *   maintenance still expires jobs too (every couple of minutes), the same way, as a backstop.
+ * - Retries are pg-boss's (retry_count gives Delivery.attempt), but pg-boss delays are whole seconds, so after a
+ *   failure we set the job's `start_after` to the millisecond backoff ourselves and wake the worker when it is due.
  * - After maxAttempts the job moves (pg-boss's deadLetter) to the `<subscription>.dlq` queue, which nobody
  *   works; deadLetters() lists it and replay() moves a job back in one transaction.
  * - Ordering: none promised in general (concurrent handlers, instances, retries). With concurrency 1 and one
  *   instance, events are handled in publish order until one fails; its retry comes after later events.
- * - The job id is the event id, so a republished envelope (relay crash) is dropped while the first job is kept.
  */
 export function createPgBossBus(options: PgBossBusOptions): Bus {
   const { service, log } = options;
   const schema = options.schema ?? 'pgboss';
+  const pollIntervalMs = (options.pollingIntervalSeconds ?? 2) * 1000;
   const pool = new pg.Pool({
     connectionString: options.url,
     max: 10,
@@ -64,26 +84,25 @@ export function createPgBossBus(options: PgBossBusOptions): Bus {
   });
   pool.on('error', (err) => log.warn({ err }, 'bus pool client error'));
 
-  // pg-boss runs every query through this, which lets close() see a worker's fetch still in flight.
-  let queriesInFlight = 0;
-  const bossDb: PgBoss.Db = {
-    async executeSql(text, values) {
-      queriesInFlight++;
-      try {
-        return await pool.query(text, values);
-      } finally {
-        queriesInFlight--;
-      }
-    },
-  };
+  const bossDb: PgBoss.Db = { executeSql: (text, values) => pool.query(text, values) };
   const boss = new PgBoss({ db: bossDb, schema, schedule: false, supervise: true, migrate: true });
   boss.on('error', (err) => log.error({ err }, 'pg-boss error'));
+  // pg-boss's types omit fail(name, ids[], data, options), which its code supports.
+  const failJobs = boss.fail.bind(boss) as unknown as (
+    name: string,
+    ids: string[],
+    data: object,
+    options: PgBoss.ConnectionOptions,
+  ) => Promise<void>;
 
+  const publishSql = publishEventsSql(schema);
+  const renewSql = renewLeasesSql(schema);
   const subscriptions: LocalSubscription[] = [];
   let listener: PgListener | undefined;
+  let sweepTimer: NodeJS.Timeout | undefined;
+  let sweeping: Promise<void> | undefined;
   let started = false;
   let closing = false;
-  let handlersInFlight = 0;
 
   async function withTx<T>(fn: (tx: PgBoss.Db) => Promise<T>): Promise<T> {
     const client = await pool.connect();
@@ -103,27 +122,26 @@ export function createPgBossBus(options: PgBossBusOptions): Bus {
   function wake(payload: string) {
     const queue = payload.startsWith('queue:') ? payload.slice('queue:'.length) : undefined;
     for (const s of subscriptions) {
-      if (queue ? s.queue === queue : s.options.types.includes(payload)) boss.notifyWorker(s.workerId);
+      if (queue ? s.queue === queue : s.options.types.includes(payload)) s.worker.notify();
     }
   }
 
-  async function handleJob(sub: LocalSubscription, handler: EventHandler, job: Job) {
+  /** Runs the handler; true when the job is to be completed, false when its failure was dealt with. */
+  async function handleJob(sub: LocalSubscription, job: Job): Promise<boolean> {
     const attempt = job.retryCount + 1;
-    handlersInFlight++;
     try {
-      try {
-        await handler(job.data, { attempt });
-      } catch (err) {
-        await failJob(sub, job, attempt, err);
-        return;
-      }
-      await boss.complete(sub.queue, job.id).catch((err: unknown) => {
-        // Left active, the job expires and is redelivered; the inbox absorbs the duplicate.
-        log.warn({ err, subscription: sub.queue, eventId: job.data.id }, 'could not mark event handled');
-      });
-    } finally {
-      handlersInFlight--;
+      await sub.options.handler(job.data, { attempt });
+      return true;
+    } catch (err) {
+      await failJob(sub, job, attempt, err);
+      return false;
     }
+  }
+
+  async function fetchJobs(queue: string, limit: number, leaseSeconds: number): Promise<Job[]> {
+    // Several statements in one query string: pg returns one result per statement.
+    const results = (await pool.query(fetchJobsQuery(schema, queue, limit, leaseSeconds))) as unknown as pg.QueryResult<Job>[];
+    return results.at(-1)?.rows ?? [];
   }
 
   async function failJob(sub: LocalSubscription, job: Job, attempt: number, err: unknown) {
@@ -142,13 +160,72 @@ export function createPgBossBus(options: PgBossBusOptions): Bus {
         }
       });
     } catch (dbErr) {
+      // Left active and no longer renewed: the lease lapses and the sweep counts it as this failed attempt.
       log.error({ err: dbErr, subscription: sub.queue, eventId: job.data.id }, 'could not record failed delivery');
       return;
     }
-    if (retry) setTimeout(() => boss.notifyWorker(sub.workerId), backoffMs).unref();
+    if (retry) setTimeout(() => sub.worker.notify(), backoffMs).unref();
     const fields = { err, subscription: sub.queue, eventId: job.data.id, type: job.data.type, attempt };
     if (retry) log.warn({ ...fields, retryInMs: backoffMs }, 'event handler failed; will retry');
     else log.error(fields, 'event handler failed on its last attempt; dead-lettered');
+  }
+
+  /**
+   * Fails the jobs of our queues whose lease lapsed. Usually one indexed query that finds none; each queue with
+   * lapsed jobs then gets a transaction that locks them (skipping any another sweeper holds) and fails them
+   * through pg-boss's own fail(), so retry counting and dead-lettering are pg-boss's, and wakes its workers.
+   */
+  async function sweepLapsedLeases() {
+    const queues = [...new Set(subscriptions.map((s) => s.queue))];
+    if (queues.length === 0) return;
+    const { rows } = await pool.query<{ name: string; id: string }>(expiredJobsSql(schema), [queues]);
+    const byQueue = new Map<string, string[]>();
+    for (const r of rows) byQueue.set(r.name, [...(byQueue.get(r.name) ?? []), r.id]);
+    for (const [queue, candidates] of byQueue) {
+      const failed = await withTx(async (tx) => {
+        const locked = await tx.executeSql(lockExpiredJobsSql(schema), [queue, candidates]);
+        const ids = (locked.rows as { id: string }[]).map((r) => r.id);
+        if (ids.length === 0) return 0;
+        await failJobs(queue, ids, { message: LAPSED_MESSAGE }, { db: tx });
+        await tx.executeSql('SELECT pg_notify($1, $2)', [BUS_CHANNEL, `queue:${queue}`]);
+        return ids.length;
+      });
+      if (failed > 0) log.warn({ subscription: queue, events: failed }, 'event deliveries abandoned (lease lapsed); redelivering');
+    }
+  }
+
+  /** The first sweep comes soon after subscribing: a restarted instance recovers what its predecessor left at once. */
+  function scheduleSweep(first = false) {
+    if (closing || sweepTimer || subscriptions.length === 0) return;
+    const everyMs = Math.max(1000, (Math.min(...subscriptions.map((s) => s.leaseSeconds)) * 1000) / 3);
+    sweepTimer = setTimeout(() => {
+      sweeping = sweepLapsedLeases()
+        .catch((err: unknown) => log.warn({ err }, 'could not sweep lapsed event leases'))
+        .finally(() => {
+          sweeping = undefined;
+          sweepTimer = undefined;
+          scheduleSweep();
+        });
+    }, first ? Math.min(everyMs, 1000) : everyMs);
+    sweepTimer.unref();
+  }
+
+  /**
+   * Created once per bus database (pgboss-sql.ts says why), under a lock: concurrent CREATE INDEX IF NOT EXISTS
+   * may still collide. Checked first so that a start normally takes no lock on the job table.
+   */
+  async function ensureJobIndexes() {
+    const indexes = jobIndexesSql(schema);
+    const { rows } = await pool.query<{ indexname: string }>(
+      'SELECT indexname FROM pg_indexes WHERE schemaname = $1 AND indexname = ANY($2::text[])',
+      [schema, indexes.map((i) => i.name)],
+    );
+    const missing = indexes.filter((i) => !rows.some((r) => r.indexname === i.name));
+    if (missing.length === 0) return;
+    await withTx(async (tx) => {
+      await tx.executeSql(`SELECT pg_advisory_xact_lock(hashtext('simplebank_bus_job_indexes'))`, []);
+      for (const index of missing) await tx.executeSql(index.sql, []);
+    });
   }
 
   const bus: Bus = {
@@ -158,29 +235,27 @@ export function createPgBossBus(options: PgBossBusOptions): Bus {
       if (started) return;
       started = true;
       await boss.start();
+      await ensureJobIndexes();
       if (options.wakeUps === false) return;
       listener = listen({
         config: { connectionString: options.url },
         channel: BUS_CHANNEL,
         onNotify: wake,
         // Wake-ups sent while the LISTEN connection was down are lost: look at every queue once.
-        onConnect: () => subscriptions.forEach((s) => boss.notifyWorker(s.workerId)),
+        onConnect: () => subscriptions.forEach((s) => s.worker.notify()),
         log,
       });
     },
 
-    // Not boss.publish(): it sends to each subscribed queue with Promise.allSettled and so resolves even when
-    // nothing was stored. Here the jobs and the wake-up commit together, or publish() throws.
     async publish(event) {
-      await withTx(async (tx) => {
-        const { rows } = await tx.executeSql(`SELECT name FROM ${schema}.subscription WHERE event = $1`, [event.type]);
-        if (rows.length === 0) return;
-        await boss.insert(
-          rows.map((r: { name: string }) => ({ id: event.id, name: r.name, data: event })),
-          { db: tx },
-        );
-        await tx.executeSql('SELECT pg_notify($1, $2)', [BUS_CHANNEL, event.type]);
-      });
+      await bus.publishBatch([event]);
+    },
+
+    // Not boss.publish(): it sends to each subscribed queue with Promise.allSettled and so resolves even when
+    // nothing was stored. Here one statement stores every job and NOTIFYs, or throws.
+    async publishBatch(events) {
+      if (events.length === 0) return;
+      await pool.query(publishSql, [JSON.stringify(events), BUS_CHANNEL]);
     },
 
     async subscribe(sub) {
@@ -189,26 +264,43 @@ export function createPgBossBus(options: PgBossBusOptions): Bus {
       const dlq = deadLetterQueueName(queue);
       const maxAttempts = sub.maxAttempts ?? 5;
       const concurrency = sub.concurrency ?? 8;
+      const leaseSeconds = leaseSecondsOf(sub);
       await boss.createQueue(dlq, { name: dlq });
-      const queueOptions: PgBoss.Queue = { name: queue, retryLimit: maxAttempts - 1, retryDelay: 0, retryBackoff: false, deadLetter: dlq };
+      const queueOptions: PgBoss.Queue = {
+        name: queue,
+        retryLimit: maxAttempts - 1,
+        retryDelay: 0,
+        retryBackoff: false,
+        deadLetter: dlq,
+        expireInSeconds: leaseSeconds,
+      };
       await boss.createQueue(queue, queueOptions);
       // createQueue keeps an existing queue as it was; the running code's settings win.
       await boss.updateQueue(queue, queueOptions);
       for (const type of sub.types) await boss.subscribe(type, queue);
 
-      const local: LocalSubscription = { options: sub, queue, workerId: '' };
-      local.workerId = await boss.work<EventEnvelope>(
+      const local: LocalSubscription = {
+        options: sub,
         queue,
-        { includeMetadata: true, batchSize: concurrency, pollingIntervalSeconds: options.pollingIntervalSeconds ?? 2 },
-        // Each job is completed or failed on its own; pg-boss's own completion of the batch then finds none active.
-        async (jobs) => {
-          await Promise.all(jobs.map((job) => handleJob(local, sub.handler, job)));
-          // pg-boss sleeps a polling interval after every batch, even a full one: a backlog would drain at one
-          // batch per interval. A full batch suggests more are waiting, so fetch again at once.
-          if (jobs.length >= concurrency) boss.notifyWorker(local.workerId);
-        },
-      );
+        leaseSeconds,
+        worker: startQueueWorker<Job>({
+          queue,
+          concurrency,
+          pollIntervalMs,
+          log,
+          fetch: (limit) => fetchJobs(queue, limit, leaseSeconds),
+          handle: (job) => handleJob(local, job),
+          complete: async (jobs) => {
+            await pool.query(completeJobsQuery(schema, queue, jobs.map((j) => j.id)));
+          },
+          renew: async (jobs) => {
+            await pool.query(renewSql, [queue, jobs.map((j) => j.id), jobs.map((j) => j.retryCount), leaseSeconds]);
+          },
+          renewEveryMs: (leaseSeconds * 1000) / 3,
+        }),
+      };
       subscriptions.push(local);
+      scheduleSweep(true);
     },
 
     // pg-boss can only fetch (claim) jobs, not list them: read its job table, the DLQ queue's rows never worked.
@@ -253,14 +345,13 @@ export function createPgBossBus(options: PgBossBusOptions): Bus {
     async close() {
       if (closing) return;
       closing = true;
-      for (const s of subscriptions) await boss.offWork({ id: s.workerId });
-      await listener?.close();
-      // A worker whose fetch is in flight still hands its jobs to us after offWork: wait for those too.
-      const deadline = Date.now() + 30_000;
-      while ((handlersInFlight > 0 || queriesInFlight > 0) && Date.now() < deadline) {
-        await new Promise((r) => setTimeout(r, 10));
-      }
+      clearTimeout(sweepTimer);
+      const stillRunning = await Promise.all(subscriptions.map((s) => s.worker.stop(CLOSE_GRACE_MS)));
+      const handlersInFlight = stillRunning.reduce((a, b) => a + b, 0);
+      // Their jobs are no longer renewed: the leases lapse and another instance handles them.
       if (handlersInFlight > 0) log.warn({ handlersInFlight }, 'closing the bus with handlers still running');
+      await listener?.close();
+      await sweeping;
       if (started) await boss.stop({ graceful: false, close: false });
       await pool.end();
     },

@@ -4,15 +4,21 @@ import type { Bus } from './bus.ts';
 import type { EventEnvelope } from './envelope.ts';
 import { OUTBOX_CHANNEL } from './outbox.ts';
 import { listen } from './pg-listener.ts';
+import { pruneMessagingTables, type MessagingRetention } from './retention.ts';
 
-export interface OutboxRelayOptions {
+export interface OutboxRelayOptions extends MessagingRetention {
   db: Db;
   bus: Bus;
   log: Logger;
-  /** Rows per transaction. Default 100. */
+  /** Rows per transaction, published with one publishBatch. Default 100. */
   batchSize?: number;
   /** Fallback poll when no NOTIFY arrives (lost connection, missed wake-up). Default 1000 ms. */
   pollIntervalMs?: number;
+  /**
+   * How often the relay deletes published outbox rows and inbox rows past their retention (outboxRetentionMs,
+   * inboxRetentionMs; see retention.ts). Default 60 000 ms; 0 turns pruning off.
+   */
+  pruneIntervalMs?: number;
 }
 
 export interface OutboxRelay {
@@ -31,9 +37,12 @@ const MAX_BACKOFF_MS = 30_000;
 /**
  * Publishes outbox rows in `seq` order and marks them published. A row is marked only after the bus has
  * acknowledged it, in the transaction that locked it, so a crash between the two republishes the row
- * (consumers dedupe on the event id) and never skips one.
+ * (consumers dedupe on the event id) and never skips one. Each batch is one publishBatch and one UPDATE, so a
+ * round trip is paid per batch, not per event.
  *
- * Order: rows are published in seq order, and a failed publish stops the batch so nothing overtakes it.
+ * Order: a batch is published in seq order; if publishBatch fails, nothing of it is marked and the whole batch
+ * is published again after a backoff, so nothing overtakes a failed event. (On NATS, events after the failed one
+ * may already have been stored; see nats-bus.ts.)
  * seq is assigned at insert, not at commit, so two concurrent transactions may commit in the opposite order;
  * events of one aggregate are ordered anyway because their transactions serialise on the aggregate's row.
  */
@@ -60,34 +69,42 @@ export function startOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     log,
   });
 
-  /** Publishes one batch; returns how many rows it marked, or throws after marking those before a failure. */
-  async function relayBatch(): Promise<{ published: number; more: boolean }> {
-    let failure: unknown;
-    const result = await db.tx(async (tx) => {
+  /** Publishes and marks one batch; returns how many rows it marked. Throws, marking none, if the bus fails. */
+  function relayBatch(): Promise<{ published: number; more: boolean }> {
+    return db.tx(async (tx) => {
       const lock = await tx.query<{ locked: boolean }>(RELAY_LOCK_SQL);
       if (!lock.rows[0]?.locked) return { published: 0, more: false };
       const { rows } = await tx.query<{ seq: string; envelope: EventEnvelope }>(
         `SELECT seq, envelope FROM outbox WHERE published_at IS NULL ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED`,
         [batchSize],
       );
-      const done: string[] = [];
-      for (const row of rows) {
-        try {
-          await bus.publish(row.envelope);
-        } catch (err) {
-          failure = err;
-          break;
-        }
-        done.push(row.seq);
-      }
-      if (done.length > 0) {
-        await tx.query('UPDATE outbox SET published_at = now() WHERE seq = ANY($1::bigint[])', [done]);
-      }
-      return { published: done.length, more: rows.length === batchSize };
+      if (rows.length === 0) return { published: 0, more: false };
+      await bus.publishBatch(rows.map((r) => r.envelope));
+      await tx.query('UPDATE outbox SET published_at = now() WHERE seq = ANY($1::bigint[])', [rows.map((r) => r.seq)]);
+      return { published: rows.length, more: rows.length === batchSize };
     });
-    if (failure) throw failure;
-    return result;
   }
+
+  // Pruning runs beside the relay loop, not in it: a slow DELETE must not hold up publishing.
+  const pruneIntervalMs = options.pruneIntervalMs ?? 60_000;
+  let pruneTimer: NodeJS.Timeout | undefined;
+  let pruning: Promise<void> | undefined;
+  function schedulePrune() {
+    if (stopping || pruneIntervalMs <= 0) return;
+    pruneTimer = setTimeout(() => {
+      pruning = pruneMessagingTables(db, options, () => stopping)
+        .then((deleted) => {
+          if (deleted.outbox > 0 || deleted.inbox > 0) log.debug(deleted, 'pruned outbox and inbox');
+        })
+        .catch((err: unknown) => log.warn({ err }, 'could not prune outbox and inbox; will try again'))
+        .finally(() => {
+          pruning = undefined;
+          schedulePrune();
+        });
+    }, pruneIntervalMs);
+    pruneTimer.unref();
+  }
+  schedulePrune();
 
   function sleep(ms: number, interruptible: boolean): Promise<void> {
     return new Promise((resolve) => {
@@ -128,7 +145,9 @@ export function startOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     async stop() {
       stopping = true;
       wake?.();
+      clearTimeout(pruneTimer);
       await loop;
+      await pruning;
       await listener.close();
     },
     async backlog() {

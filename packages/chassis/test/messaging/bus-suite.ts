@@ -1,6 +1,9 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { createInterface } from 'node:readline';
 import { test, type TestContext } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import type { Db } from '../../src/data/db.ts';
 import type { Bus, Delivery } from '../../src/messaging/bus.ts';
 import { createEnvelope, type EventEnvelope } from '../../src/messaging/envelope.ts';
@@ -14,6 +17,8 @@ import { cleanupStack, serviceDatabase, sleep, testLog, waitFor } from './helper
 export interface BusEnvironment {
   /** A new, not yet started bus on this backend, as another process of `service` would have. */
   newBus(service: string): Bus;
+  /** How crash-fixture.ts, in a child process, builds a bus on this backend (BUS_ADAPTER, BUS_URL, …). */
+  processEnv: Record<string, string>;
   cleanup(): Promise<void>;
 }
 
@@ -33,6 +38,63 @@ export interface BusSuiteOptions {
 interface Env {
   bus(service?: string): Promise<Bus>;
   db(prefix: string): Promise<Db>;
+  /** A consumer in a child process (crash-fixture.ts) whose handler never finishes; killed at cleanup at the latest. */
+  crashingConsumer(settings: CrashingConsumerSettings): Promise<CrashingConsumer>;
+}
+
+interface CrashingConsumerSettings {
+  name: string;
+  type: string;
+  leaseSeconds: number;
+  maxAttempts: number;
+}
+
+interface CrashingConsumer {
+  /** Resolves with the first delivery of `eventId` the child reports. */
+  delivery(eventId: string): Promise<Delivery>;
+  /** SIGKILL: no close(), no acknowledgement, connections dropped by the kernel. */
+  kill(): Promise<void>;
+}
+
+const fixture = fileURLToPath(new URL('./crash-fixture.ts', import.meta.url));
+const repoRoot = fileURLToPath(new URL('../../../../', import.meta.url));
+
+async function startCrashingConsumer(
+  backend: BusEnvironment,
+  settings: CrashingConsumerSettings,
+  cleanup: (fn: () => Promise<void>) => void,
+): Promise<CrashingConsumer> {
+  const child = spawn(process.execPath, ['--import', 'tsx', fixture], {
+    cwd: repoRoot,
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: {
+      ...process.env,
+      ...backend.processEnv,
+      SUBSCRIPTION: settings.name,
+      EVENT_TYPE: settings.type,
+      LEASE_SECONDS: String(settings.leaseSeconds),
+      MAX_ATTEMPTS: String(settings.maxAttempts),
+    },
+  });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const kill = async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    await exited;
+  };
+  cleanup(kill);
+  const lines: Record<string, unknown>[] = [];
+  createInterface({ input: child.stdout }).on('line', (line) => lines.push(JSON.parse(line) as Record<string, unknown>));
+  const exitedEarly = () => {
+    if (child.exitCode !== null) throw new Error(`crash fixture exited with code ${child.exitCode}`);
+  };
+  await waitFor('the crashing consumer to subscribe', () => (exitedEarly(), lines.some((l) => l.ready)), 30_000);
+  return {
+    async delivery(eventId) {
+      const line = await waitFor(`the crashing consumer to receive ${eventId}`, () => (exitedEarly(), lines.find((l) => l.handling === eventId)));
+      return { attempt: line.attempt as number };
+    },
+    kill,
+  };
 }
 
 const uid = () => randomBytes(4).toString('hex');
@@ -57,6 +119,7 @@ export function busSuite(options: BusSuiteOptions): void {
             return bus;
           },
           db: (prefix) => serviceDatabase(prefix, cleanup.add),
+          crashingConsumer: (settings) => startCrashingConsumer(backend, settings, cleanup.add),
         };
         await fn(env, t);
       } finally {
@@ -82,6 +145,89 @@ export function busSuite(options: BusSuiteOptions): void {
     await waitFor('all 10 events', () => published.every((e) => seen.has(e.id)));
     for (const e of published) assert.equal(seen.get(e.id), e.type);
     assert.equal(seen.has(unsubscribed.id), false, 'an event of a type not subscribed to was delivered');
+  });
+
+  busTest('publishBatch stores a batch in order, and once however often it is published', async (env) => {
+    const bus = await env.bus();
+    const [typeA, typeB, typeC] = [`t.BatchA${uid()}.v1`, `t.BatchB${uid()}.v1`, `t.BatchC${uid()}.v1`];
+    const handled: EventEnvelope[] = [];
+    await bus.subscribe({ name: `test.batch-${uid()}`, types: [typeA, typeB], concurrency: 1, handler: async (e) => void handled.push(e) });
+    await bus.publishBatch([]);
+    const batch = Array.from({ length: 60 }, (_, n) => event([typeA, typeB, typeC][n % 3] ?? typeA, 'account-1', { n }));
+    await bus.publishBatch(batch);
+    await bus.publishBatch(batch.slice(0, 20)); // the relay publishing a batch again after a crash
+    const expected = batch.filter((e) => e.type !== typeC);
+    await waitFor('the batch', () => expected.every((e) => handled.some((h) => h.id === e.id)));
+    await sleep(500); // room for a wrongly duplicated delivery to show up
+    const ids = (events: EventEnvelope[], type?: string) => events.filter((e) => !type || e.type === type).map((e) => e.id);
+    assert.deepEqual(ids(handled, typeA), ids(expected, typeA));
+    assert.deepEqual(ids(handled, typeB), ids(expected, typeB));
+    if (options.ordering === 'single-consumer') assert.deepEqual(ids(handled), ids(expected));
+    const byId = (events: EventEnvelope[]) => new Map(events.map((e) => [e.id, e]));
+    assert.equal(handled.length, expected.length, 'an event was handled twice');
+    assert.deepEqual(byId(handled), byId(expected));
+  });
+
+  busTest('an event whose consumer was killed mid-handling is redelivered to another instance as its next attempt', async (env) => {
+    const name = `test.crash-${uid()}`;
+    const type = `t.Crash${uid()}.v1`;
+    // A short lease to keep the test quick; the mechanism is the one the default lease uses.
+    const leaseSeconds = 2;
+    const crashing = await env.crashingConsumer({ name, type, leaseSeconds, maxAttempts: 5 });
+    const publisher = await env.bus('publisher');
+    const sent = event(type);
+    await publisher.publish(sent);
+    assert.deepEqual(await crashing.delivery(sent.id), { attempt: 1 });
+    await crashing.kill();
+
+    const survivor = await env.bus('crashing');
+    const deliveries: Delivery[] = [];
+    await survivor.subscribe({ name, types: [type], leaseSeconds, handler: async (e, d) => void (e.id === sent.id && deliveries.push(d)) });
+    await waitFor('the redelivery', () => deliveries.length > 0, 60_000);
+    assert.deepEqual(deliveries, [{ attempt: 2 }]);
+  });
+
+  busTest('a consumer killed during the last attempt leaves the event dead-lettered, not lost', async (env) => {
+    const name = `test.crash-last-${uid()}`;
+    const type = `t.CrashLast${uid()}.v1`;
+    const leaseSeconds = 2;
+    const crashing = await env.crashingConsumer({ name, type, leaseSeconds, maxAttempts: 1 });
+    const publisher = await env.bus('publisher');
+    const sent = event(type);
+    await publisher.publish(sent);
+    await crashing.delivery(sent.id);
+    await crashing.kill();
+
+    const survivor = await env.bus('crashing');
+    const handled: string[] = [];
+    await survivor.subscribe({ name, types: [type], leaseSeconds, maxAttempts: 1, handler: async (e) => void handled.push(e.id) });
+    const letters = await waitFor('the dead letter', async () => {
+      const l = await survivor.deadLetters(name);
+      return l.length > 0 ? l : undefined;
+    }, 60_000);
+    assert.deepEqual(letters.map((l) => l.event.id), [sent.id]);
+    assert.match(letters[0]?.error ?? '', /lease expired|timeout/);
+    assert.deepEqual(handled, [], 'the handler ran beyond maxAttempts');
+  });
+
+  busTest('a handler slower than the lease keeps its delivery while its instance lives', async (env) => {
+    const [one, two] = [await env.bus('slow'), await env.bus('slow')];
+    const name = `test.slow-${uid()}`;
+    const type = `t.Slow${uid()}.v1`;
+    const deliveries: Delivery[] = [];
+    let finished = 0;
+    const handler = async (_e: EventEnvelope, d: Delivery) => {
+      deliveries.push(d);
+      await sleep(7_500); // 2.5 leases: only the renewals keep the other instance from getting it
+      finished++;
+    };
+    // Renewed every second: a stall of up to 2 s (a loaded CI machine) still keeps the delivery.
+    await one.subscribe({ name, types: [type], leaseSeconds: 3, handler });
+    await two.subscribe({ name, types: [type], leaseSeconds: 3, handler });
+    await one.publish(event(type));
+    await waitFor('the slow handler to finish', () => finished > 0, 30_000);
+    await sleep(500);
+    assert.deepEqual(deliveries, [{ attempt: 1 }]);
   });
 
   busTest('the full envelope survives the trip', async (env) => {

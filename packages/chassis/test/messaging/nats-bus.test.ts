@@ -31,6 +31,7 @@ busSuite({
     const streamPrefix = `T${randomBytes(5).toString('hex').toUpperCase()}`;
     return {
       newBus: (service) => createNatsBus({ url, service, log: testLog, streamPrefix }),
+      processEnv: { BUS_ADAPTER: 'nats', BUS_URL: url, BUS_STREAM_PREFIX: streamPrefix },
       async cleanup() {
         const nc = await connect({ servers: url });
         try {

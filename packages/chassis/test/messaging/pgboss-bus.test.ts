@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { test } from 'node:test';
+import pg from 'pg';
 import { createEnvelope } from '../../src/messaging/envelope.ts';
 import { createPgBossBus } from '../../src/messaging/pgboss-bus.ts';
 import { createTestDatabase } from '../../src/testing/postgres.ts';
@@ -14,6 +15,7 @@ busSuite({
     const db = await createTestDatabase('bus');
     return {
       newBus: (service) => createPgBossBus({ url: db.url, service, log: testLog }),
+      processEnv: { BUS_ADAPTER: 'pg-boss', BUS_URL: db.url },
       cleanup: () => db.drop(),
     };
   },
@@ -43,6 +45,31 @@ test('pg-boss: a NOTIFY wakes the workers of other processes long before their n
       await waitFor(`event ${i} to be handled`, () => handled.includes(e.id), 15_000);
     }
     assert.equal(handled.length, 3);
+  } finally {
+    await cleanup.run();
+  }
+});
+
+test('pg-boss: indexes every queue partition for fetching in order and for finding lapsed leases', async () => {
+  const cleanup = cleanupStack();
+  try {
+    const db = await createTestDatabase('busidx');
+    cleanup.add(() => db.drop());
+    const bus = createPgBossBus({ url: db.url, service: 'indexed', log: testLog });
+    cleanup.add(() => bus.close());
+    await bus.start();
+    // Created on the partitioned parent before this queue existed: PostgreSQL adds them to its partitions.
+    await bus.subscribe({ name: 'test.indexed', types: ['t.Indexed.v1'], handler: async () => {} });
+    const client = new pg.Client({ connectionString: db.url });
+    await client.connect();
+    cleanup.add(() => client.end());
+    for (const index of ['simplebank_job_fetch_order', 'simplebank_job_active']) {
+      const { rows } = await client.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM pg_partition_tree($1::regclass) WHERE isleaf`,
+        [`pgboss.${index}`],
+      );
+      assert.equal(rows[0]?.n, 2, `${index} on the queue and its dead-letter queue`);
+    }
   } finally {
     await cleanup.run();
   }

@@ -5,20 +5,30 @@ import type { Bus } from '../../src/messaging/bus.ts';
 import type { EventEnvelope } from '../../src/messaging/envelope.ts';
 import { appendToOutbox } from '../../src/messaging/outbox.ts';
 import { startOutboxRelay } from '../../src/messaging/relay.ts';
+import { pruneMessagingTables } from '../../src/messaging/retention.ts';
 import { cleanupStack, serviceDatabase, sleep, testLog, waitFor } from './helpers.ts';
 
-/** A bus that records what it is given, optionally slowly or failing, to watch the relay alone. */
-function recordingBus(behaviour: { delayMs?: number; failWhen?: (e: EventEnvelope, calls: number) => boolean } = {}) {
+/**
+ * A bus that records what it is given, optionally slowly or failing, to watch the relay alone. A failing
+ * publishBatch call stores the first `storedBeforeFailure` events of the batch (NATS may have stored some).
+ */
+function recordingBus(
+  behaviour: { delayMs?: number; failWhen?: (events: EventEnvelope[], calls: number) => boolean; storedBeforeFailure?: number } = {},
+) {
   const published: EventEnvelope[] = [];
   let calls = 0;
   const bus: Bus = {
     kind: 'pg-boss',
     start: async () => {},
-    async publish(e) {
+    publish: (e) => bus.publishBatch([e]),
+    async publishBatch(events) {
       calls++;
       if (behaviour.delayMs) await sleep(Math.random() * behaviour.delayMs);
-      if (behaviour.failWhen?.(e, calls)) throw new Error('bus unavailable');
-      published.push(e);
+      if (behaviour.failWhen?.(events, calls)) {
+        published.push(...events.slice(0, behaviour.storedBeforeFailure ?? 0));
+        throw new Error('bus unavailable');
+      }
+      published.push(...events);
     },
     subscribe: async () => {},
     deadLetters: async () => [],
@@ -43,15 +53,51 @@ test('relay: a failed publish leaves the event in the outbox and it goes out, in
   const cleanup = cleanupStack();
   try {
     const db = await serviceDatabase('relayfail', cleanup.add);
-    // The 4th publish call fails, and so does every call for a while after it: the relay must back off and retry.
-    const fake = recordingBus({ failWhen: (_e, calls) => calls >= 4 && calls < 7 });
-    const relay = startOutboxRelay({ db, bus: fake.bus, log: testLog, pollIntervalMs: 50 });
-    cleanup.add(() => relay.stop());
+    // Small batches so several go through before and after the failures. The 3rd publish call fails, and so does
+    // every call for a while after it: the relay must back off and retry.
     await appendN(db, 10);
+    const fake = recordingBus({ failWhen: (_e, calls) => calls >= 3 && calls < 6 });
+    const relay = startOutboxRelay({ db, bus: fake.bus, log: testLog, pollIntervalMs: 50, batchSize: 3 });
+    cleanup.add(() => relay.stop());
     await waitFor('all 10 published', () => fake.published.length >= 10);
     assert.deepEqual(numbers(fake.published), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
-    assert.ok(fake.calls() >= 13, 'the failing publishes were attempted');
+    assert.ok(fake.calls() >= 7, 'the failing publishes were attempted');
     await waitFor('an empty backlog', async () => (await relay.backlog()) === 0);
+  } finally {
+    await cleanup.run();
+  }
+});
+
+test('relay: publishes a batch with one publishBatch call and marks it all in one go', async () => {
+  const cleanup = cleanupStack();
+  try {
+    const db = await serviceDatabase('relaybatch', cleanup.add);
+    const all = await db.tx((tx) =>
+      appendToOutbox(tx, 'test', Array.from({ length: 25 }, (_, i) => ({ type: 'test.Numbered.v1', subject: 'a', data: { i } }))),
+    );
+    const fake = recordingBus();
+    const relay = startOutboxRelay({ db, bus: fake.bus, log: testLog, batchSize: 10 });
+    cleanup.add(() => relay.stop());
+    await waitFor('an empty backlog', async () => (await relay.backlog()) === 0);
+    assert.equal(fake.calls(), 3, 'one call per batch of up to 10');
+    assert.deepEqual(fake.published.map((e) => e.id), all.map((e) => e.id));
+  } finally {
+    await cleanup.run();
+  }
+});
+
+test('relay: a batch that failed part-way is republished whole, so nothing overtakes the failed event', async () => {
+  const cleanup = cleanupStack();
+  try {
+    const db = await serviceDatabase('relaypartial', cleanup.add);
+    await appendN(db, 10);
+    // The first call stores 4 of the batch and then fails, as a NATS publishBatch may.
+    const fake = recordingBus({ failWhen: (_e, calls) => calls === 1, storedBeforeFailure: 4 });
+    const relay = startOutboxRelay({ db, bus: fake.bus, log: testLog, pollIntervalMs: 50, batchSize: 10 });
+    cleanup.add(() => relay.stop());
+    await waitFor('an empty backlog', async () => (await relay.backlog()) === 0);
+    // The consumer sees duplicates (its inbox drops them); the first sighting of each event is in order.
+    assert.deepEqual(numbers(fake.published), [0, 1, 2, 3, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
   } finally {
     await cleanup.run();
   }
@@ -119,6 +165,69 @@ test('relay: the LISTEN connection comes back after it is killed, and NOTIFY wak
     await appendN(db, 1, 1);
     await waitFor('the event written after the reconnection', () => fake.published.length === 2);
     assert.deepEqual(numbers(fake.published), [0, 1]);
+  } finally {
+    await cleanup.run();
+  }
+});
+
+/** Outbox rows by state and age, and inbox rows by age, with `old` meaning `hoursAgo` in the past. */
+async function seedAged(db: Db, hoursAgo: number) {
+  const events = await db.tx((tx) =>
+    appendToOutbox(tx, 'test', Array.from({ length: 9 }, (_, i) => ({ type: 'test.Numbered.v1', subject: 'a', data: { i } }))),
+  );
+  const ids = events.map((e) => e.id);
+  const old = `now() - interval '${hoursAgo} hours'`;
+  // 0–4: published long ago; 5–6: published just now; 7–8: never published, though written long ago.
+  await db.query(`UPDATE outbox SET published_at = ${old}, created_at = ${old} WHERE id = ANY($1::uuid[])`, [ids.slice(0, 5)]);
+  await db.query(`UPDATE outbox SET published_at = now() WHERE id = ANY($1::uuid[])`, [ids.slice(5, 7)]);
+  await db.query(`UPDATE outbox SET created_at = ${old} WHERE id = ANY($1::uuid[])`, [ids.slice(7)]);
+  await db.query(
+    `INSERT INTO inbox (consumer, event_id, handled_at)
+     SELECT 'c', gen_random_uuid(), CASE WHEN i <= 5 THEN ${old} ELSE now() END FROM generate_series(1, 8) AS i`,
+  );
+  return { kept: ids.slice(5) };
+}
+
+const remaining = async (db: Db) => ({
+  outbox: (await db.many<{ id: string }>('SELECT id FROM outbox ORDER BY seq')).map((r) => r.id),
+  inbox: Number((await db.one<{ n: string }>('SELECT count(*) AS n FROM inbox'))?.n),
+});
+
+test('retention: deletes published outbox rows and inbox rows past their retention, in batches, and nothing else', async () => {
+  const cleanup = cleanupStack();
+  try {
+    const db = await serviceDatabase('retention', cleanup.add);
+    const { kept } = await seedAged(db, 2);
+    // 1 h for the outbox, 90 min for the inbox: the 2-hour-old rows go, the recent and the unpublished stay.
+    const deleted = await pruneMessagingTables(db, { outboxRetentionMs: 60 * 60_000, inboxRetentionMs: 90 * 60_000, pruneBatchSize: 2 });
+    assert.deepEqual(deleted, { outbox: 5, inbox: 5 });
+    assert.deepEqual(await remaining(db), { outbox: kept, inbox: 3 });
+    assert.deepEqual(await pruneMessagingTables(db, { pruneBatchSize: 2 }), { outbox: 0, inbox: 0 }, 'a second round finds nothing');
+
+    // The defaults: 1 hour for the outbox, 7 days for the inbox.
+    const db2 = await serviceDatabase('retentiondefaults', cleanup.add);
+    await seedAged(db2, 24);
+    assert.deepEqual(await pruneMessagingTables(db2), { outbox: 5, inbox: 0 });
+  } finally {
+    await cleanup.run();
+  }
+});
+
+test('retention: the relay prunes on its own, every pruneIntervalMs', async () => {
+  const cleanup = cleanupStack();
+  try {
+    const db = await serviceDatabase('relayprune', cleanup.add);
+    const { kept } = await seedAged(db, 2);
+    const fake = recordingBus();
+    const relay = startOutboxRelay({ db, bus: fake.bus, log: testLog, pruneIntervalMs: 100, inboxRetentionMs: 60 * 60_000 });
+    cleanup.add(() => relay.stop());
+    // The relay also publishes the two unpublished rows meanwhile; being new publications, they are kept.
+    await waitFor('the aged rows to be pruned', async () => {
+      const r = await remaining(db);
+      return r.outbox.length === kept.length && r.inbox === 3;
+    });
+    assert.deepEqual((await remaining(db)).outbox, kept);
+    assert.equal(await relay.backlog(), 0);
   } finally {
     await cleanup.run();
   }
