@@ -26,8 +26,25 @@ export async function startTestBank(options: Partial<StartBankOptions> = {}): Pr
     async stop() {
       await bank.stop({ dropDatabases: true });
       await rm(dataDir, { recursive: true, force: true });
+      await deleteNatsStreams(bank.busUrl);
     },
   };
+}
+
+/** A test bank on NATS used streams of its own (`?streams=PREFIX`); remove them so the server doesn't fill up. */
+async function deleteNatsStreams(busUrl: string): Promise<void> {
+  const url = new URL(busUrl);
+  const prefix = url.searchParams.get('streams');
+  if (url.protocol !== 'nats:' || !prefix) return;
+  const { connect } = await import('nats');
+  url.search = '';
+  const nc = await connect({ servers: url.toString() });
+  try {
+    const jsm = await nc.jetstreamManager();
+    for (const stream of [`${prefix}_EVENTS`, `${prefix}_DLQ`]) await jsm.streams.delete(stream).catch(() => false);
+  } finally {
+    await nc.close();
+  }
 }
 
 export interface LedgerTotals {

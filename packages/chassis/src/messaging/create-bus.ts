@@ -17,8 +17,14 @@ export function createBus(options: CreateBusOptions): Bus {
     case 'postgres':
     case 'postgresql':
       return createPgBossBus(options);
-    case 'nats':
-      return createNatsBus(options);
+    case 'nats': {
+      // `nats://host:4222?streams=PREFIX` namespaces the streams and durable consumers, so several banks (or test
+      // runs) can share one NATS server without taking each other's events.
+      const url = new URL(options.url);
+      const streamPrefix = url.searchParams.get('streams') ?? undefined;
+      url.search = '';
+      return createNatsBus({ ...options, url: url.toString(), ...(streamPrefix ? { streamPrefix } : {}) });
+    }
     default:
       throw new Error(
         // Only the scheme is echoed: the rest of a URL may hold credentials.

@@ -265,7 +265,6 @@ export function createPgBossBus(options: PgBossBusOptions): Bus {
       const maxAttempts = sub.maxAttempts ?? 5;
       const concurrency = sub.concurrency ?? 8;
       const leaseSeconds = leaseSecondsOf(sub);
-      await boss.createQueue(dlq, { name: dlq });
       const queueOptions: PgBoss.Queue = {
         name: queue,
         retryLimit: maxAttempts - 1,
@@ -274,10 +273,20 @@ export function createPgBossBus(options: PgBossBusOptions): Bus {
         deadLetter: dlq,
         expireInSeconds: leaseSeconds,
       };
-      await boss.createQueue(queue, queueOptions);
-      // createQueue keeps an existing queue as it was; the running code's settings win.
-      await boss.updateQueue(queue, queueOptions);
-      for (const type of sub.types) await boss.subscribe(type, queue);
+      // pg-boss 10 creates a partition per queue; services creating queues at the same moment deadlock on the
+      // parent table. A session advisory lock on the bus database lets one process at a time set up queues.
+      const lock = await pool.connect();
+      try {
+        await lock.query(`SELECT pg_advisory_lock(hashtext('simplebank_bus_queues'))`);
+        await boss.createQueue(dlq, { name: dlq });
+        await boss.createQueue(queue, queueOptions);
+        // createQueue keeps an existing queue as it was; the running code's settings win.
+        await boss.updateQueue(queue, queueOptions);
+        for (const type of sub.types) await boss.subscribe(type, queue);
+      } finally {
+        await lock.query(`SELECT pg_advisory_unlock(hashtext('simplebank_bus_queues'))`).catch(() => {});
+        lock.release();
+      }
 
       const local: LocalSubscription = {
         options: sub,
