@@ -1,0 +1,51 @@
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { timingSafeEqual } from 'node:crypto';
+import { PROBLEM_CONTENT_TYPE, ProblemError } from '../errors/problem.ts';
+
+/**
+ * Answers with a problem+json body straight from a hook. The protection hooks send their own answers rather than
+ * throwing into the app's error handler: that handler logs every 5xx at error level, and a service shedding
+ * thousands of requests a second must not also write thousands of error lines.
+ */
+export function sendProblem(
+  reply: FastifyReply,
+  request: FastifyRequest,
+  status: number,
+  code: string,
+  detail: string,
+  headers: Record<string, string> = {},
+  extensions: Record<string, unknown> = {},
+): FastifyReply {
+  const problem = new ProblemError(status, code, detail, extensions, headers);
+  for (const [k, v] of Object.entries(problem.headers)) reply.header(k, v);
+  return reply.status(status).type(PROBLEM_CONTENT_TYPE).send(problem.toProblem(request.url.split('?')[0]));
+}
+
+/**
+ * `METHOD /path/template` of the route a request matched, e.g. `GET /prices/:symbol`: the name faults, route
+ * groups and per-route limits use. Requests that matched no route are `METHOD *unmatched*`.
+ */
+export function routeKeyOf(request: FastifyRequest): string {
+  return `${request.method} ${request.routeOptions.url ?? '*unmatched*'}`;
+}
+
+/** The route template (or, for unmatched requests, the raw path) without the query. */
+export function routePathOf(request: FastifyRequest): string {
+  return request.routeOptions.url ?? request.url.split('?')[0]!;
+}
+
+/** Routes operators and balancers need most when a service struggles: health, metrics, docs, admin. */
+const INFRA_PREFIXES = ['/health/', '/metrics', '/admin/', '/openapi.json'];
+
+/** Whether a path is infrastructure (never shed, rate-limited, or hit by a `*` fault). */
+export function isInfraPath(path: string): boolean {
+  return INFRA_PREFIXES.some((p) => path === p || path.startsWith(p));
+}
+
+/** Constant-time comparison, so response timing does not reveal how much of a guessed token was right. */
+export function tokenMatches(given: string | string[] | undefined, expected: string): boolean {
+  if (typeof given !== 'string' || given.length === 0 || expected.length === 0) return false;
+  const a = Buffer.from(given);
+  const b = Buffer.from(expected);
+  return a.length === b.length && timingSafeEqual(a, b);
+}

@@ -1,0 +1,89 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { rateLimitGroupsFromEnv, type ProtectionConfig } from './config.ts';
+import { faultsPlugin } from './faults-http.ts';
+import { createFaultRegistry, type FaultRegistry } from './faults.ts';
+import { createLoadShedder, loadSheddingPlugin, type LoadShedder, type LoadSheddingStats } from './load-shedding.ts';
+import { createRedisRateLimitStore } from './rate-limit-redis-store.ts';
+import { createRateLimiter, rateLimitPlugin, type RateLimitGroup, type RateLimiter, type RateLimiterStats } from './rate-limit.ts';
+
+export interface ProtectionOptions {
+  config: ProtectionConfig;
+  /** Read for the per-group overrides `RATE_LIMIT_<GROUP>_LIMIT|WINDOW_MS`. Default `process.env`. */
+  env?: Record<string, string | undefined>;
+  serviceToken: string;
+  log?: { info(obj: object, msg: string): void; warn(obj: object, msg: string): void };
+  /** The registry the service's `faultPolicy`s use; default a new one from `FAULTS_ENABLED`. */
+  faults?: FaultRegistry;
+  /** Concurrency limits of expensive routes (`LOAD_SHED_ROUTE_CONCURRENCY` entries win). */
+  routeConcurrency?: Record<string, number>;
+  /** Per-client rate limits: only services facing clients (the gateway) pass this. */
+  rateLimit?: {
+    groups?: RateLimitGroup[];
+    keyFor?: (request: FastifyRequest) => string | undefined;
+  };
+}
+
+export interface Protection {
+  shedder: LoadShedder | undefined;
+  limiter: RateLimiter | undefined;
+  faults: FaultRegistry;
+  /** Readiness checks to add to the service's: `load` fails while shedding. */
+  readiness: Record<string, () => Promise<void>>;
+  stats(): { loadShedding?: LoadSheddingStats; rateLimit?: RateLimiterStats; faults: number };
+}
+
+/**
+ * Installs every server protection on `app`, in the order that makes rejections cheapest: load shedding, then
+ * rate limits, then fault injection. Call it on the root instance before it is ready (hooks then cover every
+ * route, including those registered before). Closing the app stops the monitors and closes the Redis store.
+ */
+export function registerProtection(app: FastifyInstance, options: ProtectionOptions): Protection {
+  const { config, log } = options;
+  const faults = options.faults ?? createFaultRegistry({ enabled: config.FAULTS_ENABLED });
+
+  let shedder: LoadShedder | undefined;
+  if (config.LOAD_SHED_ENABLED) {
+    shedder = createLoadShedder({
+      maxInFlight: config.LOAD_SHED_MAX_IN_FLIGHT,
+      maxEventLoopDelayMs: config.LOAD_SHED_MAX_EVENT_LOOP_DELAY_MS,
+      retryAfterSeconds: config.LOAD_SHED_RETRY_AFTER_SECONDS,
+      routeConcurrency: { ...options.routeConcurrency, ...config.LOAD_SHED_ROUTE_CONCURRENCY },
+    });
+    loadSheddingPlugin(app, { shedder });
+  }
+
+  let limiter: RateLimiter | undefined;
+  if (options.rateLimit && config.RATE_LIMIT_ENABLED) {
+    const store = config.RATE_LIMIT_REDIS_URL
+      ? createRedisRateLimitStore({ url: config.RATE_LIMIT_REDIS_URL, commandTimeoutMs: config.RATE_LIMIT_REDIS_TIMEOUT_MS, ...(log ? { log } : {}) })
+      : undefined;
+    limiter = createRateLimiter({
+      ...(store ? { store } : {}),
+      defaultRule: { limit: config.RATE_LIMIT_LIMIT, windowMs: config.RATE_LIMIT_WINDOW_MS },
+      groups: rateLimitGroupsFromEnv(options.rateLimit.groups ?? [], options.env ?? process.env),
+      ...(log ? { log } : {}),
+    });
+    rateLimitPlugin(app, { limiter, ...(options.rateLimit.keyFor ? { keyFor: options.rateLimit.keyFor } : {}) });
+  }
+
+  faultsPlugin(app, { registry: faults, serviceToken: options.serviceToken, ...(log ? { log } : {}) });
+  // Registered after the faults plugin's own onClose: by then no held request is left to release.
+  app.addHook('onClose', (_instance, done) => {
+    faults.close();
+    done();
+  });
+  if (faults.enabled) log?.warn({}, 'fault injection is enabled (FAULTS_ENABLED=true): /admin/faults accepts faults');
+
+  const readiness: Record<string, () => Promise<void>> = shedder ? { load: () => shedder.readinessCheck() } : {};
+  return {
+    shedder,
+    limiter,
+    faults,
+    readiness,
+    stats: () => ({
+      ...(shedder ? { loadShedding: shedder.stats() } : {}),
+      ...(limiter ? { rateLimit: limiter.stats() } : {}),
+      faults: faults.size(),
+    }),
+  };
+}

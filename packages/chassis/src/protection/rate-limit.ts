@@ -1,0 +1,142 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { isInfraPath, routeKeyOf, routePathOf, sendProblem } from './http-util.ts';
+import { createMemoryRateLimitStore, type RateLimitDecision, type RateLimitRule, type RateLimitStore } from './rate-limit-store.ts';
+import { throttledWarn, type WarnLog } from './warn-throttle.ts';
+
+/** A named set of routes sharing one rule; a client's quota is per group. */
+export interface RateLimitGroup extends RateLimitRule {
+  name: string;
+  /** `METHOD /path/template` as declared (e.g. `POST /orders`), or `*` for every route. */
+  routes: string[];
+}
+
+export interface RateLimiterOptions {
+  /** Default: the in-memory store. */
+  store?: RateLimitStore;
+  /** The rule for routes in no group; `false` leaves them unlimited. Default 100 per 10 s. */
+  defaultRule?: RateLimitRule | false;
+  /** Checked in order; the first group listing a route applies. */
+  groups?: RateLimitGroup[];
+  log?: WarnLog;
+  /** "Store failing, failing open" warnings at most once per this. Default 30 000 ms. */
+  warnIntervalMs?: number;
+}
+
+export interface RateLimiterStats {
+  store: string;
+  allowed: number;
+  limited: number;
+  /** Requests let through because the store failed. */
+  failedOpen: number;
+}
+
+export interface RateLimiter {
+  /** The group and rule for a route key, or undefined when the route is not limited. */
+  ruleFor(routeKey: string): { group: string; rule: RateLimitRule } | undefined;
+  /** Takes one request of `client`'s quota on `routeKey`; undefined when not limited or when the store failed (fail open). */
+  check(routeKey: string, client: string): Promise<RateLimitDecision | undefined>;
+  stats(): RateLimiterStats;
+  /** Closes the store. */
+  close(): Promise<void>;
+}
+
+/** 100 requests per 10 s per client: ten a second sustained, bursts of 100 (a page load fanning out) allowed. */
+export const RATE_LIMIT_DEFAULTS: Readonly<RateLimitRule> = Object.freeze({ limit: 100, windowMs: 10_000 });
+
+function validRule(rule: RateLimitRule, what: string): RateLimitRule {
+  if (!Number.isInteger(rule.limit) || rule.limit < 1 || !(rule.windowMs >= 1)) throw new RangeError(`invalid rate limit for ${what}: ${rule.limit} per ${rule.windowMs} ms`);
+  return { limit: rule.limit, windowMs: rule.windowMs };
+}
+
+export function createRateLimiter(options: RateLimiterOptions = {}): RateLimiter {
+  const store = options.store ?? createMemoryRateLimitStore();
+  const fallback = options.defaultRule === false ? undefined : { group: 'default', rule: validRule(options.defaultRule ?? RATE_LIMIT_DEFAULTS, 'default') };
+  const groups = (options.groups ?? []).map((g) => ({ name: g.name, routes: new Set(g.routes), rule: validRule(g, g.name) }));
+  const warn = throttledWarn(options.log, options.warnIntervalMs ?? 30_000);
+  // Route keys are the app's route templates, a small fixed set: the lookup is done once per route.
+  const cache = new Map<string, { group: string; rule: RateLimitRule } | undefined>();
+  const stats = { allowed: 0, limited: 0, failedOpen: 0 };
+
+  const ruleFor = (routeKey: string) => {
+    if (cache.has(routeKey)) return cache.get(routeKey);
+    const g = groups.find((x) => x.routes.has(routeKey) || x.routes.has('*'));
+    const found = g ? { group: g.name, rule: g.rule } : fallback;
+    cache.set(routeKey, found);
+    return found;
+  };
+
+  return {
+    ruleFor,
+    async check(routeKey, client) {
+      const applies = ruleFor(routeKey);
+      if (!applies) return undefined;
+      try {
+        const decision = await store.consume(`${applies.group}:${client}`, applies.rule);
+        if (decision.allowed) stats.allowed++;
+        else stats.limited++;
+        return decision;
+      } catch (err) {
+        // Fail open: an unreachable store must not turn into an outage of everything behind the gateway.
+        stats.failedOpen++;
+        warn({ err: (err as Error).message, store: store.kind }, 'rate limit store failed; request allowed (fail open)');
+        return undefined;
+      }
+    },
+    stats: () => ({ store: store.kind, ...stats }),
+    close: () => store.close(),
+  };
+}
+
+export interface RateLimitPluginOptions {
+  limiter: RateLimiter;
+  /**
+   * Who the client is, e.g. the verified bearer token's subject. Return undefined for anonymous requests;
+   * they are keyed by IP (`request.ip`, so set fastify's `trustProxy` behind a proxy).
+   */
+  keyFor?: (request: FastifyRequest) => string | undefined;
+  /** Requests never limited. Default: health, metrics, admin and docs routes. */
+  exempt?: (request: FastifyRequest) => boolean;
+}
+
+/** Header values for a decision: IETF draft-ietf-httpapi-ratelimit-headers (draft-06/07 form), seconds rounded up. */
+export function rateLimitHeaders(decision: RateLimitDecision, rule: RateLimitRule): Record<string, string> {
+  return {
+    'ratelimit-limit': String(decision.limit),
+    'ratelimit-remaining': String(decision.remaining),
+    'ratelimit-reset': String(Math.ceil(decision.resetMs / 1000)),
+    'ratelimit-policy': `${rule.limit};w=${Math.ceil(rule.windowMs / 1000)}`,
+  };
+}
+
+/**
+ * Per-client rate limiting as an onRequest hook (before the body is read). Every limited response carries the
+ * RateLimit headers; a client over its quota gets 429 problem+json `rate_limited` with `Retry-After`.
+ * Closing the app closes the limiter's store.
+ */
+export function rateLimitPlugin(app: FastifyInstance, options: RateLimitPluginOptions): void {
+  const { limiter, keyFor } = options;
+  const exempt = options.exempt ?? ((request: FastifyRequest) => isInfraPath(routePathOf(request)));
+
+  app.addHook('onRequest', (request, reply, done) => {
+    if (exempt(request)) return done();
+    const routeKey = routeKeyOf(request);
+    const rule = limiter.ruleFor(routeKey);
+    if (!rule) return done();
+    const subject = keyFor?.(request);
+    const client = subject !== undefined ? `sub:${subject}` : `ip:${request.ip}`;
+    limiter.check(routeKey, client).then((decision) => {
+      if (!decision) return done();
+      const headers = rateLimitHeaders(decision, rule.rule);
+      if (decision.allowed) {
+        reply.headers(headers);
+        return done();
+      }
+      // Whole seconds, at least 1: a client told "0" would come straight back.
+      const retryAfter = String(Math.max(1, Math.ceil(decision.retryAfterMs / 1000)));
+      sendProblem(reply, request, 429, 'rate_limited', `rate limit of ${rule.rule.limit} requests per ${rule.rule.windowMs / 1000} s exceeded; retry after ${retryAfter} s`, { ...headers, 'retry-after': retryAfter });
+    }).catch(done);
+  });
+  app.addHook('onClose', (_instance, done) => {
+    limiter.close().then(() => done(), done);
+  });
+}

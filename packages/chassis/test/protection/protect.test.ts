@@ -1,0 +1,129 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { z } from 'zod';
+import { createClient } from '../../src/client/client.ts';
+import { isUpstreamError } from '../../src/client/errors.ts';
+import { loadConfig } from '../../src/config/config.ts';
+import { defineContract, route } from '../../src/contract/define.ts';
+import { parseRouteConcurrency, protectionConfigShape, rateLimitGroupsFromEnv } from '../../src/protection/config.ts';
+import { createFaultRegistry } from '../../src/protection/faults.ts';
+import { faultPolicy } from '../../src/protection/faults-policy.ts';
+import { registerProtection } from '../../src/protection/protect.ts';
+import { call, recordingLog, startApp } from './helpers.ts';
+
+const TOKEN = 'test-service-token-0123456789';
+const config = (env: Record<string, string>) => loadConfig('test', protectionConfigShape, env);
+
+test('config: defaults, parsing and errors', () => {
+  const defaults = config({});
+  assert.equal(defaults.LOAD_SHED_ENABLED, true);
+  assert.equal(defaults.LOAD_SHED_MAX_IN_FLIGHT, 256);
+  assert.equal(defaults.LOAD_SHED_MAX_EVENT_LOOP_DELAY_MS, 200);
+  assert.deepEqual(defaults.LOAD_SHED_ROUTE_CONCURRENCY, {});
+  assert.equal(defaults.RATE_LIMIT_LIMIT, 100);
+  assert.equal(defaults.RATE_LIMIT_WINDOW_MS, 10_000);
+  assert.equal(defaults.RATE_LIMIT_REDIS_URL, undefined);
+  assert.equal(defaults.FAULTS_ENABLED, false, 'fault injection is off unless asked for');
+
+  const set = config({ FAULTS_ENABLED: 'true', LOAD_SHED_ROUTE_CONCURRENCY: 'post /orders=32, GET /prices/:symbol=8', RATE_LIMIT_REDIS_URL: 'redis://127.0.0.1:6379', RATE_LIMIT_ENABLED: 'off' });
+  assert.equal(set.FAULTS_ENABLED, true);
+  assert.equal(set.RATE_LIMIT_ENABLED, false);
+  assert.deepEqual(set.LOAD_SHED_ROUTE_CONCURRENCY, { 'POST /orders': 32, 'GET /prices/:symbol': 8 });
+  assert.equal(set.RATE_LIMIT_REDIS_URL, 'redis://127.0.0.1:6379');
+  assert.equal(config({ RATE_LIMIT_REDIS_URL: '' }).RATE_LIMIT_REDIS_URL, undefined, 'empty means unset');
+
+  assert.throws(() => config({ FAULTS_ENABLED: 'maybe', LOAD_SHED_ROUTE_CONCURRENCY: 'orders:3' }), (err: Error) => /FAULTS_ENABLED/.test(err.message) && /LOAD_SHED_ROUTE_CONCURRENCY/.test(err.message));
+  assert.throws(() => parseRouteConcurrency('GET /x=0'), /METHOD \/path=limit/);
+
+  const groups = rateLimitGroupsFromEnv([{ name: 'place-order', routes: ['POST /orders'], limit: 5, windowMs: 1000 }], { RATE_LIMIT_PLACE_ORDER_LIMIT: '2' });
+  assert.equal(groups[0]!.limit, 2);
+  assert.equal(groups[0]!.windowMs, 1000);
+  assert.throws(() => rateLimitGroupsFromEnv([{ name: 'x', routes: [], limit: 1, windowMs: 1 }], { RATE_LIMIT_X_WINDOW_MS: 'soon' }), /RATE_LIMIT_X_WINDOW_MS/);
+});
+
+test('registerProtection: all pieces from config, in order, with a readiness check', async () => {
+  const log = recordingLog();
+  let protection!: ReturnType<typeof registerProtection>;
+  const { app, url } = await startApp((app) => {
+    app.get('/prices/:symbol', async () => ({ ok: true }));
+    app.get('/health/ready', async () => ({ status: 'ready' }));
+    protection = registerProtection(app, {
+      // Event-loop shedding off: a CPU-starved test process can lag past 200 ms, and this test is not about that.
+      config: config({ FAULTS_ENABLED: 'true', RATE_LIMIT_LIMIT: '2', RATE_LIMIT_WINDOW_MS: '60000', LOAD_SHED_MAX_EVENT_LOOP_DELAY_MS: '0' }),
+      env: {},
+      serviceToken: TOKEN,
+      log,
+      rateLimit: { keyFor: (r) => r.headers['x-client'] as string | undefined },
+    });
+  });
+  try {
+    assert.ok(protection.shedder && protection.limiter);
+    assert.deepEqual(Object.keys(protection.readiness), ['load']);
+    await protection.readiness.load!();
+    assert.match(log.warnings[0]!.msg, /fault injection is enabled/);
+
+    const ok = await call(`${url}/prices/A`, { headers: { 'x-client': 'a' } });
+    assert.equal(ok.status, 200);
+    assert.equal(ok.headers.get('ratelimit-limit'), '2');
+    await call(`${url}/prices/A`, { headers: { 'x-client': 'a' } });
+    assert.equal((await call(`${url}/prices/A`, { headers: { 'x-client': 'a' } })).status, 429);
+
+    const put = await call(`${url}/admin/faults/x`, {
+      method: 'PUT',
+      headers: { 'x-service-token': TOKEN, 'content-type': 'application/json' },
+      body: JSON.stringify({ target: { direction: 'incoming', route: 'GET /prices/:symbol' }, errorRate: 1 }),
+    });
+    assert.equal(put.status, 200);
+    assert.equal((await call(`${url}/prices/A`, { headers: { 'x-client': 'b' } })).body.code, 'injected_fault');
+    assert.deepEqual(protection.stats().rateLimit, { store: 'memory', allowed: 3, limited: 1, failedOpen: 0 });
+    assert.equal(protection.stats().loadShedding?.inFlight, 0);
+  } finally {
+    await app.close();
+  }
+  assert.equal(protection.faults.size(), 0, 'closing the app clears the faults');
+});
+
+test('registerProtection without rateLimit (every service but the gateway) and with faults disabled', async () => {
+  let protection!: ReturnType<typeof registerProtection>;
+  const { app, url } = await startApp((app) => {
+    app.get('/x', async () => ({ ok: true }));
+    protection = registerProtection(app, { config: config({ LOAD_SHED_MAX_EVENT_LOOP_DELAY_MS: '0' }), serviceToken: TOKEN });
+  });
+  try {
+    assert.equal(protection.limiter, undefined);
+    const x = await call(`${url}/x`);
+    assert.equal(x.status, 200);
+    assert.equal(x.headers.get('ratelimit-limit'), null);
+    assert.equal((await call(`${url}/admin/faults`, { headers: { 'x-service-token': TOKEN } })).status, 404);
+  } finally {
+    await app.close();
+  }
+});
+
+test('a chassis client with faultPolicy: injected outgoing errors fail the call without reaching the server', async () => {
+  const contract = defineContract({
+    service: 'market-data',
+    routes: { getPrice: route({ method: 'GET', path: '/prices/:symbol', params: z.object({ symbol: z.string() }), responses: { 200: z.object({ symbol: z.string() }) } }) },
+  });
+  let served = 0;
+  const { app, url } = await startApp((app) => {
+    app.get('/prices/:symbol', async (request) => {
+      served++;
+      return { symbol: (request.params as { symbol: string }).symbol };
+    });
+  });
+  const faults = createFaultRegistry({ enabled: true });
+  const client = createClient(contract, { baseUrl: url, policies: [faultPolicy(faults, 'market-data')] });
+  try {
+    assert.deepEqual((await client.getPrice({ params: { symbol: 'ACME' } })).body, { symbol: 'ACME' });
+    faults.set('md', { target: { direction: 'outgoing', dependency: 'market-data', operation: 'getPrice' }, errorRate: 1 });
+    const err = await client.getPrice({ params: { symbol: 'ACME' } }).catch((e: unknown) => e);
+    assert.ok(isUpstreamError(err));
+    assert.equal((err as { kind: string }).kind, 'connection');
+    assert.equal(served, 1);
+  } finally {
+    faults.close();
+    await client.close();
+    await app.close();
+  }
+});
