@@ -4,10 +4,13 @@
 // (from the order's own history: pending → filled) and errors.
 //
 //   node --import tsx bench/place-order/run.ts            # RATE=200 DURATION_S=30
+//   PROFILE=orders,accounts node --import tsx bench/place-order/run.ts   # V8 CPU profiles (slower: don't quote)
 //   RATE=300 DURATION_S=60 BUS_URL=nats://127.0.0.1:4222 node --import tsx bench/place-order/run.ts
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import pg from 'pg';
 import { Pool } from 'undici';
 import { startBank } from '../../tools/cli/src/bank.ts';
 import { freePort } from '@simplebank/chassis/testing';
@@ -15,7 +18,60 @@ import { freePort } from '@simplebank/chassis/testing';
 const RATE = Number(process.env.RATE ?? 200);
 const DURATION_S = Number(process.env.DURATION_S ?? 30);
 const CUSTOMERS = Number(process.env.CUSTOMERS ?? 40);
+/** Comma-separated services to profile (V8 CPU profiles in bench/place-order/profiles/, see cpu-profile.mjs). */
+const PROFILE = (process.env.PROFILE ?? '').split(',').filter(Boolean);
+/** Comma-separated services to run with `--perf-basic-prof`, so `perf record -p <pid>` can name JS functions. */
+const PERF_MAP = (process.env.PERF_MAP ?? '').split(',').filter(Boolean);
+/** PG_STATS=1: load pg_stat_statements and print the statements that took the server's time (diagnosis only). */
+const PG_STATS = process.env.PG_STATS === '1';
+const CPU_DETAIL = process.env.CPU_DETAIL === '1';
 const SYMBOLS = ['AAPL', 'MSFT', 'GOOGL', 'AMZN', 'NVDA', 'META', 'TSLA', 'JPM'];
+
+/** CPU seconds (user + system) of a process, plus those of its reaped children (postgres backends that exited). */
+async function cpuOf(pid: number, withChildren = false): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+  if (!stat) return 0;
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // Fields after the comm: state(0) … utime(11) stime(12) cutime(13) cstime(14).
+  const ticks = Number(f[11]) + Number(f[12]) + (withChildren ? Number(f[13]) + Number(f[14]) : 0);
+  return ticks / 100;
+}
+
+/** PostgreSQL's CPU: the postmaster (with reaped backends) and its live children. */
+async function postgresCpu(dataDir: string): Promise<number> {
+  let total = 0;
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const cmd = await readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => '');
+    if (cmd.includes('postgres') && cmd.includes(dataDir)) {
+      total += await cpuOf(Number(entry), true);
+      const children = await readFile(`/proc/${entry}/task/${entry}/children`, 'utf8').catch(() => '');
+      for (const c of children.trim().split(/\s+/).filter(Boolean)) total += await cpuOf(Number(c));
+    }
+  }
+  return total;
+}
+
+/** CPU_DETAIL=1: PostgreSQL's CPU per process kind (backends per database, walwriter, autovacuum …). */
+async function postgresCpuByKind(dataDir: string): Promise<Map<string, number>> {
+  const byKind = new Map<string, number>();
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const cmd = await readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => '');
+    if (!(cmd.includes('postgres') && cmd.includes(dataDir))) continue;
+    byKind.set('postmaster+exited', await cpuOf(Number(entry), true));
+    const children = await readFile(`/proc/${entry}/task/${entry}/children`, 'utf8').catch(() => '');
+    for (const c of children.trim().split(/\s+/).filter(Boolean)) {
+      const title = (await readFile(`/proc/${c}/cmdline`, 'utf8').catch(() => '')).replace(/\0/g, ' ').trim();
+      // "postgres: postgres simplebank_orders 127.0.0.1(5678) idle" or "… [local] idle" → "simplebank_orders";
+      // "postgres: walwriter" → "walwriter"
+      const m = /^postgres: (?:\S+ (\S+) (?:\S+\(\d+\)|\[local\])|([a-z ]+?))(?: |$)/.exec(title);
+      const kind = m?.[1] ?? m?.[2] ?? title;
+      byKind.set(kind, (byKind.get(kind) ?? 0) + (await cpuOf(Number(c))));
+    }
+  }
+  return byKind;
+}
 
 const pct = (sorted: number[], p: number): number => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]! : NaN);
 
@@ -27,8 +83,23 @@ async function main(): Promise<void> {
     pgPort: await freePort(),
     quiet: true,
     readyTimeoutMs: 120_000,
+    pgSettings: {
+      ...(PG_STATS ? { shared_preload_libraries: 'pg_stat_statements', 'pg_stat_statements.track': 'all', 'pg_stat_statements.track_planning': 'on' } : {}),
+      ...(CPU_DETAIL ? { log_connections: 'on', log_disconnections: 'on' } : {}),
+    },
     ...(process.env.BUS_URL ? { busUrl: process.env.BUS_URL } : {}),
     env: { LOG_LEVEL: 'warn' },
+    serviceEnv: Object.fromEntries([
+      ...PERF_MAP.map((name) => [name, { NODE_OPTIONS: '--perf-basic-prof-only-functions' }]),
+      ...PROFILE.map((name) => [
+        name,
+        {
+          NODE_OPTIONS: `--import=${pathToFileURL(path.join(import.meta.dirname, 'cpu-profile.mjs')).href}`,
+          CPU_PROFILE_DIR: path.join(import.meta.dirname, 'profiles'),
+          CPU_PROFILE_NAME: name,
+        },
+      ]),
+    ]),
   });
   const pool = new Pool(bank.gatewayUrl, { connections: 256 });
   const call = async (method: string, p: string, body?: unknown, headers: Record<string, string> = {}) => {
@@ -57,6 +128,22 @@ async function main(): Promise<void> {
       await call('POST', `/accounts/${accountId}/deposits`, { amount: '100000000.00' }, { ...auth, 'idempotency-key': 'bench' });
       customers.push({ token: session.token, accountId });
     }
+
+    const cpuSnapshot = async () => {
+      const out: Record<string, number> = { load: await cpuOf(process.pid), postgres: await postgresCpu(dataDir) };
+      for (const name of bank.services) out[name] = await cpuOf(bank.supervisor.get(name).pid ?? 0);
+      return out;
+    };
+    const admin = new pg.Client({ connectionString: bank.serverUrl });
+    if (PG_STATS) {
+      await admin.connect();
+      await admin.query('CREATE EXTENSION IF NOT EXISTS pg_stat_statements');
+      await admin.query('SELECT pg_stat_statements_reset()');
+    }
+    const cpuBefore = await cpuSnapshot();
+    const pgBefore = CPU_DETAIL ? await postgresCpuByKind(dataDir) : new Map<string, number>();
+    process.stderr.write(`[bench] ${CUSTOMERS} customers ready; sending ${RATE} orders/s for ${DURATION_S} s\n`);
+    for (const name of bank.services) process.stderr.write(`[bench] pid ${name} ${bank.supervisor.get(name).pid}\n`);
 
     const latencies: number[] = [];
     const errors: Record<string, number> = {};
@@ -92,28 +179,38 @@ async function main(): Promise<void> {
     await Promise.all(inflight);
     const elapsed = (performance.now() - start) / 1000;
 
-    // Wait for every accepted order to become final, then read the time to fill from each order's history.
+    // Wait until every accepted order is final. Progress is read with one cheap count on the orders database
+    // (polling the API for thousands of orders would load the very services being measured); the time to fill is
+    // then read once through the API, from each order's own history.
+    const ordersDb = new pg.Client({ connectionString: bank.databaseUrls.orders });
+    await ordersDb.connect();
     const deadline = Date.now() + 120_000;
-    let pending = placed.length;
+    let drainedAt = performance.now();
+    try {
+      while (Date.now() < deadline) {
+        const { rows } = await ordersDb.query<{ open: string }>(`SELECT count(*) AS open FROM orders WHERE status IN ('pending', 'accepted', 'placed')`);
+        drainedAt = performance.now();
+        if (Number(rows[0]!.open) === 0) break;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    } finally {
+      await ordersDb.end();
+    }
+    const cpuAfter = await cpuSnapshot();
+    const pgAfter = CPU_DETAIL ? await postgresCpuByKind(dataDir) : new Map<string, number>();
+    let pending = 0;
     const fillTimes: number[] = [];
     const finals: Record<string, number> = {};
-    while (Date.now() < deadline) {
-      fillTimes.length = 0;
-      for (const k of Object.keys(finals)) delete finals[k];
-      pending = 0;
-      for (let c = 0; c < CUSTOMERS; c++) {
-        const { body: orders } = await call('GET', `/orders?accountId=${customers[c]!.accountId}&limit=500`, undefined, { authorization: `Bearer ${customers[c]!.token}` });
-        for (const o of orders as { status: string; history: { status: string; at: string }[] }[]) {
-          if (!['filled', 'rejected', 'expired', 'cancelled'].includes(o.status)) pending++;
-          else finals[o.status] = (finals[o.status] ?? 0) + 1;
-          if (o.status === 'filled') {
-            const at = (s: string) => Date.parse(o.history.find((h) => h.status === s)!.at);
-            fillTimes.push(at('filled') - at('pending'));
-          }
+    for (let c = 0; c < CUSTOMERS; c++) {
+      const { body: orders } = await call('GET', `/orders?accountId=${customers[c]!.accountId}&limit=500`, undefined, { authorization: `Bearer ${customers[c]!.token}` });
+      for (const o of orders as { status: string; history: { status: string; at: string }[] }[]) {
+        if (!['filled', 'rejected', 'expired', 'cancelled'].includes(o.status)) pending++;
+        else finals[o.status] = (finals[o.status] ?? 0) + 1;
+        if (o.status === 'filled') {
+          const at = (s: string) => Date.parse(o.history.find((h) => h.status === s)!.at);
+          fillTimes.push(at('filled') - at('pending'));
         }
       }
-      if (pending === 0) break;
-      await new Promise((r) => setTimeout(r, 1000));
     }
     latencies.sort((a, b) => a - b);
     fillTimes.sort((a, b) => a - b);
@@ -130,10 +227,45 @@ async function main(): Promise<void> {
       otherFinal: Object.fromEntries(Object.entries(finals).filter(([k]) => k !== 'filled')),
       fillP50Ms: pct(fillTimes, 50),
       fillP99Ms: pct(fillTimes, 99),
+      fillMaxMs: fillTimes.at(-1) ?? NaN,
+      // From the first order sent until the last one was final.
+      drainedAfterS: Number(((drainedAt - start) / 1000).toFixed(1)),
       errors,
+      // CPU seconds each process used from the first order until every order was final, and per order in ms.
+      cpuS: Object.fromEntries(Object.keys(cpuAfter).map((k) => [k, Number((cpuAfter[k]! - cpuBefore[k]!).toFixed(2))])),
+      cpuMsPerOrder: Number(((Object.keys(cpuAfter).reduce((a, k) => a + cpuAfter[k]! - cpuBefore[k]!, 0) * 1000) / Math.max(1, placed.length)).toFixed(2)),
       bus: bank.busUrl.startsWith('nats') ? 'nats' : 'pg-boss',
     };
     console.log(JSON.stringify(result, null, 2));
+    if (CPU_DETAIL) {
+      // Connections opened and closed while the bank ran (each costs the server a fork and an authentication).
+      const pgLog = await readFile(path.join(dataDir, 'postgres.log'), 'utf8').catch(() => '');
+      const opened = new Map<string, number>();
+      for (const m of pgLog.matchAll(/connection authorized: user=\S+ database=(\S+)(?: application_name=(\S+))?/g)) {
+        const key = `${m[1]} ${m[2] ?? ''}`;
+        opened.set(key, (opened.get(key) ?? 0) + 1);
+      }
+      console.table([...opened].map(([db, n]) => ({ db, opened: n })).sort((a, b) => b.opened - a.opened));
+      console.log({ disconnections: [...pgLog.matchAll(/disconnection: session time/g)].length });
+      const rows = [...pgAfter].map(([kind, t]) => ({ kind, cpuS: Number((t - (pgBefore.get(kind) ?? 0)).toFixed(2)) })).sort((a, b) => b.cpuS - a.cpuS);
+      console.table(rows);
+    }
+    if (PG_STATS) {
+      const { rows } = await admin.query(
+        `SELECT d.datname AS db, s.calls, round(s.total_exec_time)::int AS total_ms, round(s.total_plan_time)::int AS plan_ms, round(s.mean_exec_time::numeric, 3) AS mean_ms,
+                s.rows, s.shared_blks_hit + s.shared_blks_read AS blks, left(regexp_replace(s.query, '\\s+', ' ', 'g'), 160) AS query
+           FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
+          ORDER BY s.total_exec_time + s.total_plan_time DESC LIMIT 40`,
+      );
+      console.table(rows);
+      const perDb = await admin.query(
+        `SELECT d.datname AS db, sum(s.calls)::int AS calls, round(sum(s.calls) / $1::numeric, 1) AS calls_per_order, round(sum(s.total_exec_time))::int AS total_ms, round(sum(s.total_plan_time))::int AS plan_ms
+           FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid GROUP BY d.datname ORDER BY 2 DESC`,
+        [Math.max(1, placed.length)],
+      );
+      console.table(perDb.rows);
+      await admin.end();
+    }
   } finally {
     await pool.close();
     await bank.stop();

@@ -10,6 +10,7 @@ export { createHttpServer } from './http/server.ts';
 export * from './client/client.ts';
 export * from './client/errors.ts';
 export * from './data/db.ts';
+export * from './data/literal.ts';
 export { migrate } from './data/migrate.ts';
 export * from './messaging/index.ts';
 export * from './service/service.ts';

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Queryable } from '@simplebank/chassis';
+import { isTxClient, sql, sqlLiteral, type Queryable } from '@simplebank/chassis';
 import type { EntryDraft, EntryKind, Posting } from './domain/ledger.ts';
 import type { ReservationStatus } from './domain/reservations.ts';
 
@@ -112,11 +112,116 @@ export async function activeHolds(q: Queryable, accountId: string): Promise<{ ca
   return { cash, shares };
 }
 
+type SumRow = { asset: string; total: string };
+type HoldRow = { kind: 'cash' | 'shares'; symbol: string | null; total: string };
+
+const sumsFrom = (rows: SumRow[]): Map<string, bigint> => new Map(rows.map((r) => [r.asset, BigInt(r.total)]));
+
+function holdsFrom(rows: HoldRow[]): { cash: bigint; shares: Map<string, bigint> } {
+  let cash = 0n;
+  const shares = new Map<string, bigint>();
+  for (const r of rows) {
+    if (r.kind === 'cash') cash += BigInt(r.total);
+    else shares.set(r.symbol!, BigInt(r.total));
+  }
+  return { cash, shares };
+}
+
+// The statements of a snapshot, values inlined: several statements then travel in one message (simple protocol),
+// and the first one of a transaction goes with its BEGIN. Each statement of such a message still starts from a
+// fresh snapshot (READ COMMITTED), taken after the statements before it got their locks: reads that follow a lock
+// in the same message see everything committed before the lock was granted, exactly as separate round trips would.
+const sumsSql = (ledgerAccountExpr: string) =>
+  `SELECT asset, sum(amount)::text AS total FROM postings WHERE ledger_account = ${ledgerAccountExpr} GROUP BY asset`;
+const holdsSql = (accountIdExpr: string) =>
+  `SELECT kind, symbol, sum(coalesce(amount, quantity))::text AS total FROM reservations WHERE account_id = ${accountIdExpr} AND status = 'active' GROUP BY kind, symbol`;
+
+export interface Balances {
+  sums: Map<string, bigint>;
+  holds: { cash: bigint; shares: Map<string, bigint> };
+}
+
+/** The account with its balances, in one round trip (three statements). */
+export async function accountWithBalances(q: Queryable, id: string): Promise<{ account: AccountRow; balances: Balances } | undefined> {
+  const lit = sqlLiteral(id);
+  const [account, sums, holds] = (await q.query(
+    `SELECT ${ACCOUNT_COLUMNS} FROM accounts WHERE id = ${lit}::uuid;
+     ${sumsSql(sqlLiteral(`customer:${id}`))};
+     ${holdsSql(`${lit}::uuid`)}`,
+  )) as unknown as [{ rows: AccountRow[] }, { rows: SumRow[] }, { rows: HoldRow[] }];
+  const row = account.rows[0];
+  return row ? { account: row, balances: { sums: sumsFrom(sums.rows), holds: holdsFrom(holds.rows) } } : undefined;
+}
+
+export interface HoldSnapshot {
+  reservation: ReservationRow | undefined;
+  tombstone: boolean;
+  /** Locked (FOR UPDATE) until the transaction ends; undefined when there is no such account. */
+  account: AccountRow | undefined;
+  /** The account's balances once it was locked. */
+  balances: Balances;
+}
+
+/**
+ * What a reserve or a settle decides on, in one round trip (the transaction's first, with its BEGIN): the
+ * reservation id's advisory lock (lockReservationId), the reservation and its tombstone, then the account's row lock
+ * (lockAccount) and, after it, the account's balances. Same locks in the same order as taking them one by one.
+ * `account` names the account, or is omitted to use the reservation's own (settle).
+ */
+export async function holdSnapshot(tx: Queryable, reservationId: string, accountId?: string): Promise<HoldSnapshot> {
+  const rid = sqlLiteral(reservationId);
+  const acct = accountId === undefined ? `(SELECT account_id FROM reservations WHERE id = ${rid}::uuid)` : `${sqlLiteral(accountId)}::uuid`;
+  const results = (await tx.query(
+    `SELECT pg_advisory_xact_lock(hashtextextended('reservation:' || ${rid}, 0));
+     SELECT ${RESERVATION_COLUMNS} FROM reservations WHERE id = ${rid}::uuid;
+     SELECT EXISTS (SELECT 1 FROM reservation_tombstones WHERE id = ${rid}::uuid) AS tombstone;
+     SELECT ${ACCOUNT_COLUMNS} FROM accounts WHERE id = ${acct} FOR UPDATE;
+     ${sumsSql(`'customer:' || ${acct}::text`)};
+     ${holdsSql(acct)}`,
+  )) as unknown as [unknown, { rows: ReservationRow[] }, { rows: { tombstone: boolean }[] }, { rows: AccountRow[] }, { rows: SumRow[] }, { rows: HoldRow[] }];
+  const [, reservation, tombstone, account, sums, holds] = results;
+  return {
+    reservation: reservation.rows[0],
+    tombstone: tombstone.rows[0]?.tombstone === true,
+    account: account.rows[0],
+    balances: { sums: sumsFrom(sums.rows), holds: holdsFrom(holds.rows) },
+  };
+}
+
+/** The reservation id's advisory lock and the reservation, in one round trip (with the BEGIN when first). */
+export async function lockAndFindReservation(tx: Queryable, id: string): Promise<ReservationRow | undefined> {
+  const rid = sqlLiteral(id);
+  const [, found] = (await tx.query(
+    `SELECT pg_advisory_xact_lock(hashtextextended('reservation:' || ${rid}, 0));
+     SELECT ${RESERVATION_COLUMNS} FROM reservations WHERE id = ${rid}::uuid`,
+  )) as unknown as [unknown, { rows: ReservationRow[] }];
+  return found.rows[0];
+}
+
+/**
+ * Writes inside a `db.tx` transaction go with its COMMIT (TxClient.beforeCommit), in the order made: nothing reads
+ * them back before the commit, and if one fails the transaction rolls back as it would have a moment earlier.
+ * Elsewhere they run at once.
+ */
+async function write(q: Queryable, text: string): Promise<void> {
+  if (isTxClient(q)) q.beforeCommit(text);
+  else await q.query(text);
+}
+
 // ── journal ────────────────────────────────────────────────────────────────────────────────────────────
 
-/** Records an entry and its postings; returns the entry id. The database re-checks the balance at commit. */
+/**
+ * Records an entry and its postings; returns the entry id. The database re-checks the balance at commit.
+ * In a transaction both inserts go with the COMMIT (write above).
+ */
 export async function insertEntry(q: Queryable, entry: EntryDraft): Promise<string> {
   const id = randomUUID();
+  if (isTxClient(q)) {
+    await write(q, sql`INSERT INTO journal_entries (id, kind, reference) VALUES (${id}, ${entry.kind}, ${entry.reference})`);
+    const rows = entry.postings.map((p) => sql`(${id}::uuid, ${p.ledgerAccount}, ${p.asset}, ${p.amount})`);
+    await write(q, `INSERT INTO postings (entry_id, ledger_account, asset, amount) VALUES ${rows.join(', ')}`);
+    return id;
+  }
   await q.query('INSERT INTO journal_entries (id, kind, reference) VALUES ($1, $2, $3)', [id, entry.kind, entry.reference]);
   await q.query(
     `INSERT INTO postings (entry_id, ledger_account, asset, amount)
@@ -194,16 +299,37 @@ export async function insertReservation(
   return row!;
 }
 
+/** A new hold, written with the transaction's COMMIT (write above); returns the row as it will be stored. */
+export async function addReservation(
+  q: Queryable,
+  r: { id: string; accountId: string; kind: 'cash' | 'shares'; symbol: string | null; amount: bigint | null; quantity: bigint | null; status: 'active' | 'released' },
+): Promise<ReservationRow> {
+  await write(
+    q,
+    sql`INSERT INTO reservations (id, account_id, kind, symbol, amount, quantity, status) VALUES (${r.id}, ${r.accountId}, ${r.kind}, ${r.symbol}, ${r.amount}, ${r.quantity}, ${r.status})`,
+  );
+  return {
+    id: r.id,
+    account_id: r.accountId,
+    kind: r.kind,
+    symbol: r.symbol,
+    amount: r.amount?.toString() ?? null,
+    quantity: r.quantity?.toString() ?? null,
+    status: r.status,
+    entry_id: null,
+  };
+}
+
 export async function setReservationReleased(q: Queryable, id: string): Promise<void> {
-  await q.query(`UPDATE reservations SET status = 'released', updated_at = now() WHERE id = $1 AND status = 'active'`, [id]);
+  await write(q, sql`UPDATE reservations SET status = 'released', updated_at = now() WHERE id = ${id} AND status = 'active'`);
 }
 
 export async function setReservationSettled(q: Queryable, id: string, entryId: string): Promise<void> {
-  await q.query(`UPDATE reservations SET status = 'settled', entry_id = $2, updated_at = now() WHERE id = $1 AND status = 'active'`, [id, entryId]);
+  await write(q, sql`UPDATE reservations SET status = 'settled', entry_id = ${entryId}, updated_at = now() WHERE id = ${id} AND status = 'active'`);
 }
 
 export async function addTombstone(q: Queryable, id: string): Promise<void> {
-  await q.query('INSERT INTO reservation_tombstones (id) VALUES ($1) ON CONFLICT DO NOTHING', [id]);
+  await write(q, sql`INSERT INTO reservation_tombstones (id) VALUES (${id}) ON CONFLICT DO NOTHING`);
 }
 
 export async function hasTombstone(q: Queryable, id: string): Promise<boolean> {

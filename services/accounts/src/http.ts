@@ -4,24 +4,22 @@ import { formatMoney, parseMoney } from '@simplebank/money';
 import { accountsContract } from './contract.ts';
 import type { AccountsContext } from './context.ts';
 import {
-  activeHolds,
+  accountWithBalances,
+  addReservation,
   addTombstone,
   claimDeposit,
   entriesFor,
   findAccount,
   findDepositByKey,
-  findReservation,
-  hasTombstone,
+  holdSnapshot,
   insertEntry,
-  insertReservation,
   ledgerTotals,
   listAccounts,
-  lockAccount,
-  lockReservationId,
+  lockAndFindReservation,
   setReservationReleased,
   setReservationSettled,
-  sumsFor,
   type AccountRow,
+  type Balances,
   type ReservationRow,
 } from './data.ts';
 import { available } from './domain/balances.ts';
@@ -31,7 +29,7 @@ import { checkHold, checkSettlementCover, releaseOutcome, settleDecision, type H
 import { tradeEntry } from './domain/settlement.ts';
 import { openAndAnnounce } from './open-account.ts';
 import { accountNotFound, idempotencyKeyReused, ledgerRules, refused, reservationNotFound } from './problems.ts';
-import { accountDetail, accountSummary, entryView, reservationView } from './views.ts';
+import { accountSummary, detailView, entryView, reservationView } from './views.ts';
 
 type AccountsHandlers = Handlers<typeof accountsContract>;
 
@@ -45,9 +43,8 @@ async function scopedAccount(q: Queryable, id: string, customerId: string | unde
 const holdOf = (r: Pick<ReservationRow, 'kind' | 'symbol' | 'amount' | 'quantity'>, currency: string): Hold =>
   r.kind === 'cash' ? { kind: 'cash', asset: currency, amount: BigInt(r.amount!) } : { kind: 'shares', asset: r.symbol!, amount: BigInt(r.quantity!) };
 
-/** Available per asset right now (active holds subtracted), for the assets asked about. */
-async function availableNow(q: Queryable, account: AccountRow, assets: Iterable<string>): Promise<Map<string, bigint>> {
-  const [sums, holds] = await Promise.all([sumsFor(q, customerLedgerAccount(account.id)), activeHolds(q, account.id)]);
+/** Available per asset (active holds subtracted), for the assets asked about. */
+function availableOf({ sums, holds }: Balances, assets: Iterable<string>): Map<string, bigint> {
   const result = new Map<string, bigint>();
   for (const asset of assets) {
     const held = isCurrency(asset) ? holds.cash : (holds.shares.get(asset) ?? 0n);
@@ -74,8 +71,10 @@ export function accountRoutes(ctx: AccountsContext): Pick<AccountsHandlers, 'ope
     },
 
     async getAccount({ params, query }) {
-      const account = await scopedAccount(db, params.id, query.customerId);
-      return { status: 200, body: await accountDetail(db, account) };
+      // The account and its balances in one round trip.
+      const found = await accountWithBalances(db, params.id);
+      if (!found || (query.customerId !== undefined && found.account.customer_id !== query.customerId)) throw accountNotFound();
+      return { status: 200, body: detailView(found.account, found.balances) };
     },
 
     async deposit({ params, query, headers, body }) {
@@ -125,13 +124,15 @@ export function accountRoutes(ctx: AccountsContext): Pick<AccountsHandlers, 'ope
 export function reservationRoutes(ctx: AccountsContext): Pick<AccountsHandlers, 'reserve' | 'release' | 'settle'> {
   const { db } = ctx;
   return {
+    // Each of these is two round trips: the transaction's first message takes its locks and reads what the decision
+    // needs (data.ts: holdSnapshot, lockAndFindReservation), and its writes go with the COMMIT.
     async reserve({ params, body }) {
       return db.tx(async (tx) => {
-        await lockReservationId(tx, params.id);
-        const existing = await findReservation(tx, params.id);
-        if (existing) return { status: 200, body: reservationView(existing) };
-        // Every hold on the account queues here, so two reservations can never both spend the same cash.
-        const account = await lockAccount(tx, body.accountId);
+        // The reservation id's lock serialises reserve/release/settle of this hold; the account's row lock queues
+        // every hold on the account, so two reservations can never both spend the same cash.
+        const snap = await holdSnapshot(tx, params.id, body.accountId);
+        if (snap.reservation) return { status: 200, body: reservationView(snap.reservation) };
+        const account = snap.account;
         if (!account) throw accountNotFound();
         const hold: Hold = body.kind === 'cash'
           ? { kind: 'cash', asset: account.currency, amount: parseMoney(body.amount) }
@@ -144,21 +145,20 @@ export function reservationRoutes(ctx: AccountsContext): Pick<AccountsHandlers, 
           amount: hold.kind === 'cash' ? hold.amount : null,
           quantity: hold.kind === 'shares' ? hold.amount : null,
         };
-        if (await hasTombstone(tx, params.id)) {
+        if (snap.tombstone) {
           // The order was compensated before this reserve arrived: record the hold as already released.
-          return { status: 200, body: reservationView(await insertReservation(tx, { ...row, status: 'released' })) };
+          return { status: 200, body: reservationView(await addReservation(tx, { ...row, status: 'released' })) };
         }
-        const free = (await availableNow(tx, account, [hold.asset])).get(hold.asset) ?? 0n;
+        const free = availableOf(snap.balances, [hold.asset]).get(hold.asset) ?? 0n;
         const refusal = checkHold(hold, free);
         if (refusal) throw refused(refusal);
-        return { status: 201, body: reservationView(await insertReservation(tx, { ...row, status: 'active' })) };
+        return { status: 201, body: reservationView(await addReservation(tx, { ...row, status: 'active' })) };
       });
     },
 
     async release({ params }) {
       const status = await db.tx(async (tx) => {
-        await lockReservationId(tx, params.id);
-        const existing = await findReservation(tx, params.id);
+        const existing = await lockAndFindReservation(tx, params.id);
         const outcome = releaseOutcome(existing?.status);
         if (outcome.release) await setReservationReleased(tx, params.id);
         else if (outcome.status === 'unknown') await addTombstone(tx, params.id);
@@ -169,17 +169,17 @@ export function reservationRoutes(ctx: AccountsContext): Pick<AccountsHandlers, 
 
     async settle({ params, body }) {
       const entryId = await db.tx(async (tx) => {
-        await lockReservationId(tx, params.id);
-        const reservation = await findReservation(tx, params.id);
+        const snap = await holdSnapshot(tx, params.id);
+        const reservation = snap.reservation;
         if (!reservation) {
-          if (await hasTombstone(tx, params.id)) throw refused({ code: 'reservation_released', detail: 'the order was compensated before it was reserved' });
+          if (snap.tombstone) throw refused({ code: 'reservation_released', detail: 'the order was compensated before it was reserved' });
           throw reservationNotFound();
         }
         const decision = settleDecision(reservation, body);
         if (decision.action === 'already-settled') return reservation.entry_id!;
         if (decision.action === 'refuse') throw refused(decision.refusal);
 
-        const account = await lockAccount(tx, reservation.account_id);
+        const account = snap.account;
         if (!account) throw accountNotFound();
         const trade = {
           orderId: params.id,
@@ -193,7 +193,7 @@ export function reservationRoutes(ctx: AccountsContext): Pick<AccountsHandlers, 
         };
         const entry = ledgerRules(() => tradeEntry(trade));
         const movement = netFor(customerLedgerAccount(account.id), entry.postings);
-        const refusal = checkSettlementCover(movement, await availableNow(tx, account, movement.keys()), holdOf(reservation, account.currency));
+        const refusal = checkSettlementCover(movement, availableOf(snap.balances, movement.keys()), holdOf(reservation, account.currency));
         if (refusal) throw refused(refusal);
 
         const id = await insertEntry(tx, entry);

@@ -3,7 +3,7 @@ import type { z } from 'zod';
 import type { AccountDetail, AccountSummary, Entry, Reservation } from './contract.ts';
 import { cashView, positionsView } from './domain/balances.ts';
 import { customerLedgerAccount, formatAmount } from './domain/ledger.ts';
-import { activeHolds, sumsFor, type AccountRow, type ReservationRow, type StoredEntry } from './data.ts';
+import { activeHolds, sumsFor, type AccountRow, type Balances, type ReservationRow, type StoredEntry } from './data.ts';
 import type { Queryable } from '@simplebank/chassis';
 
 // Wire shapes of stored rows: money as decimal strings, shares as numbers.
@@ -15,6 +15,11 @@ const shareCount = (n: bigint): number => {
 
 export async function accountDetail(q: Queryable, account: AccountRow): Promise<z.input<typeof AccountDetail>> {
   const [sums, holds] = await Promise.all([sumsFor(q, customerLedgerAccount(account.id)), activeHolds(q, account.id)]);
+  return detailView(account, { sums, holds });
+}
+
+/** The account as shown, from balances already read. */
+export function detailView(account: AccountRow, { sums, holds }: Balances): z.input<typeof AccountDetail> {
   const cash = cashView(sums.get(account.currency) ?? 0n, holds.cash);
   return {
     id: account.id,

@@ -1,4 +1,4 @@
-import type { Queryable } from '@simplebank/chassis';
+import { sql, type Queryable } from '@simplebank/chassis';
 import { formatMoney, type Minor } from '@simplebank/money';
 import type { z } from 'zod';
 import type { Charge } from './contract.ts';
@@ -33,11 +33,11 @@ export async function insertCharge(
   tx: Queryable,
   charge: { orderId: string; accountId: string; notional: Minor; fee: Minor },
 ): Promise<ChargeRow | undefined> {
+  // Inlined: as the transaction's first query it travels with the BEGIN (one round trip).
   const { rows } = await tx.query<ChargeRow>(
-    `INSERT INTO charges (order_id, account_id, notional, fee) VALUES ($1, $2, $3, $4)
+    sql`INSERT INTO charges (order_id, account_id, notional, fee) VALUES (${charge.orderId}, ${charge.accountId}, ${charge.notional}, ${charge.fee})
      ON CONFLICT (order_id) DO NOTHING
-     RETURNING ${COLUMNS}`,
-    [charge.orderId, charge.accountId, charge.notional.toString(), charge.fee.toString()],
+     RETURNING ` + COLUMNS,
   );
   return rows[0];
 }

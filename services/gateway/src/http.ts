@@ -6,6 +6,7 @@ import type { Order as InternalOrder, ordersContract } from '@simplebank/orders/
 import type { z } from 'zod';
 import { callerId } from './auth.ts';
 import type { Account, AccountDetail, gatewayContract, Order } from './contract.ts';
+import { OwnershipCache } from './ownership.ts';
 import { upstream } from './upstream.ts';
 
 export interface Upstreams {
@@ -60,6 +61,7 @@ const orderLocation = (id: string): string => `/api/v1/orders/${id}`;
 export function createHandlers(clients: Upstreams, log: Logger): Handlers<typeof gatewayContract> {
   const { customers, accounts, orders, marketData } = clients;
   const call = <T>(fn: () => Promise<T>, passThrough?: number[]) => upstream(log, fn, passThrough ? { passThrough } : undefined);
+  const owners = new OwnershipCache(100_000);
 
   return {
     async signUp({ body }) {
@@ -81,6 +83,7 @@ export function createHandlers(clients: Upstreams, log: Logger): Handlers<typeof
     async listAccounts() {
       const customerId = callerId();
       const { body } = await call(() => accounts.listAccounts({ query: { customerId } }));
+      for (const a of body) owners.remember(a.id, customerId);
       return { status: 200, body: body.map(toAccount) };
     },
 
@@ -131,7 +134,10 @@ export function createHandlers(clients: Upstreams, log: Logger): Handlers<typeof
     async placeOrder({ headers, body }) {
       const customerId = callerId();
       // Orders trusts the customerId it is given, so the gateway makes sure the account is the caller's first (404 if not).
-      await call(() => accounts.getAccount({ params: { id: body.accountId }, query: { customerId } }));
+      if (!owners.isOwner(body.accountId, customerId)) {
+        await call(() => accounts.getAccount({ params: { id: body.accountId }, query: { customerId } }));
+        owners.remember(body.accountId, customerId);
+      }
       const { body: order } = await call(() =>
         orders.placeOrder({
           headers: { 'idempotency-key': scopedKey(customerId, headers['idempotency-key']) },

@@ -1,4 +1,4 @@
-import type { Db, Queryable } from '@simplebank/chassis';
+import { isTxClient, sql, sqlLiteral, type Db, type Queryable } from '@simplebank/chassis';
 import { formatMoney } from '@simplebank/money';
 import type { z } from 'zod';
 import type { ExchangeOrder, ExchangeOrderStatus } from './contract.ts';
@@ -72,12 +72,40 @@ export const toExchangeOrder = (row: ExchangeOrderRow): z.input<typeof ExchangeO
  * two transactions could each miss the other's uncommitted write (order left open, cancel request dangling).
  */
 export async function lockOrderKey(tx: Queryable, orderId: string): Promise<void> {
-  await tx.query(`SELECT pg_advisory_xact_lock(hashtextextended('market.exchange_order:' || $1, 0))`, [orderId]);
+  // Inlined: as a handler's first query it travels with the BEGIN and the inbox record.
+  await tx.query(sql`SELECT pg_advisory_xact_lock(hashtextextended('market.exchange_order:' || ${orderId}, 0))`);
+}
+
+/**
+ * Intake's first message (with the BEGIN and the inbox record): the order key's lock (lockOrderKey), then whether
+ * the order is already here, then a cancel request that overtook it, consumed (takeCancelRequest), unless the order
+ * is already here (a duplicate OrderAccepted must leave everything as it is). Each statement reads after the lock.
+ */
+export async function intakeSnapshot(tx: Queryable, orderId: string): Promise<{ existing: ExchangeOrderRow | undefined; cancelRequested: boolean }> {
+  const id = sqlLiteral(orderId);
+  const [, existing, cancelled] = (await tx.query(
+    `SELECT pg_advisory_xact_lock(hashtextextended('market.exchange_order:' || ${id}, 0));
+     SELECT ${COLUMNS} FROM exchange_orders WHERE order_id = ${id}::uuid;
+     DELETE FROM cancel_requests WHERE order_id = ${id}::uuid
+       AND NOT EXISTS (SELECT 1 FROM exchange_orders WHERE order_id = ${id}::uuid) RETURNING order_id`,
+  )) as unknown as [unknown, { rows: ExchangeOrderRow[] }, { rows: unknown[] }];
+  return { existing: existing.rows[0], cancelRequested: cancelled.rows.length > 0 };
 }
 
 export async function findOrder(db: Queryable, orderId: string): Promise<ExchangeOrderRow | undefined> {
   const { rows } = await db.query<ExchangeOrderRow>(`SELECT ${COLUMNS} FROM exchange_orders WHERE order_id = $1`, [orderId]);
   return rows[0];
+}
+
+/**
+ * Adds the order; in a transaction it is written with the COMMIT (the intake checked under the order key's lock
+ * that it is not there yet).
+ */
+export async function addOrder(tx: Queryable, o: NewExchangeOrder): Promise<void> {
+  const text = sql`INSERT INTO exchange_orders (order_id, account_id, symbol, side, quantity, type, limit_price, status, reason, execute_after, expires_at, correlation_id)
+    VALUES (${o.orderId}, ${o.accountId}, ${o.symbol}, ${o.side}, ${o.quantity}, ${o.type}, ${o.limitPrice}, ${o.status}, ${o.reason}, ${o.executeAfter}, ${o.expiresAt}, ${o.correlationId})`;
+  if (isTxClient(tx)) tx.beforeCommit(text);
+  else await tx.query(text);
 }
 
 /** Returns false when the order is already there (a duplicate OrderAccepted). */
@@ -129,6 +157,51 @@ export async function lockNextExpired(tx: Queryable, now: Date): Promise<Exchang
     [now],
   );
   return rows[0];
+}
+
+/**
+ * A matcher round's look, in one round trip and without locks: open orders due to expire by `now` (earliest
+ * first), and open orders received by `now` (latency elapsed) that have not expired, oldest first.
+ */
+export async function dueOrders(db: Queryable, now: Date, limit: number): Promise<{ expiring: ExchangeOrderRow[]; executable: ExchangeOrderRow[] }> {
+  const at = `${sqlLiteral(now)}::timestamptz`;
+  const [expiring, executable] = (await db.query(
+    `SELECT ${COLUMNS} FROM exchange_orders
+      WHERE status = 'open' AND expires_at IS NOT NULL AND expires_at <= ${at} ORDER BY expires_at LIMIT ${limit};
+     SELECT ${COLUMNS} FROM exchange_orders
+      WHERE status = 'open' AND execute_after <= ${at} AND (expires_at IS NULL OR expires_at > ${at})
+      ORDER BY execute_after LIMIT ${limit}`,
+  )) as unknown as [{ rows: ExchangeOrderRow[] }, { rows: ExchangeOrderRow[] }];
+  return { expiring: expiring.rows, executable: executable.rows };
+}
+
+/**
+ * Locks those of the given orders that are still open and that no one else holds (SKIP LOCKED: what keeps
+ * several matcher instances from executing one order twice, as lockOpenOrder does for one). Inlined, so as a
+ * transaction's first query it travels with the BEGIN.
+ */
+export async function lockOpenOrders(tx: Queryable, orderIds: string[]): Promise<ExchangeOrderRow[]> {
+  if (orderIds.length === 0) return [];
+  const { rows } = await tx.query<ExchangeOrderRow>(
+    `SELECT ${COLUMNS} FROM exchange_orders
+      WHERE order_id IN (${orderIds.map((id) => `${sqlLiteral(id)}::uuid`).join(', ')}) AND status = 'open'
+      FOR UPDATE SKIP LOCKED`,
+  );
+  return rows;
+}
+
+export type Outcome = { status: 'filled'; fillPrice: bigint; executedAt: Date } | { status: 'expired' | 'cancelled' } | { status: 'rejected'; reason: string };
+
+/** Makes several orders final in one statement (with the COMMIT, inside a transaction). */
+export async function finalizeMany(tx: Queryable, outcomes: { orderId: string; outcome: Outcome }[]): Promise<void> {
+  if (outcomes.length === 0) return;
+  const rows = outcomes.map(({ orderId, outcome: o }) =>
+    sql`(${orderId}::uuid, ${o.status}::text, ${o.status === 'filled' ? o.fillPrice : null}::bigint, ${o.status === 'filled' ? o.executedAt : null}::timestamptz, ${o.status === 'rejected' ? o.reason : null}::text)`,
+  );
+  const text = `UPDATE exchange_orders o SET status = v.status, fill_price = v.fill_price, executed_at = v.executed_at, reason = v.reason, updated_at = now()
+    FROM (VALUES ${rows.join(', ')}) AS v(order_id, status, fill_price, executed_at, reason) WHERE o.order_id = v.order_id`;
+  if (isTxClient(tx)) tx.beforeCommit(text);
+  else await tx.query(text);
 }
 
 /** Open orders the exchange has received by `now` (latency elapsed) and that have not expired. */

@@ -3,7 +3,7 @@ import { parseMoney } from '@simplebank/money';
 import { ordersContract } from '@simplebank/orders/contract';
 import type { Exchange } from './config.ts';
 import { marketContract } from './contract.ts';
-import { findOrder, finalize, insertCancelRequest, insertOrder, lockOrder, lockOrderKey, takeCancelRequest } from './data.ts';
+import { addOrder, finalize, insertCancelRequest, intakeSnapshot, lockOrder, lockOrderKey } from './data.ts';
 
 type Ctx = Pick<ServiceContext<unknown, Record<string, Contract>>, 'publish' | 'log'>;
 
@@ -18,23 +18,26 @@ export function exchangeSubscriptions(ctx: Ctx, exchange: Exchange): Subscriptio
   const intake: Subscription<typeof ordersContract.events.OrderAccepted> = {
     name: 'market.exchange-intake',
     events: [ordersContract.events.OrderAccepted],
+    // Its first step is a query (intakeSnapshot): the inbox record goes with it.
+    inboxWithFirstQuery: true,
     async handle(event, tx) {
       const o = event.data;
       const causation = { correlationId: event.correlationId, causationId: event.id };
       const ref = { orderId: o.orderId, accountId: o.accountId };
-      await lockOrderKey(tx, o.orderId);
+      // One round trip (with the BEGIN and the inbox record): the order key's lock, then the order if it is here
+      // already, then a cancel request that overtook it (consumed, unless the order is here).
+      const { existing, cancelRequested } = await intakeSnapshot(tx, o.orderId);
       // The same order accepted twice (a retry upstream, under a new event id) is one exchange order.
-      if (await findOrder(tx, o.orderId)) {
+      if (existing) {
         ctx.log.info({ orderId: o.orderId }, 'duplicate OrderAccepted ignored');
         return;
       }
       const now = Date.now();
-      const cancelRequested = await takeCancelRequest(tx, o.orderId);
       const open = exchange.isOpen(now);
       const expiresAt = exchange.expiresAt(o.type, now);
       const status = cancelRequested ? 'cancelled' : open ? 'open' : 'rejected';
       const reason = status === 'rejected' ? 'market closed' : null;
-      await insertOrder(tx, {
+      await addOrder(tx, {
         orderId: o.orderId,
         accountId: o.accountId,
         symbol: o.symbol,
@@ -66,6 +69,7 @@ export function exchangeSubscriptions(ctx: Ctx, exchange: Exchange): Subscriptio
   const cancellations: Subscription<typeof ordersContract.events.OrderCancelRequested> = {
     name: 'market.cancellations',
     events: [ordersContract.events.OrderCancelRequested],
+    inboxWithFirstQuery: true,
     async handle(event, tx) {
       const { orderId, accountId } = event.data;
       await lockOrderKey(tx, orderId);

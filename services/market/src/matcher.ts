@@ -2,8 +2,8 @@ import { isUpstreamError, type Client, type Contract, type Db, type ServiceConte
 import type { marketDataContract } from '@simplebank/market-data/contract';
 import { formatMoney, parseMoney } from '@simplebank/money';
 import { marketContract } from './contract.ts';
-import { decide } from './domain/matching.ts';
-import { executableOrders, finalize, lockNextExpired, lockOpenOrder, toOpenOrder, type ExchangeOrderRow } from './data.ts';
+import { decide, isExpired, type Decision } from './domain/matching.ts';
+import { dueOrders, finalizeMany, lockOpenOrders, toOpenOrder, type ExchangeOrderRow, type Outcome } from './data.ts';
 
 const { TradeExecuted, OrderExpired, OrderRejected } = marketContract.events;
 
@@ -33,9 +33,11 @@ export interface Matcher {
 }
 
 /**
- * The exchange's engine, a loop separate from event intake. Every fill, expiry or rejection is its own
- * transaction: lock the open order with SKIP LOCKED, update it, append the event to the outbox, commit. Any
- * number of market instances can run it against one database; each order is executed by exactly one.
+ * The exchange's engine, a loop separate from event intake. A round looks at the orders due (one read, no locks),
+ * fetches the prices once, and makes final, in one transaction, those it can: lock them with SKIP LOCKED (still
+ * open, not held by another instance), decide each again under the lock, update them all in one statement and
+ * append their events to the outbox, commit. Any number of market instances can run it against one database;
+ * each order is executed by exactly one. A failed round leaves every order of it open for the next one.
  */
 export function startMatcher(options: MatcherOptions): Matcher {
   const { db, publish, log, marketData } = options;
@@ -47,20 +49,6 @@ export function startMatcher(options: MatcherOptions): Matcher {
 
   const eventOpts = (row: ExchangeOrderRow) => ({ subject: row.order_id, correlationId: row.correlation_id });
   const ref = (row: ExchangeOrderRow) => ({ orderId: row.order_id, accountId: row.account_id });
-
-  async function expireDue(): Promise<void> {
-    for (let i = 0; i < BATCH; i++) {
-      const expired = await db.tx(async (tx) => {
-        const row = await lockNextExpired(tx, new Date(now()));
-        if (!row) return undefined;
-        await finalize(tx, row.order_id, { status: 'expired' });
-        await publish(tx, OrderExpired, { ...eventOpts(row), data: ref(row) });
-        return row;
-      });
-      if (!expired) return;
-      log.info({ orderId: expired.order_id, symbol: expired.symbol }, 'order expired');
-    }
-  }
 
   /** Current prices by symbol, or undefined when market-data cannot be reached (try again next round). */
   async function fetchPrices(): Promise<Map<string, bigint> | undefined> {
@@ -83,57 +71,63 @@ export function startMatcher(options: MatcherOptions): Matcher {
     }
   }
 
-  async function execute(candidate: ExchangeOrderRow, prices: Map<string, bigint>): Promise<void> {
-    const price = prices.get(candidate.symbol);
+  /** Makes final those of `candidates` that the prices (none: expiries only) allow, in one transaction. */
+  async function settle(candidates: ExchangeOrderRow[], prices: Map<string, bigint> | undefined): Promise<void> {
     // Cheap look without a lock first: most resting limit orders are not marketable this round.
-    if (decide(toOpenOrder(candidate), now(), price).action === 'wait') return;
+    const t = now();
+    const actionable = candidates.filter((c) => (prices ? decide(toOpenOrder(c), t, prices.get(c.symbol)).action !== 'wait' : isExpired(toOpenOrder(c), t)));
+    if (actionable.length === 0) return;
     const done = await db.tx(async (tx) => {
-      const row = await lockOpenOrder(tx, candidate.order_id);
-      if (!row) return undefined; // another instance has it, or it was cancelled meanwhile
+      const rows = await lockOpenOrders(tx, actionable.map((c) => c.order_id)); // the others: another instance has them, or they ended meanwhile
       const at = now();
-      const decision = decide(toOpenOrder(row), at, price, { rate: options.rejectRate, draw: random() });
-      switch (decision.action) {
-        case 'wait':
-          return undefined;
-        case 'expire':
-          await finalize(tx, row.order_id, { status: 'expired' });
-          await publish(tx, OrderExpired, { ...eventOpts(row), data: ref(row) });
-          break;
-        case 'reject':
-          await finalize(tx, row.order_id, { status: 'rejected', reason: decision.reason });
-          await publish(tx, OrderRejected, { ...eventOpts(row), data: { ...ref(row), reason: decision.reason } });
-          break;
-        case 'fill': {
-          const executedAt = new Date(at);
-          await finalize(tx, row.order_id, { status: 'filled', fillPrice: decision.price, executedAt });
-          await publish(tx, TradeExecuted, {
-            ...eventOpts(row),
-            data: { ...ref(row), price: formatMoney(decision.price), quantity: row.quantity, executedAt: executedAt.toISOString() },
-          });
-          break;
+      const finals: { row: ExchangeOrderRow; decision: Exclude<Decision, { action: 'wait' }>; outcome: Outcome }[] = [];
+      for (const row of rows) {
+        const order = toOpenOrder(row);
+        // Without prices only expiries are decided (decide() would take a missing price for an unknown symbol).
+        if (!prices && !isExpired(order, at)) continue;
+        const decision = decide(order, at, prices?.get(row.symbol), { rate: options.rejectRate, draw: random() });
+        switch (decision.action) {
+          case 'wait':
+            continue;
+          case 'expire':
+            finals.push({ row, decision, outcome: { status: 'expired' } });
+            await publish(tx, OrderExpired, { ...eventOpts(row), data: ref(row) });
+            break;
+          case 'reject':
+            finals.push({ row, decision, outcome: { status: 'rejected', reason: decision.reason } });
+            await publish(tx, OrderRejected, { ...eventOpts(row), data: { ...ref(row), reason: decision.reason } });
+            break;
+          case 'fill': {
+            const executedAt = new Date(at);
+            finals.push({ row, decision, outcome: { status: 'filled', fillPrice: decision.price, executedAt } });
+            await publish(tx, TradeExecuted, {
+              ...eventOpts(row),
+              data: { ...ref(row), price: formatMoney(decision.price), quantity: row.quantity, executedAt: executedAt.toISOString() },
+            });
+            break;
+          }
         }
       }
-      return { row, decision };
+      await finalizeMany(tx, finals.map((f) => ({ orderId: f.row.order_id, outcome: f.outcome })));
+      return finals;
     });
-    if (done) {
-      const { row, decision } = done;
+    if (!log.isLevelEnabled('info')) return;
+    for (const { row, decision } of done) {
       log.info(
         { orderId: row.order_id, symbol: row.symbol, side: row.side, outcome: decision.action, ...(decision.action === 'fill' ? { price: formatMoney(decision.price) } : {}), ...(decision.action === 'reject' ? { reason: decision.reason } : {}) },
-        'exchange order final',
+        decision.action === 'expire' ? 'order expired' : 'exchange order final',
       );
     }
   }
 
   async function runOnce(): Promise<void> {
-    await expireDue();
-    const candidates = await executableOrders(db, new Date(now()), BATCH);
-    if (candidates.length === 0) return;
+    const { expiring, executable } = await dueOrders(db, new Date(now()), BATCH);
+    // Expiries need no price: they go ahead even when market-data cannot be reached.
+    if (expiring.length > 0) await settle(expiring, undefined);
+    if (executable.length === 0 || stopped) return;
     const prices = await fetchPrices();
-    if (!prices) return;
-    for (const candidate of candidates) {
-      if (stopped) return;
-      await execute(candidate, prices);
-    }
+    if (!prices || stopped) return;
+    await settle(executable, prices);
   }
 
   let stopped = false;

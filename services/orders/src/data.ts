@@ -2,7 +2,7 @@
  * SQL for the orders service: the `orders` table, its append-only `order_history`, and the `saga_log`.
  * Money columns are BIGINT minor units; pg hands them back as strings and we turn them into bigint here.
  */
-import type { Queryable } from '@simplebank/chassis';
+import { isTxClient, sql, sqlLiteral, type Queryable } from '@simplebank/chassis';
 import { Order, type HistoryEntry, type OrderState, type OrderStatus } from './domain/order.ts';
 
 interface OrderRow {
@@ -69,8 +69,29 @@ export interface StoredOrder {
   requestHash: string;
 }
 
+/**
+ * Writes inside a `db.tx` transaction are deferred to its commit (TxClient.beforeCommit): they travel in the
+ * COMMIT's round trip, in the order made, with the outbox rows the same transaction publishes. Nothing in a
+ * transaction here reads back what it wrote (the saga steps and the routes work on the Order in memory), and if a
+ * deferred write fails the whole transaction rolls back, as it would have a moment earlier. Elsewhere (the pool,
+ * tests) they run at once.
+ */
+function write(q: Queryable, text: string): Promise<void> {
+  if (isTxClient(q)) {
+    q.beforeCommit(text);
+    return Promise.resolve();
+  }
+  return q.query(text).then(() => undefined);
+}
+
+const historySql = (orderId: string, entries: readonly HistoryEntry[]): string =>
+  `INSERT INTO order_history (order_id, status, reason, at) VALUES ${entries
+    .map((e) => `(${sqlLiteral(orderId)}, ${sqlLiteral(e.status)}, ${sqlLiteral(e.reason ?? null)}, ${sqlLiteral(e.at)})`)
+    .join(', ')}`;
+
 async function appendHistory(q: Queryable, orderId: string, entries: readonly HistoryEntry[]): Promise<void> {
   if (entries.length === 0) return;
+  if (isTxClient(q)) return write(q, historySql(orderId, entries));
   const values: unknown[] = [];
   const rows = entries.map((e, i) => {
     values.push(orderId, e.status, e.reason ?? null, e.at);
@@ -87,19 +108,28 @@ async function appendHistory(q: Queryable, orderId: string, entries: readonly Hi
  */
 export async function insertOrder(tx: Queryable, order: Order, idempotencyKey: string, requestHash: string): Promise<boolean> {
   const s = order.state;
+  const values = [
+    s.id, s.customerId, s.accountId, idempotencyKey, requestHash, s.symbol, s.side, s.quantity, s.type, s.limitPrice,
+    s.status, s.reason, s.filledQuantity, s.averagePrice, s.fee, s.cancelRequestedAt, s.createdAt, s.updatedAt,
+  ].map(sqlLiteral);
+  // One statement (inlined values: with BEGIN it is one round trip): the order, and its first history entries
+  // only if the order was inserted.
+  const history = order.changes.map((e) => `(${sqlLiteral(e.status)}, ${sqlLiteral(e.reason ?? null)}, ${sqlLiteral(e.at)}::timestamptz)`);
   const res = await tx.query(
-    `INSERT INTO orders (id, customer_id, account_id, idempotency_key, request_hash, symbol, side, quantity, type, limit_price,
-                         status, reason, filled_quantity, average_price, fee, cancel_requested_at, created_at, updated_at)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
-     ON CONFLICT ON CONSTRAINT orders_idempotency DO NOTHING`,
-    [
-      s.id, s.customerId, s.accountId, idempotencyKey, requestHash, s.symbol, s.side, s.quantity, s.type, s.limitPrice?.toString() ?? null,
-      s.status, s.reason, s.filledQuantity, s.averagePrice?.toString() ?? null, s.fee?.toString() ?? null, s.cancelRequestedAt, s.createdAt, s.updatedAt,
-    ],
+    `WITH inserted AS (
+       INSERT INTO orders (id, customer_id, account_id, idempotency_key, request_hash, symbol, side, quantity, type, limit_price,
+                           status, reason, filled_quantity, average_price, fee, cancel_requested_at, created_at, updated_at)
+       VALUES (${values.join(', ')})
+       ON CONFLICT ON CONSTRAINT orders_idempotency DO NOTHING
+       RETURNING id
+     )${history.length > 0 ? `,
+     history AS (
+       INSERT INTO order_history (order_id, status, reason, at)
+       SELECT inserted.id, h.status, h.reason, h.at FROM inserted, (VALUES ${history.join(', ')}) AS h(status, reason, at)
+     )` : ''}
+     SELECT id FROM inserted`,
   );
-  if (res.rowCount === 0) return false;
-  await appendHistory(tx, s.id, order.changes);
-  return true;
+  return res.rows.length === 1;
 }
 
 export async function findByIdempotencyKey(q: Queryable, customerId: string, idempotencyKey: string): Promise<StoredOrder | undefined> {
@@ -109,7 +139,8 @@ export async function findByIdempotencyKey(q: Queryable, customerId: string, ide
 }
 
 export async function findOrder(q: Queryable, id: string): Promise<Order | undefined> {
-  const { rows } = await q.query<OrderRow>('SELECT * FROM orders WHERE id = $1', [id]);
+  // In a transaction, inlined: as its first query it travels with the BEGIN (and the inbox record).
+  const { rows } = isTxClient(q) ? await q.query<OrderRow>(sql`SELECT * FROM orders WHERE id = ${id}::uuid`) : await q.query<OrderRow>('SELECT * FROM orders WHERE id = $1', [id]);
   return rows[0] ? Order.from(toState(rows[0])) : undefined;
 }
 
@@ -118,13 +149,23 @@ export async function findOrder(q: Queryable, id: string): Promise<Order | undef
  * concurrent deliveries and requests for one order take turns and each sees the state the last one left.
  */
 export async function lockOrder(tx: Queryable, id: string): Promise<Order | undefined> {
-  const { rows } = await tx.query<OrderRow>('SELECT * FROM orders WHERE id = $1 FOR UPDATE', [id]);
+  // Inlined: as a handler's first query it travels with the BEGIN and the inbox record (one round trip).
+  const { rows } = await tx.query<OrderRow>(sql`SELECT * FROM orders WHERE id = ${id}::uuid FOR UPDATE`);
   return rows[0] ? Order.from(toState(rows[0])) : undefined;
 }
 
 /** Writes the order's new state and the history entries its transitions produced. Call with the row locked. */
 export async function saveOrder(tx: Queryable, order: Order): Promise<void> {
   const s = order.state;
+  if (isTxClient(tx)) {
+    await write(
+      tx,
+      sql`UPDATE orders SET status = ${s.status}, reason = ${s.reason}, filled_quantity = ${s.filledQuantity}, average_price = ${s.averagePrice},
+          fee = ${s.fee}, cancel_requested_at = ${s.cancelRequestedAt}, updated_at = ${s.updatedAt} WHERE id = ${s.id}`,
+    );
+    await appendHistory(tx, s.id, order.changes);
+    return;
+  }
   await tx.query(
     `UPDATE orders SET status = $2, reason = $3, filled_quantity = $4, average_price = $5, fee = $6, cancel_requested_at = $7, updated_at = $8
      WHERE id = $1`,
@@ -152,6 +193,12 @@ export async function historyOf(q: Queryable, orderIds: string[]): Promise<Map<s
 
 /** Records one saga step. Use the handler's transaction: a step rolled back with its transition leaves no record. */
 export async function logStep(q: Queryable, orderId: string, step: string, outcome: SagaLogEntry['outcome'], detail?: Record<string, unknown>): Promise<void> {
+  if (isTxClient(q)) {
+    // Deferred to the commit: the time is taken now, when the step happened (the column default would say when it
+    // was written).
+    const json = detail === undefined ? null : JSON.stringify(detail);
+    return write(q, sql`INSERT INTO saga_log (order_id, step, outcome, detail, at) VALUES (${orderId}, ${step}, ${outcome}, ${json}::jsonb, ${new Date()})`);
+  }
   await q.query('INSERT INTO saga_log (order_id, step, outcome, detail) VALUES ($1, $2, $3, $4::jsonb)', [
     orderId,
     step,

@@ -10,8 +10,14 @@ import type { Saga } from './saga.ts';
 
 /** Compensations and settlements must eventually succeed: retry for long (about 17 minutes at 250 ms), then dead-letter. */
 const MARKET_MAX_ATTEMPTS = 13;
-// Each handler holds a pooled connection for its transaction; keep the total under the service's pool size.
-const CONCURRENCY = 4;
+
+/**
+ * Handlers running at once per subscription. Each holds a pooled connection for its transaction, calls to other
+ * services included, so the two subscriptions together take at most half the pool: the routes (placing an order
+ * must never wait for the saga) and the outbox relay keep the other half. 2 each with the default pool of 10, 10
+ * each with the 40 the bank runner gives orders.
+ */
+export const sagaConcurrency = (poolSize: number): number => Math.max(1, Math.floor(poolSize / 4));
 
 export interface RetryPolicy {
   /** Deliveries of OrderSubmitted before the reserve step gives up and rejects the order. */
@@ -20,7 +26,7 @@ export interface RetryPolicy {
   backoffMs: number;
 }
 
-export function subscriptions(saga: Saga, retry: RetryPolicy): Subscription[] {
+export function subscriptions(saga: Saga, retry: RetryPolicy, concurrency: number): Subscription[] {
   const market = marketContract.events;
   return [
     {
@@ -32,7 +38,9 @@ export function subscriptions(saga: Saga, retry: RetryPolicy): Subscription[] {
       },
       maxAttempts: retry.reserveAttempts,
       backoffMs: retry.backoffMs,
-      concurrency: CONCURRENCY,
+      concurrency,
+      // Every step starts by reading the order: the inbox record goes with that query.
+      inboxWithFirstQuery: true,
     },
     {
       name: 'orders.saga-market',
@@ -54,7 +62,8 @@ export function subscriptions(saga: Saga, retry: RetryPolicy): Subscription[] {
       },
       maxAttempts: MARKET_MAX_ATTEMPTS,
       backoffMs: retry.backoffMs,
-      concurrency: CONCURRENCY,
+      concurrency,
+      inboxWithFirstQuery: true,
     },
   ];
 }

@@ -79,16 +79,17 @@ export function routes(ctx: Pick<ServiceContext<unknown, Record<string, Contract
           await logStep(tx, order.id, 'submit', 'ok', { idempotencyKey: key });
           // Same transaction as the insert: the saga starts if and only if the order exists.
           await ctx.publish(tx, ev.OrderSubmitted, { subject: order.id, correlationId: order.id, data: { orderId: order.id, accountId: order.state.accountId } });
-          return order;
+          return { order, created: true };
         }
         const existing = await findByIdempotencyKey(tx, body.customerId, key);
         if (!existing) throw new Error('idempotency conflict without an existing order');
         if (existing.requestHash !== fingerprint) {
           throw problems.conflict('idempotency_key_reused', 'this Idempotency-Key was already used for a different order');
         }
-        return existing.order;
+        return { order: existing.order, created: false };
       });
-      const dto = await withHistory(db, result);
+      // A new order's history is the one entry just written; a repeat answers with the order as it is now.
+      const dto = result.created ? toDto(result.order, result.order.changes) : await withHistory(db, result.order);
       return { status: 202, body: dto, headers: { location: `/orders/${dto.id}` } };
     },
 

@@ -25,6 +25,8 @@ import { ordersContract } from './contract.ts';
 import { lockOrder, findOrder, logStep, saveOrder } from './data.ts';
 import { isOrderError, type Order } from './domain/order.ts';
 import { holdsCash, maxNotional, planReservation } from './domain/reservation.ts';
+import { OwnershipCache } from './ownership.ts';
+import { PriceCache } from './prices.ts';
 
 export const dependencies = { accounts: accountsContract, fees: feesContract, marketData: marketDataContract };
 
@@ -47,6 +49,8 @@ export interface SagaOptions {
   slippageBps: number;
   /** Deliveries of OrderSubmitted before the reserve step gives up on a dependency that stays down. */
   reserveMaxAttempts: number;
+  /** How long a market price is reused for sizing holds (prices.ts); 0 asks market-data for every order. */
+  priceCacheMs: number;
 }
 
 /** A business refusal from a dependency: the order is rejected with this reason instead of retried. */
@@ -80,6 +84,8 @@ const upstreamDetail = (err: unknown): Record<string, unknown> =>
 
 export function createSaga(options: SagaOptions) {
   const { clients, publish, log } = options;
+  const ownership = new OwnershipCache(10_000);
+  const prices = new PriceCache(options.priceCacheMs, async (symbol) => parseMoney((await clients.marketData.getPrice({ params: { symbol } })).body.price));
   const ev = ordersContract.events;
 
   const ref = (o: Order) => ({ orderId: o.id, accountId: o.state.accountId });
@@ -104,17 +110,23 @@ export function createSaga(options: SagaOptions) {
     const s = order.state;
 
     // The gateway vouches for the customer, not for the account in the request body: make sure it is theirs.
-    try {
-      await clients.accounts.getAccount({ params: { id: s.accountId }, query: { customerId: s.customerId } });
-    } catch (err) {
-      if (isUpstreamError(err) && err.status === 404) throw new Refused('unknown account', 'check_account', upstreamDetail(err));
-      throw err;
+    // An account never changes hands, so an answer once given is remembered (ownership.ts).
+    const owner = ownership.ownerOf(s.accountId);
+    if (owner === undefined) {
+      try {
+        await clients.accounts.getAccount({ params: { id: s.accountId }, query: { customerId: s.customerId } });
+        ownership.remember(s.accountId, s.customerId);
+      } catch (err) {
+        if (isUpstreamError(err) && err.status === 404) throw new Refused('unknown account', 'check_account', upstreamDetail(err));
+        throw err;
+      }
+    } else if (owner !== s.customerId) {
+      throw new Refused('unknown account', 'check_account', { status: 404, code: 'account_not_found', cached: true });
     }
 
     let price: bigint;
     try {
-      const res = await clients.marketData.getPrice({ params: { symbol: s.symbol } });
-      price = parseMoney(res.body.price);
+      price = await prices.get(s.symbol);
     } catch (err) {
       if (isUpstreamError(err) && err.status === 404) throw new Refused('unknown symbol', 'price', upstreamDetail(err));
       throw err;

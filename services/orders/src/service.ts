@@ -2,7 +2,7 @@ import { defineService } from '@simplebank/chassis';
 import { z } from 'zod';
 import { ordersContract } from './contract.ts';
 import { DEFAULT_SLIPPAGE_BPS } from './domain/reservation.ts';
-import { subscriptions } from './events.ts';
+import { sagaConcurrency, subscriptions } from './events.ts';
 import { routes } from './http.ts';
 import { createSaga, dependencies } from './saga.ts';
 
@@ -28,6 +28,13 @@ export const service = defineService({
       .default(10)
       .describe('deliveries of the reserve step before an order is rejected because accounts, fees or market-data stay unavailable'),
     ORDER_RETRY_BACKOFF_MS: z.coerce.number().int().min(10).max(60_000).default(250).describe('first retry delay of a failed saga step; doubles each attempt'),
+    ORDER_PRICE_CACHE_MS: z.coerce
+      .number()
+      .int()
+      .min(0)
+      .max(60_000)
+      .default(200)
+      .describe('how long a market price fetched for sizing a hold is reused for other orders (market-data quotes in 1 s ticks); 0 = fetch for every order'),
   },
   setup(ctx) {
     const saga = createSaga({
@@ -36,8 +43,9 @@ export const service = defineService({
       log: ctx.log,
       slippageBps: ctx.config.ORDER_SLIPPAGE_BPS,
       reserveMaxAttempts: ctx.config.ORDER_RESERVE_ATTEMPTS,
+      priceCacheMs: ctx.config.ORDER_PRICE_CACHE_MS,
     });
     const retry = { reserveAttempts: ctx.config.ORDER_RESERVE_ATTEMPTS, backoffMs: ctx.config.ORDER_RETRY_BACKOFF_MS };
-    return { routes: routes(ctx), subscriptions: subscriptions(saga, retry) };
+    return { routes: routes(ctx), subscriptions: subscriptions(saga, retry, sagaConcurrency(ctx.config.DB_POOL_MAX)) };
   },
 });

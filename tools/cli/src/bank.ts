@@ -26,6 +26,8 @@ export interface StartBankOptions {
   databasePrefix?: string;
   /** Embedded server port (default 5433). */
   pgPort?: number;
+  /** Embedded server: extra settings (`-c name=value`), e.g. `shared_preload_libraries` for a diagnosis. */
+  pgSettings?: Record<string, string>;
   /** Default: the bus database on the same server (pg-boss). `nats://…` for JetStream. */
   busUrl?: string;
   /** Extra env for every service (the parent's env is passed through as well). */
@@ -93,7 +95,13 @@ export async function startBank(options: StartBankOptions = {}): Promise<Bank> {
 
     say(externalUrl ? `using PostgreSQL at ${redactUrl(externalUrl)}` : `starting embedded PostgreSQL (data in ${dataDir})`);
     const pgPort = options.pgPort ?? (env.SIMPLEBANK_PG_PORT ? Number(env.SIMPLEBANK_PG_PORT) : DEFAULT_PG_PORT);
-    const server: PostgresServer = await ensurePostgres({ dataDir, port: pgPort, log: say, ...(externalUrl ? { databaseUrl: externalUrl } : {}) });
+    const server: PostgresServer = await ensurePostgres({
+      dataDir,
+      port: pgPort,
+      log: say,
+      ...(externalUrl ? { databaseUrl: externalUrl } : {}),
+      ...(options.pgSettings ? { settings: options.pgSettings } : {}),
+    });
     cleanup.push(() => server.stop());
     abortIfAsked(options.signal);
 
@@ -183,8 +191,17 @@ interface SpecContext {
   entry: string;
 }
 
+/**
+ * Tuning the runner gives a service unless the environment says otherwise. orders runs its saga handlers with a
+ * connection each (their concurrency follows DB_POOL_MAX), and accounts answers the saga's calls.
+ */
+const SERVICE_DEFAULT_ENV: Partial<Record<ServiceName, Record<string, string>>> = {
+  orders: { DB_POOL_MAX: '40' },
+  accounts: { DB_POOL_MAX: '24' },
+};
+
 function specFor(name: ServiceName, ctx: SpecContext): ServiceSpec {
-  const env: Record<string, string | undefined> = { ...process.env, ...ctx.options.env };
+  const env: Record<string, string | undefined> = { ...SERVICE_DEFAULT_ENV[name], ...process.env, ...ctx.options.env };
   // Set by `node --test` in test files; a child that inherits it would think it is a test runner child.
   delete env.NODE_TEST_CONTEXT;
   // The parent's own DATABASE_URL must not leak into a stateless service.

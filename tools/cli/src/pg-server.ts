@@ -23,6 +23,8 @@ export interface EmbeddedServerOptions {
   port: number;
   /** Progress messages ("initialising …"); never receives secrets. */
   log?: (message: string) => void;
+  /** Extra server settings (`-c name=value`), applied after the defaults (e.g. diagnostics in a benchmark). */
+  settings?: Record<string, string>;
 }
 
 export interface EmbeddedServer {
@@ -42,7 +44,7 @@ interface Owner {
   gid: number;
 }
 
-export async function startEmbeddedServer({ dataDir, port, log = () => {} }: EmbeddedServerOptions): Promise<EmbeddedServer> {
+export async function startEmbeddedServer({ dataDir, port, log = () => {}, settings = {} }: EmbeddedServerOptions): Promise<EmbeddedServer> {
   const bin = await binaries();
   const owner = await serverOwner();
   const pgDir = path.join(dataDir, 'pg');
@@ -59,6 +61,8 @@ export async function startEmbeddedServer({ dataDir, port, log = () => {} }: Emb
   }
   const password = (await readFile(passwordFile, 'utf8')).trim();
 
+  const socketDir = await socketDirectory(port, owner);
+
   const logFile = path.join(dataDir, 'postgres.log');
   await rotate(logFile);
   const out = await open(logFile, 'a');
@@ -68,10 +72,13 @@ export async function startEmbeddedServer({ dataDir, port, log = () => {} }: Emb
       '-D', pgDir,
       '-p', String(port),
       '-c', 'listen_addresses=127.0.0.1',
-      // TCP only: socket paths under a long data dir can exceed the 107-byte limit.
-      '-c', 'unix_socket_directories=',
+      // The services connect through a Unix socket (a round trip costs both sides far less than over TCP loopback),
+      // in a short directory of its own: a socket path under a long data dir can exceed the 107-byte limit.
+      // TCP stays open for tools. No socket directory (an unusually long TMPDIR): TCP only.
+      '-c', `unix_socket_directories=${socketDir ?? ''}`,
       // Seven services, each with a pool, a bus client and a listener, outgrow the default 100.
       '-c', 'max_connections=400',
+      ...Object.entries(settings).flatMap(([name, value]) => ['-c', `${name}=${value}`]),
     ], {
       ...(owner ?? {}),
       env: { ...process.env, LC_ALL: 'C' },
@@ -85,7 +92,7 @@ export async function startEmbeddedServer({ dataDir, port, log = () => {} }: Emb
     child.once('exit', () => resolve());
     child.once('error', () => resolve());
   });
-  const url = `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}/postgres`;
+  const url = `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}/postgres${socketDir ? `?host=${encodeURIComponent(socketDir)}` : ''}`;
   // If we exit without stop() (a test forgot), don't leave a server running.
   const onExit = () => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGINT');
@@ -119,6 +126,18 @@ export async function startEmbeddedServer({ dataDir, port, log = () => {} }: Emb
       return stopping;
     },
   };
+}
+
+/**
+ * `<tmp>/simplebank-pg-<port>`, owned by the server's user; undefined when that path would be too long for a socket
+ * (`.s.PGSQL.<port>` inside it, within the 107 bytes of sun_path).
+ */
+async function socketDirectory(port: number, owner: Owner | undefined): Promise<string | undefined> {
+  const dir = path.join(os.tmpdir(), `simplebank-pg-${port}`);
+  if (Buffer.byteLength(path.join(dir, `.s.PGSQL.${port}`)) > 100) return undefined;
+  await mkdir(dir, { recursive: true, mode: 0o755 });
+  if (owner) await chown(dir, owner.uid, owner.gid);
+  return dir;
 }
 
 async function binaries(): Promise<Binaries> {

@@ -19,6 +19,8 @@ export interface EnsurePostgresOptions {
   /** Embedded mode: default 5433, clear of a system server on 5432. */
   port?: number;
   log?: (message: string) => void;
+  /** Embedded mode: extra server settings (`-c name=value`). */
+  settings?: Record<string, string>;
 }
 
 export const DEFAULT_PG_PORT = 5433;
@@ -35,6 +37,7 @@ export async function ensurePostgres(options: EnsurePostgresOptions): Promise<Po
     dataDir: path.resolve(options.dataDir),
     port: options.port ?? DEFAULT_PG_PORT,
     ...(options.log ? { log: options.log } : {}),
+    ...(options.settings ? { settings: options.settings } : {}),
   });
   return { url: server.url, embedded: true, stop: () => server.stop() };
 }

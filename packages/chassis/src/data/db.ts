@@ -5,15 +5,144 @@ export interface Queryable {
   query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string, values?: unknown[]): Promise<pg.QueryResult<R>>;
 }
 
+/**
+ * The client `db.tx` hands to its function: queries run in the transaction, plus two hooks around its commit.
+ *
+ * Round trips are what a transaction costs (on both sides of the socket), so the client saves the ones it can:
+ * BEGIN travels with the first query when that query has no parameters (simple protocol: `BEGIN; <query>` is one
+ * message), and statements deferred with `beforeCommit` travel with the COMMIT.
+ */
+export interface TxClient extends Queryable {
+  readonly db: Db;
+  /**
+   * Runs `sql` (no parameters: inline values with `sql`/`sqlLiteral` from literal.ts) at the end of the transaction,
+   * in the COMMIT's round trip, after everything the function did and in the order deferred. If it fails, the
+   * transaction rolls back and `db.tx` throws, as if a query inside had failed.
+   */
+  beforeCommit(sql: string): void;
+  /** Called once the transaction has committed (not on rollback). Synchronous; a throw is ignored. */
+  afterCommit(fn: () => void): void;
+  /**
+   * Sends `sql` (no parameters) ahead of the transaction's first query, in the message that carries its BEGIN
+   * (and the query itself, when it has no parameters): e.g. the inbox record of an event handler. Call it before
+   * any query. If that first message fails, its error is kept in `firstMessageError` and the query rejects with it.
+   */
+  prelude(sql: string): void;
+  readonly firstMessageError: unknown;
+}
+
+export const isTxClient = (q: Queryable): q is TxClient => typeof (q as Partial<TxClient>).beforeCommit === 'function';
+
 export interface Db extends Queryable {
   readonly pool: pg.Pool;
   /** Runs `fn` in a transaction; commits if it resolves, rolls back if it throws. */
-  tx<T>(fn: (client: Queryable) => Promise<T>): Promise<T>;
+  tx<T>(fn: (client: TxClient) => Promise<T>): Promise<T>;
   /** One typed row or undefined. */
   one<R extends pg.QueryResultRow>(text: string, values?: unknown[]): Promise<R | undefined>;
   many<R extends pg.QueryResultRow>(text: string, values?: unknown[]): Promise<R[]>;
   ping(): Promise<void>;
   close(): Promise<void>;
+}
+
+type AnyResult = pg.QueryResult<pg.QueryResultRow>;
+
+/**
+ * Statements with parameters run as named prepared statements: each connection parses and plans one the first
+ * times it sees it and then reuses the plan (PostgreSQL keeps a generic plan once it is no worse than the custom
+ * ones), instead of parsing and planning on every call. Names are handed out per distinct text, up to a bound, so
+ * SQL built with a varying shape (`VALUES ($1, $2), ($3, $4)…`) cannot grow every connection's statement cache
+ * without limit: past the bound, new texts run unnamed, as before.
+ */
+const MAX_PREPARED = 1000;
+const preparedNames = new Map<string, string>();
+
+export function queryConfig(text: string, values: unknown[] | undefined): pg.QueryConfig | string {
+  if (values === undefined || values.length === 0) return text;
+  let name = preparedNames.get(text);
+  if (name === undefined) {
+    if (preparedNames.size >= MAX_PREPARED) return { text, values };
+    name = `sb${preparedNames.size}`;
+    preparedNames.set(text, name);
+  }
+  return { name, text, values };
+}
+
+/** One transaction on one pooled connection; see TxClient. */
+class Transaction implements TxClient {
+  begun = false;
+  firstMessageError: unknown = undefined;
+  #prelude = '';
+  #deferred: string[] = [];
+  #afterCommit: Array<() => void> = [];
+
+  constructor(
+    readonly db: Db,
+    readonly client: pg.PoolClient,
+  ) {}
+
+  query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string, values?: unknown[]): Promise<pg.QueryResult<R>> {
+    if (this.begun) return this.client.query<R>(queryConfig(text, values) as pg.QueryConfig);
+    // Both go on the connection's queue now, in this order, whatever other queries the caller starts meanwhile.
+    this.begun = true;
+    const head = `BEGIN;\n${this.#prelude}`;
+    const skip = this.#prelude === '' ? 1 : 2;
+    if (values === undefined || values.length === 0) {
+      return this.#first(this.client.query(`${head}${text}`) as unknown as Promise<AnyResult[]>).then((results) => {
+        const rest = results.slice(skip);
+        return (rest.length === 1 ? rest[0] : rest) as unknown as pg.QueryResult<R>;
+      });
+    }
+    const begin = this.#first(this.client.query(head) as unknown as Promise<unknown>);
+    const result = this.client.query<R>(queryConfig(text, values) as pg.QueryConfig);
+    // Both awaited, so neither rejection goes unhandled; a failed BEGIN message wins.
+    return Promise.all([begin, result]).then(([, r]) => r);
+  }
+
+  /** The first message of the transaction: remembers its error (see prelude). */
+  #first<T>(message: Promise<T>): Promise<T> {
+    return message.catch((err: unknown) => {
+      this.firstMessageError = err;
+      throw err;
+    });
+  }
+
+  prelude(sql: string): void {
+    if (this.begun) throw new Error('prelude() must come before the first query of the transaction');
+    this.#prelude += `${sql};\n`;
+  }
+
+  beforeCommit(sql: string): void {
+    this.#deferred.push(sql);
+  }
+
+  afterCommit(fn: () => void): void {
+    this.#afterCommit.push(fn);
+  }
+
+  async commit(): Promise<void> {
+    const deferred = this.#deferred;
+    this.#deferred = [];
+    let results: AnyResult | AnyResult[];
+    if (!this.begun) {
+      // Nothing ran: only a prelude and the deferred statements, which one message runs as a transaction.
+      if (deferred.length === 0 && this.#prelude === '') return;
+      this.begun = true;
+      results = (await this.#first(this.client.query(`BEGIN;\n${this.#prelude}${deferred.map((d) => `${d};\n`).join('')}COMMIT`))) as unknown as AnyResult[];
+    } else {
+      // If a deferred statement fails, the rest of the message (the COMMIT) is skipped and the caller rolls back.
+      results = (await this.client.query(deferred.length === 0 ? 'COMMIT' : `${deferred.join(';\n')};\nCOMMIT`)) as unknown as AnyResult | AnyResult[];
+    }
+    // COMMIT of a transaction an error had aborted (the function caught the error and went on) answers ROLLBACK.
+    const last = Array.isArray(results) ? results.at(-1) : results;
+    if (last?.command !== 'COMMIT') return;
+    for (const fn of this.#afterCommit) {
+      try {
+        fn();
+      } catch {
+        // A hook is a nudge (e.g. wake the outbox relay); the commit stands regardless.
+      }
+    }
+  }
 }
 
 // NUMERIC and BIGINT come back as strings; we keep them that way (money is never a float). COUNT(*) is BIGINT too.
@@ -30,24 +159,24 @@ export function createDb(connectionString: string, options: { max?: number; appl
 
   const db: Db = {
     pool,
-    query: (text, values) => pool.query(text, values as unknown[]),
+    query: (text, values) => pool.query(queryConfig(text, values) as pg.QueryConfig),
     async one(text, values) {
-      const r = await pool.query(text, values as unknown[]);
+      const r = await pool.query(queryConfig(text, values) as pg.QueryConfig);
       return r.rows[0];
     },
     async many(text, values) {
-      const r = await pool.query(text, values as unknown[]);
+      const r = await pool.query(queryConfig(text, values) as pg.QueryConfig);
       return r.rows;
     },
     async tx(fn) {
       const client = await pool.connect();
+      const tx = new Transaction(db, client);
       try {
-        await client.query('BEGIN');
-        const result = await fn(client as Queryable);
-        await client.query('COMMIT');
+        const result = await fn(tx);
+        await tx.commit();
         return result;
       } catch (err) {
-        await client.query('ROLLBACK').catch(() => {});
+        if (tx.begun) await client.query('ROLLBACK').catch(() => {});
         throw err;
       } finally {
         client.release();

@@ -1,10 +1,12 @@
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import { randomUUID, timingSafeEqual } from 'node:crypto';
+import { timingSafeEqual } from 'node:crypto';
 import type { Logger } from 'pino';
-import type { Contract, Handlers, RequestInfo, RouteDef } from '../contract/define.ts';
+import type { Contract, Handlers, RequestInfo, RouteDef, RouteOutput } from '../contract/define.ts';
 import { buildOpenApi } from '../contract/openapi.ts';
 import { isProblemError, PROBLEM_CONTENT_TYPE, ProblemError, problems } from '../errors/problem.ts';
-import { contextFrom, runWithContext, type WorkContext } from '../trace/context.ts';
+import { runWithContext, type WorkContext } from '../trace/context.ts';
+import { newRequestId } from '../trace/ids.ts';
+import { createWorkContext, workStorage } from '../trace/work.ts';
 import { HEADERS } from './headers.ts';
 import { parsePart } from './validation.ts';
 
@@ -23,6 +25,39 @@ declare module 'fastify' {
   interface FastifyRequest {
     work: WorkContext;
   }
+}
+
+/**
+ * A handler's second argument. A class rather than a literal with a closure, so a request allocates one small
+ * object; `ip` is read from the socket only if a handler asks for it.
+ */
+class IncomingRequestInfo implements RequestInfo {
+  readonly requestId: string;
+  declare deadline?: number;
+  readonly #request: FastifyRequest;
+
+  constructor(request: FastifyRequest, work: WorkContext) {
+    this.#request = request;
+    this.requestId = work.requestId;
+    if (work.deadline !== undefined) this.deadline = work.deadline;
+  }
+
+  header(name: string): string | undefined {
+    const v = this.#request.headers[name.toLowerCase()];
+    return Array.isArray(v) ? v[0] : v;
+  }
+
+  get ip(): string {
+    return this.#request.ip;
+  }
+}
+
+const BEARER = /^Bearer\s+/i;
+
+function hasServiceToken(request: FastifyRequest, expected: string): boolean {
+  const bearer = request.headers.authorization?.replace(BEARER, '');
+  const given = (request.headers[HEADERS.serviceToken] as string | undefined) ?? bearer;
+  return tokenMatches(given, expected);
 }
 
 function tokenMatches(given: string | undefined, expected: string): boolean {
@@ -48,6 +83,14 @@ function toProblemError(err: unknown): ProblemError {
   return new ProblemError(500, 'internal', 'internal error');
 }
 
+/** Marks on route configs: the contract's own routes, and the routes that log through a route-level onResponse hook. */
+const CONTRACT_ROUTE = Symbol('chassis.contractRoute');
+const ACCESS_LOG_HOOK = Symbol('chassis.accessLogHook');
+/** When the request started (Date.now()), for the access log line of routes without the onResponse hook. */
+const STARTED_AT = Symbol('chassis.startedAt');
+type RouteMarks = { [CONTRACT_ROUTE]?: true; [ACCESS_LOG_HOOK]?: true };
+type Timed = FastifyRequest & { [STARTED_AT]?: number };
+
 /**
  * Builds the fastify app for a service from its contract: each route validates its input with the
  * contract's zod schemas and runs its handler inside the request's work context (ids, trace, deadline).
@@ -62,71 +105,122 @@ export function createHttpServer(options: HttpServerOptions): { app: FastifyInst
     forceCloseConnections: 'idle',
     return503OnClosing: true,
     requestIdHeader: HEADERS.requestId,
-    // Ids must be unique across processes and restarts, not fastify's per-process counter.
-    genReqId: () => randomUUID(),
+    // Ids must be unique across processes and restarts, not fastify's per-process counter: random UUIDs.
+    genReqId: newRequestId,
   });
   app.decorateRequest('work', null as unknown as WorkContext);
 
-  app.addHook('onRequest', async (request, reply) => {
-    const remaining = Number(request.headers[HEADERS.deadline]);
-    request.work = contextFrom({
-      traceparent: request.headers[HEADERS.traceparent] as string | undefined,
-      tracestate: request.headers[HEADERS.tracestate] as string | undefined,
-      requestId: (request.headers[HEADERS.requestId] as string | undefined) ?? request.id,
-      ...(Number.isFinite(remaining) && remaining >= 0 ? { deadline: Date.now() + remaining } : {}),
-    });
-    reply.header(HEADERS.requestId, request.work.requestId);
-  });
+  /**
+   * The access log line: every response, at debug, or at error for a 5xx that is not this service protecting
+   * itself or its callers (503 not ready, 504 deadline passed). Successes log at debug, so nothing is built (nor
+   * the context entered) unless that level is on.
+   */
+  const logAccess = (request: FastifyRequest, reply: FastifyReply, status: number, hooked: boolean): void => {
+    const level = status >= 500 && status !== 503 && status !== 504 ? 'error' : 'debug';
+    if (!log.isLevelEnabled(level)) return;
+    // Routes with the onResponse hook have fastify's timing; the others timed themselves from onRequest.
+    const startedAt = (request as Timed)[STARTED_AT];
+    const ms = hooked || startedAt === undefined ? reply.elapsedTime : Date.now() - startedAt;
+    runWithContext(request.work, () => log[level]({ method: request.method, route: request.routeOptions.url ?? 'unmatched', status, ms: Math.round(ms) }, 'request'));
+  };
 
-  app.addHook('onResponse', async (request, reply) => {
-    // 503 and 504 are this service protecting itself or its callers (not ready, deadline passed), not faults.
-    const level = reply.statusCode >= 500 && reply.statusCode !== 503 && reply.statusCode !== 504 ? 'error' : 'debug';
-    runWithContext(request.work, () =>
-      log[level]({ method: request.method, route: request.routeOptions.url ?? 'unmatched', status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'request'),
+  // Callback-style hooks, not async ones: an async hook costs fastify a promise per request, and once
+  // AsyncLocalStorage is on (it is, for the handlers) every promise also runs the async-hooks machinery.
+  app.addHook('onRequest', (request, reply, done) => {
+    const now = Date.now();
+    (request as Timed)[STARTED_AT] = now;
+    const headers = request.headers;
+    const deadlineHeader = headers[HEADERS.deadline];
+    const remaining = deadlineHeader === undefined ? NaN : Number(deadlineHeader);
+    const work = createWorkContext(
+      headers[HEADERS.traceparent] as string | undefined,
+      headers[HEADERS.tracestate] as string | undefined,
+      (headers[HEADERS.requestId] as string | undefined) ?? request.id,
+      Number.isFinite(remaining) && remaining >= 0 ? now + remaining : undefined,
     );
+    request.work = work;
+    reply.header(HEADERS.requestId, work.requestId);
+    done();
   });
 
-  app.setErrorHandler((err, request, reply) => {
+  // No global onResponse hook: with one, fastify puts 'finish' and 'error' listeners on every response (~5% of a
+  // trivial call's server CPU, bench/rpc). The contract's routes, the 404 handler and the error handler log their
+  // line themselves when they send; every other route (health, OpenAPI, a service's `extend` routes) gets the
+  // access log as a route-level onResponse hook.
+  const accessLogHook = (request: FastifyRequest, reply: FastifyReply, done: () => void): void => {
+    logAccess(request, reply, reply.statusCode, true);
+    done();
+  };
+  app.addHook('onRoute', (route) => {
+    if ((route.config as RouteMarks | undefined)?.[CONTRACT_ROUTE]) return;
+    const own = route.onResponse;
+    route.onResponse = own === undefined ? [accessLogHook] : [accessLogHook, ...(Array.isArray(own) ? own : [own])];
+    route.config = { ...route.config, [ACCESS_LOG_HOOK]: true };
+  });
+  const hasAccessLogHook = (request: FastifyRequest): boolean => (request.routeOptions.config as RouteMarks | undefined)?.[ACCESS_LOG_HOOK] === true;
+
+  const handleError = (err: unknown, request: FastifyRequest, reply: FastifyReply): FastifyReply => {
     const problem = toProblemError(err);
     if (problem.status >= 500) runWithContext(request.work, () => log.error({ err }, 'request failed'));
-    return sendProblem(reply, request, problem);
+    sendProblem(reply, request, problem);
+    if (!hasAccessLogHook(request)) logAccess(request, reply, reply.statusCode, false);
+    return reply;
+  };
+  app.setErrorHandler(handleError);
+  app.setNotFoundHandler((request, reply) => {
+    sendProblem(reply, request, new ProblemError(404, 'route_not_found', `no route ${request.method} ${request.url.split('?')[0]}`));
+    logAccess(request, reply, reply.statusCode, false);
   });
-  app.setNotFoundHandler((request, reply) => sendProblem(reply, request, new ProblemError(404, 'route_not_found', `no route ${request.method} ${request.url.split('?')[0]}`)));
+
+  /** A handler's result, sent; then its access line, unless sending failed and the error handler answered. */
+  const sendOutput = (request: FastifyRequest, reply: FastifyReply, out: RouteOutput<RouteDef>): void => {
+    if (out.headers) for (const k in out.headers) reply.header(k, out.headers[k]);
+    reply.status(out.status).send(out.body);
+    if (reply.statusCode === out.status) logAccess(request, reply, out.status, false);
+  };
+  /** A handler's rejection, answered as fastify answers a throw: an Error goes through its error path to handleError. */
+  const sendError = (request: FastifyRequest, reply: FastifyReply, err: unknown): void => {
+    if (reply.sent) return;
+    // fastify takes only Error instances for errors when sent; anything else thrown goes to handleError directly.
+    if (err instanceof Error) reply.send(err);
+    else handleError(err, request, reply);
+  };
 
   for (const [name, def] of Object.entries(contract.routes) as [string, RouteDef][]) {
     const handler = handlers[name];
     if (!handler) throw new Error(`${contract.service}: no handler for route ${name}`);
+    // Worked out once per route, so a request only runs the parts its route has.
+    const { params, query, body, headers } = def;
+    const needsServiceToken = def.auth === 'service';
+    const config: RouteMarks = { [CONTRACT_ROUTE]: true };
     app.route({
       method: def.method,
       url: def.path,
-      handler: async (request, reply) => {
-        if (def.auth === 'service') {
-          const bearer = request.headers.authorization?.replace(/^Bearer\s+/i, '');
-          const given = (request.headers[HEADERS.serviceToken] as string | undefined) ?? bearer;
-          if (!tokenMatches(given, options.serviceToken)) throw problems.unauthorized('service credential required');
-        }
+      config,
+      // Not an async function: the reply is sent from the handler's own promise, so a request costs one promise
+      // (the handler's) plus one reaction, instead of four. Each promise also runs AsyncLocalStorage's hooks.
+      handler: (request, reply) => {
+        if (needsServiceToken && !hasServiceToken(request, options.serviceToken)) throw problems.unauthorized('service credential required');
         const work = request.work;
         if (work.deadline !== undefined && work.deadline <= Date.now()) {
           throw new ProblemError(504, 'deadline_exceeded', 'the caller\'s deadline has already passed');
         }
         const input = {
-          params: parsePart(def.params, request.params, 'params'),
-          query: parsePart(def.query, request.query, 'query'),
-          body: parsePart(def.body, request.body, 'body'),
-          headers: parsePart(def.headers, request.headers, 'headers'),
+          params: params ? parsePart(params, request.params, 'params') : undefined,
+          query: query ? parsePart(query, request.query, 'query') : undefined,
+          body: body ? parsePart(body, request.body, 'body') : undefined,
+          headers: headers ? parsePart(headers, request.headers, 'headers') : undefined,
         };
-        const info: RequestInfo = {
-          requestId: work.requestId,
-          ...(work.deadline !== undefined ? { deadline: work.deadline } : {}),
-          header: (h) => {
-            const v = request.headers[h.toLowerCase()];
-            return Array.isArray(v) ? v[0] : v;
-          },
-          ip: request.ip,
-        };
-        const out = await runWithContext(work, () => handler(input as never, info));
-        if (out.headers) for (const [k, v] of Object.entries(out.headers)) reply.header(k, v);
-        return reply.status(out.status).send(out.body);
+        // The handler runs in the request's context: its awaits, logs and outgoing calls carry the ids and deadline.
+        const out = workStorage.run(work, handler, input as never, new IncomingRequestInfo(request, work));
+        if (typeof (out as Partial<Promise<unknown>> | undefined)?.then !== 'function') {
+          sendOutput(request, reply, out as unknown as RouteOutput<RouteDef>);
+          return;
+        }
+        out.then(
+          (result) => sendOutput(request, reply, result as RouteOutput<RouteDef>),
+          (err: unknown) => sendError(request, reply, err),
+        );
       },
     });
   }

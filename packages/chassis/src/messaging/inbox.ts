@@ -1,9 +1,28 @@
-import type { Db, Queryable } from '../data/db.ts';
+import type { Db, Queryable, TxClient } from '../data/db.ts';
+import { sql } from '../data/literal.ts';
 import { contextFrom, runWithContext } from '../trace/context.ts';
 import type { Delivery, EventHandler } from './bus.ts';
 import type { EventEnvelope } from './envelope.ts';
 
 export type InboxHandler = (event: EventEnvelope, tx: Queryable, delivery: Delivery) => Promise<void>;
+
+export interface InboxOptions {
+  /**
+   * Record the event in the inbox in the same message as the handler's first query instead of a round trip of
+   * its own before the handler starts. A duplicate then makes that first query fail (the inbox insert ahead of it
+   * hits the primary key) and the handler's transaction is rolled back: the effect still happens once. Only for
+   * handlers whose first step is a query: anything a handler does before its first query (a call to another
+   * service) may run again for a duplicate, so it must be harmless to repeat.
+   */
+  withFirstQuery?: boolean;
+}
+
+/** The duplicate check of `withFirstQuery`: the event's inbox row is there already. */
+const isInboxConflict = (err: unknown): boolean =>
+  (err as { code?: string; table?: string } | undefined)?.code === '23505' && (err as { table?: string }).table === 'inbox';
+
+/** Thrown inside the transaction to roll a duplicate back; caught below. */
+const DUPLICATE = Symbol('duplicate event');
 
 /**
  * Makes an at-least-once delivery effectively-once: the event id is recorded in `inbox` in the same
@@ -18,18 +37,35 @@ export type InboxHandler = (event: EventEnvelope, tx: Queryable, delivery: Deliv
  * see retention.ts), so a redelivery of an event handled longer ago than that is not recognised and is handled
  * again.
  */
-export function idempotentHandler(db: Db, consumer: string, fn: InboxHandler): EventHandler {
+export function idempotentHandler(db: Db, consumer: string, fn: InboxHandler, options: InboxOptions = {}): EventHandler {
+  // Values inlined (escaped), so the insert travels with the BEGIN: one round trip for both.
+  const record = (event: EventEnvelope) => sql`INSERT INTO inbox (consumer, event_id) VALUES (${consumer}, ${event.id}::uuid)`;
   return (event, delivery) =>
-    runWithContext(
-      contextFrom({ traceparent: event.traceparent, tracestate: event.tracestate, requestId: event.id }),
-      () =>
-        db.tx(async (tx) => {
-          const inserted = await tx.query(
-            'INSERT INTO inbox (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING',
-            [consumer, event.id],
-          );
+    runWithContext(contextFrom({ traceparent: event.traceparent, tracestate: event.tracestate, requestId: event.id }), async () => {
+      if (!options.withFirstQuery) {
+        await db.tx(async (tx) => {
+          const inserted = await tx.query(`${record(event)} ON CONFLICT DO NOTHING`);
           if (inserted.rowCount === 0) return;
           await fn(event, tx, delivery);
-        }),
-    );
+        });
+        return;
+      }
+      try {
+        await db.tx(async (tx: TxClient) => {
+          tx.prelude(record(event));
+          try {
+            await fn(event, tx, delivery);
+          } catch (err) {
+            if (isInboxConflict(tx.firstMessageError)) throw DUPLICATE;
+            throw err;
+          }
+          // The handler may have caught its first query's error: the transaction is aborted all the same.
+          if (isInboxConflict(tx.firstMessageError)) throw DUPLICATE;
+        });
+      } catch (err) {
+        // A handler that made no query meets the inbox only at the commit, whose message then fails the same way.
+        if (err === DUPLICATE || isInboxConflict(err)) return;
+        throw err;
+      }
+    });
 }

@@ -1,6 +1,6 @@
 export { createEnvelope, type EventEnvelope, type NewEvent } from './envelope.ts';
 export { DEFAULT_LEASE_SECONDS, type Bus, type DeadLetter, type Delivery, type EventHandler, type SubscriptionOptions } from './bus.ts';
-export { appendToOutbox, OUTBOX_CHANNEL } from './outbox.ts';
+export { appendToOutbox, onOutboxCommit, OUTBOX_CHANNEL } from './outbox.ts';
 export { startOutboxRelay, type OutboxRelay, type OutboxRelayOptions } from './relay.ts';
 export {
   pruneMessagingTables,
@@ -8,7 +8,7 @@ export {
   DEFAULT_OUTBOX_RETENTION_MS,
   type MessagingRetention,
 } from './retention.ts';
-export { idempotentHandler, type InboxHandler } from './inbox.ts';
+export { idempotentHandler, type InboxHandler, type InboxOptions } from './inbox.ts';
 export { createBus, type CreateBusOptions } from './create-bus.ts';
 export { createPgBossBus, BUS_CHANNEL, type PgBossBusOptions } from './pgboss-bus.ts';
 export { createNatsBus, type NatsBusOptions } from './nats-bus.ts';

@@ -1,14 +1,33 @@
-import type { Queryable } from '../data/db.ts';
+import { isTxClient, type Db, type Queryable } from '../data/db.ts';
+import { sqlLiteral } from '../data/literal.ts';
 import { currentContext, outgoingTraceparent } from '../trace/context.ts';
 import { createEnvelope, type EventEnvelope, type NewEvent } from './envelope.ts';
 
 /** Channel the relay LISTENs on; a NOTIFY is delivered only when the writing transaction commits. */
 export const OUTBOX_CHANNEL = 'simplebank_outbox';
 
+/** In-process relays by database, woken when a transaction of this process that wrote to that outbox commits. */
+const localRelays = new WeakMap<Db, Set<() => void>>();
+
+/** Calls `wake` whenever a `db.tx` transaction of this process commits outbox rows on `db`. Returns the unsubscriber. */
+export function onOutboxCommit(db: Db, wake: () => void): () => void {
+  let set = localRelays.get(db);
+  if (!set) localRelays.set(db, (set = new Set()));
+  set.add(wake);
+  return () => set.delete(wake);
+}
+
 /**
  * Records events in the outbox within the caller's transaction, so they are published if and only if the
  * state change commits. Pass the transaction's client (`db.tx(async (tx) => …)`), not the pool: on the pool
  * each insert would commit on its own and a later rollback would leave the events behind.
+ *
+ * In a `db.tx` transaction the rows are written in the COMMIT's round trip (TxClient.beforeCommit), in the order
+ * appended, and the relays of this process are woken in memory once it has committed. No NOTIFY: in PostgreSQL a
+ * transaction that NOTIFYs holds a cluster-wide lock from its commit until the commit is on disk, so every
+ * notifying commit of every database waits its turn for its own fsync (group commit no longer helps). Relays of
+ * other processes find the rows on their next poll; the one in this process publishes them at once.
+ * Any other client (a plain pg client) still gets the insert and a NOTIFY, for relays LISTENing elsewhere.
  */
 export async function appendToOutbox(client: Queryable, source: string, events: NewEvent[]): Promise<EventEnvelope[]> {
   if (events.length === 0) return [];
@@ -17,6 +36,15 @@ export async function appendToOutbox(client: Queryable, source: string, events: 
   const envelopes = events.map((e) =>
     createEnvelope(source, { ...e, causationId: e.causationId ?? ctx?.requestId }, trace),
   );
+
+  if (isTxClient(client)) {
+    // One statement per call keeps the events' seq order equal to their order in `events` and across calls.
+    const rows = envelopes.map((env) => `(${sqlLiteral(env.id)}, ${sqlLiteral(env.type)}, ${sqlLiteral(env.subject)}, ${sqlLiteral(JSON.stringify(env))}::jsonb)`);
+    client.beforeCommit(`INSERT INTO outbox (id, type, subject, envelope) VALUES ${rows.join(', ')}`);
+    const { db } = client;
+    client.afterCommit(() => localRelays.get(db)?.forEach((wake) => wake()));
+    return envelopes;
+  }
 
   const values: unknown[] = [];
   const rows = envelopes.map((env, i) => {

@@ -2,6 +2,8 @@ import pg from 'pg';
 import type { Logger } from '../log/logger.ts';
 
 export interface PgListener {
+  /** LISTENs on one more channel (on the same connection), now and after every reconnection. */
+  add(channel: string): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -9,7 +11,8 @@ export interface PgListenerOptions {
   /** Connection config (a pool's `options`, or `{ connectionString }`). */
   config: pg.ClientConfig;
   channel: string;
-  onNotify(payload: string): void;
+  /** Called with the payload; `channel` says which, when the listener LISTENs on more than one (add()). */
+  onNotify(payload: string, channel: string): void;
   /** Called after every (re)connection: notifications sent while disconnected are lost, so callers catch up. */
   onConnect?(): void;
   log: Logger;
@@ -25,6 +28,9 @@ export function listen(options: PgListenerOptions): PgListener {
   let closed = false;
   let retryTimer: NodeJS.Timeout | undefined;
   let failures = 0;
+  const channels = new Set([options.channel]);
+  /** The channels the current connection LISTENs on (empty while it is not connected). */
+  let listening = new Set<string>();
 
   const scheduleReconnect = () => {
     if (closed || retryTimer) return;
@@ -41,10 +47,12 @@ export function listen(options: PgListenerOptions): PgListener {
     if (closed) return;
     const c = new pg.Client({ ...options.config, application_name: `listen:${options.channel}` });
     client = c;
+    listening = new Set();
     let dropped = false;
     const onDrop = (err?: Error) => {
       if (dropped) return;
       dropped = true;
+      if (client === c) listening = new Set();
       if (closed) return;
       options.log.warn({ err, channel: options.channel }, 'LISTEN connection lost; reconnecting');
       c.end().catch(() => {});
@@ -53,11 +61,15 @@ export function listen(options: PgListenerOptions): PgListener {
     c.on('error', onDrop);
     c.on('end', () => onDrop());
     c.on('notification', (msg) => {
-      if (msg.channel === options.channel) options.onNotify(msg.payload ?? '');
+      if (channels.has(msg.channel)) options.onNotify(msg.payload ?? '', msg.channel);
     });
     try {
       await c.connect();
-      await c.query(`LISTEN ${pg.escapeIdentifier(options.channel)}`);
+      // Channels added while this ran are LISTENed too, until none is missing.
+      for (let missing = [...channels]; missing.length > 0; missing = [...channels].filter((ch) => !listening.has(ch))) {
+        await c.query(missing.map((ch) => `LISTEN ${pg.escapeIdentifier(ch)}`).join('; '));
+        for (const ch of missing) listening.add(ch);
+      }
       if (closed) {
         await c.end().catch(() => {});
         return;
@@ -72,6 +84,17 @@ export function listen(options: PgListenerOptions): PgListener {
   void connect();
 
   return {
+    async add(channel) {
+      if (channels.has(channel)) return;
+      channels.add(channel);
+      // Not connected yet (or reconnecting): the connection being made LISTENs on every channel.
+      const c = client;
+      if (!c || listening.size === 0) return;
+      listening.add(channel);
+      await c.query(`LISTEN ${pg.escapeIdentifier(channel)}`).catch(() => {
+        if (client === c) listening.delete(channel);
+      });
+    },
     async close() {
       closed = true;
       if (retryTimer) clearTimeout(retryTimer);

@@ -1,10 +1,12 @@
+import { createHash } from 'node:crypto';
 import PgBoss from 'pg-boss';
 import pg from 'pg';
 import type { Logger } from '../log/logger.ts';
 import { leaseSecondsOf, type Bus, type DeadLetter, type SubscriptionOptions } from './bus.ts';
 import type { EventEnvelope } from './envelope.ts';
 import { listen, type PgListener } from './pg-listener.ts';
-import { completeJobsQuery, expiredJobsSql, fetchJobsQuery, jobIndexesSql, lockExpiredJobsSql, publishEventsSql, renewLeasesSql } from './pgboss-sql.ts';
+import { queryConfig } from '../data/db.ts';
+import { completeJobsSql, DELIVERY_SESSION_OPTIONS, expiredJobsSql, fetchJobsSql, jobIndexesSql, lockExpiredJobsSql, notifySql, publishEventsSql, renewLeasesSql } from './pgboss-sql.ts';
 import { startQueueWorker, type QueueWorker } from './pgboss-worker.ts';
 
 export interface PgBossBusOptions {
@@ -20,8 +22,18 @@ export interface PgBossBusOptions {
   wakeUps?: boolean;
 }
 
-/** Every bus process LISTENs here; the payload is an event type, or `queue:<name>` for one queue. */
+/** Every consuming bus process LISTENs here; the payload is an event type, or `queue:<name>` for one queue. */
 export const BUS_CHANNEL = 'simplebank_bus';
+
+/**
+ * The channel publishing wakes a queue's consumers on: one per queue, so a process hears only about the queues it
+ * works (a single shared channel would deliver every publish to every consuming process). Channel names are
+ * identifiers of at most 63 bytes: a longer queue name is hashed.
+ */
+export function queueChannel(queue: string): string {
+  const channel = `${BUS_CHANNEL}:${queue}`;
+  return Buffer.byteLength(channel) <= 63 ? channel : `${BUS_CHANNEL}:${createHash('sha256').update(queue).digest('hex').slice(0, 40)}`;
+}
 
 const MAX_BACKOFF_MS = 5 * 60_000;
 /** How long close() waits for running handlers before closing anyway (their leases then lapse: redelivered). */
@@ -83,8 +95,22 @@ export function createPgBossBus(options: PgBossBusOptions): Bus {
     connectionTimeoutMillis: 5_000,
   });
   pool.on('error', (err) => log.warn({ err }, 'bus pool client error'));
+  // Claims, completions and lease renewals: asynchronous commit and no sorting, for the whole session
+  // (pgboss-sql.ts, DELIVERY_SESSION_OPTIONS says why).
+  const deliveryPool = new pg.Pool({
+    connectionString: options.url,
+    max: 10,
+    application_name: `${service}:bus-delivery`,
+    options: DELIVERY_SESSION_OPTIONS,
+    idleTimeoutMillis: 30_000,
+    connectionTimeoutMillis: 5_000,
+  });
+  deliveryPool.on('error', (err) => log.warn({ err }, 'bus pool client error'));
+  // Parameterized statements run prepared (data/db.ts): parsed and planned once per connection.
+  const query = <R extends pg.QueryResultRow>(p: pg.Pool | pg.PoolClient, text: string, values?: unknown[]) =>
+    p.query<R>(queryConfig(text, values) as pg.QueryConfig);
 
-  const bossDb: PgBoss.Db = { executeSql: (text, values) => pool.query(text, values) };
+  const bossDb: PgBoss.Db = { executeSql: (text, values) => query(pool, text, values) };
   const boss = new PgBoss({ db: bossDb, schema, schedule: false, supervise: true, migrate: true });
   boss.on('error', (err) => log.error({ err }, 'pg-boss error'));
   // pg-boss's types omit fail(name, ids[], data, options), which its code supports.
@@ -108,7 +134,7 @@ export function createPgBossBus(options: PgBossBusOptions): Bus {
     const client = await pool.connect();
     try {
       await client.query('BEGIN');
-      const result = await fn({ executeSql: (text, values) => client.query(text, values) });
+      const result = await fn({ executeSql: (text, values) => query(client, text, values) });
       await client.query('COMMIT');
       return result;
     } catch (err) {
@@ -119,11 +145,29 @@ export function createPgBossBus(options: PgBossBusOptions): Bus {
     }
   }
 
-  function wake(payload: string) {
+  function wake(payload: string, channel: string) {
+    if (channel !== BUS_CHANNEL) {
+      for (const s of subscriptions) if (queueChannel(s.queue) === channel) s.worker.notify();
+      return;
+    }
     const queue = payload.startsWith('queue:') ? payload.slice('queue:'.length) : undefined;
     for (const s of subscriptions) {
       if (queue ? s.queue === queue : s.options.types.includes(payload)) s.worker.notify();
     }
+  }
+
+  /** The LISTEN connection, opened with the first subscription: a process that only publishes needs none. */
+  function listenFor(queue: string): Promise<void> {
+    if (options.wakeUps === false) return Promise.resolve();
+    listener ??= listen({
+      config: { connectionString: options.url },
+      channel: BUS_CHANNEL,
+      onNotify: wake,
+      // Wake-ups sent while the LISTEN connection was down are lost: look at every queue once.
+      onConnect: () => subscriptions.forEach((s) => s.worker.notify()),
+      log,
+    });
+    return listener.add(queueChannel(queue));
   }
 
   /** Runs the handler; true when the job is to be completed, false when its failure was dealt with. */
@@ -138,10 +182,12 @@ export function createPgBossBus(options: PgBossBusOptions): Bus {
     }
   }
 
-  async function fetchJobs(queue: string, limit: number, leaseSeconds: number): Promise<Job[]> {
-    // Several statements in one query string: pg returns one result per statement.
-    const results = (await pool.query(fetchJobsQuery(schema, queue, limit, leaseSeconds))) as unknown as pg.QueryResult<Job>[];
-    return results.at(-1)?.rows ?? [];
+  async function fetchJobs(sql: { fetch: string; fetchAndComplete: string }, limit: number, leaseSeconds: number, completing: Job[]): Promise<Job[]> {
+    const { rows } =
+      completing.length === 0
+        ? await query<Job & pg.QueryResultRow>(deliveryPool, sql.fetch, [limit, leaseSeconds])
+        : await query<Job & pg.QueryResultRow>(deliveryPool, sql.fetchAndComplete, [limit, leaseSeconds, completing.map((j) => j.id)]);
+    return rows;
   }
 
   async function failJob(sub: LocalSubscription, job: Job, attempt: number, err: unknown) {
@@ -178,7 +224,7 @@ export function createPgBossBus(options: PgBossBusOptions): Bus {
   async function sweepLapsedLeases() {
     const queues = [...new Set(subscriptions.map((s) => s.queue))];
     if (queues.length === 0) return;
-    const { rows } = await pool.query<{ name: string; id: string }>(expiredJobsSql(schema), [queues]);
+    const { rows } = await query<{ name: string; id: string }>(pool, expiredJobsSql(schema), [queues]);
     const byQueue = new Map<string, string[]>();
     for (const r of rows) byQueue.set(r.name, [...(byQueue.get(r.name) ?? []), r.id]);
     for (const [queue, candidates] of byQueue) {
@@ -236,15 +282,6 @@ export function createPgBossBus(options: PgBossBusOptions): Bus {
       started = true;
       await boss.start();
       await ensureJobIndexes();
-      if (options.wakeUps === false) return;
-      listener = listen({
-        config: { connectionString: options.url },
-        channel: BUS_CHANNEL,
-        onNotify: wake,
-        // Wake-ups sent while the LISTEN connection was down are lost: look at every queue once.
-        onConnect: () => subscriptions.forEach((s) => s.worker.notify()),
-        log,
-      });
     },
 
     async publish(event) {
@@ -252,10 +289,13 @@ export function createPgBossBus(options: PgBossBusOptions): Bus {
     },
 
     // Not boss.publish(): it sends to each subscribed queue with Promise.allSettled and so resolves even when
-    // nothing was stored. Here one statement stores every job and NOTIFYs, or throws.
+    // nothing was stored. Here one statement stores every job, or throws; then the consumers are woken.
     async publishBatch(events) {
       if (events.length === 0) return;
-      await pool.query(publishSql, [JSON.stringify(events), BUS_CHANNEL]);
+      const { rows } = await query<{ queue: string }>(pool, publishSql, [JSON.stringify(events)]);
+      if (rows.length === 0) return;
+      // Published (durably) already: a failed wake-up is only a delay, the consumers' polling finds the jobs.
+      await pool.query(notifySql(rows.map((r) => queueChannel(r.queue)))).catch((err: unknown) => log.warn({ err }, 'could not wake the consumers; they will poll'));
     },
 
     async subscribe(sub) {
@@ -288,6 +328,8 @@ export function createPgBossBus(options: PgBossBusOptions): Bus {
         lock.release();
       }
 
+      const fetchSql = { fetch: fetchJobsSql(schema, queue), fetchAndComplete: fetchJobsSql(schema, queue, { completing: true }) };
+      const completeSql = completeJobsSql(schema, queue);
       const local: LocalSubscription = {
         options: sub,
         queue,
@@ -297,18 +339,19 @@ export function createPgBossBus(options: PgBossBusOptions): Bus {
           concurrency,
           pollIntervalMs,
           log,
-          fetch: (limit) => fetchJobs(queue, limit, leaseSeconds),
+          fetch: (limit, completing) => fetchJobs(fetchSql, limit, leaseSeconds, completing),
           handle: (job) => handleJob(local, job),
           complete: async (jobs) => {
-            await pool.query(completeJobsQuery(schema, queue, jobs.map((j) => j.id)));
+            await query(deliveryPool, completeSql, [jobs.map((j) => j.id)]);
           },
           renew: async (jobs) => {
-            await pool.query(renewSql, [queue, jobs.map((j) => j.id), jobs.map((j) => j.retryCount), leaseSeconds]);
+            await query(deliveryPool, renewSql, [queue, jobs.map((j) => j.id), jobs.map((j) => j.retryCount), leaseSeconds]);
           },
           renewEveryMs: (leaseSeconds * 1000) / 3,
         }),
       };
       subscriptions.push(local);
+      await listenFor(queue);
       scheduleSweep(true);
     },
 
@@ -362,7 +405,7 @@ export function createPgBossBus(options: PgBossBusOptions): Bus {
       await listener?.close();
       await sweeping;
       if (started) await boss.stop({ graceful: false, close: false });
-      await pool.end();
+      await Promise.all([pool.end(), deliveryPool.end()]);
     },
   };
   return bus;

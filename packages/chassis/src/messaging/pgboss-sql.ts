@@ -7,8 +7,10 @@ import pg from 'pg';
 
 /**
  * One statement (so one round trip, and atomic without BEGIN/COMMIT) that inserts a job per event and subscribed
- * queue and NOTIFYs once per event type that has subscribers. $1: jsonb array of envelopes, $2: NOTIFY channel.
+ * queue and returns the queues it put jobs on, to be woken by notifySql. $1: jsonb array of envelopes.
  *
+ * - The NOTIFY is not in this statement: a transaction that NOTIFYs holds a cluster-wide lock from its commit until
+ *   the commit is on disk, so every notifying commit of every database would wait for its own fsync in turn.
  * - The job id is the event id, and ON CONFLICT DO NOTHING drops a republished event the queue already holds.
  * - created_on, which pg-boss fetches in (after priority), is the transaction start plus the event's position in
  *   microseconds. The default (now() alone) is the same for every row of a transaction, leaving the order to the
@@ -47,28 +49,44 @@ export function publishEventsSql(schema: string): string {
       FROM targets t
       ON CONFLICT DO NOTHING
     )
-    SELECT pg_notify($2, type) FROM (SELECT DISTINCT type FROM targets) AS notified
+    SELECT DISTINCT name AS queue FROM targets
   `;
 }
 
 /**
- * Claims and completions are committed without waiting for the WAL to reach the disk (a third of their latency
- * on an idle machine, more under load). A database crash may then forget the last moments of them, which
- * at-least-once delivery already covers: a forgotten claim makes the job available again, a forgotten
+ * Claims, completions and lease renewals are committed without waiting for the WAL to reach the disk (a third of
+ * their latency on an idle machine, more under load). A database crash may then forget the last moments of them,
+ * which at-least-once delivery already covers: a forgotten claim makes the job available again, a forgotten
  * completion makes it lapse and be redelivered, and the consumer's inbox drops the duplicate. Publishing stays
  * synchronous: the relay marks events published only once they are durably on the bus.
+ *
+ * They run on connections of their own whose session has DELIVERY_SESSION_OPTIONS, so each is one parameterized
+ * statement: a prepared statement's plan is reused, where a SET LOCAL would force a multi-statement simple query
+ * that PostgreSQL parses and plans afresh every time (on pg-boss's partitioned job table, planning cost more than
+ * executing).
  */
+export const DELIVERY_SESSION_OPTIONS = '-c synchronous_commit=off -c enable_sort=off';
+
+/** Kept for the wake-ups, which are one simple-protocol message. */
 const ASYNC_COMMIT = 'SET LOCAL synchronous_commit = off;';
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/**
+ * The wake-ups for a publish that has committed: a NOTIFY on each channel (one per queue that got jobs), committed
+ * without waiting for the disk (ASYNC_COMMIT), so the cluster-wide NOTIFY lock is held for microseconds. A lost
+ * wake-up only costs a polling interval. One simple-protocol message; the channels are escaped literals.
+ */
+export function notifySql(channels: string[]): string {
+  return `${ASYNC_COMMIT}\n    SELECT ${channels.map((c) => `pg_notify(${pg.escapeLiteral(c)}, '')`).join(', ')}`;
+}
 
-/** Marks handled jobs completed, as pg-boss's complete() does, committed asynchronously (ASYNC_COMMIT). */
-export function completeJobsQuery(schema: string, queue: string, ids: string[]): string {
-  if (!ids.every((id) => UUID.test(id))) throw new Error('completeJobsQuery: job ids must be uuids');
+/**
+ * Marks handled jobs completed, as pg-boss's complete() does. On a delivery connection (DELIVERY_SESSION_OPTIONS).
+ * $1: job ids.
+ */
+export function completeJobsSql(schema: string, queue: string): string {
   return `
-    ${ASYNC_COMMIT}
     UPDATE ${schema}.job SET completed_on = now(), state = 'completed'
-    WHERE name = ${pg.escapeLiteral(queue)} AND id IN (${ids.map((id) => `'${id}'`).join(', ')}) AND state = 'active'
+    WHERE name = ${pg.escapeLiteral(queue)} AND id = ANY($1::uuid[]) AND state = 'active'
   `;
 }
 
@@ -77,37 +95,37 @@ export function completeJobsQuery(schema: string, queue: string, ids: string[]):
  * rule), but reading only the rows it claims: pg-boss's fetch sorts every waiting job of the queue on each call,
  * so draining a backlog of n jobs costs O(n²) (at 5000 waiting, ~5 ms a fetch). The index
  * simplebank_job_fetch_order holds the waiting jobs in fetch order, but on a young or fast-changing partition the
- * planner's row estimate is too low to prefer it over sorting; `enable_sort = off` for this statement alone
- * leaves it no other choice.
+ * planner's row estimate is too low to prefer it over sorting; `enable_sort = off` (a delivery connection's
+ * session setting) leaves it no other choice.
  *
  * It also starts the lease: expire_in is set to the subscription's, whatever the queue's was at insert.
- *
- * Committed without waiting for the WAL flush (ASYNC_COMMIT): see there why that is safe.
- *
- * One simple-protocol query string, so one round trip: its statements run in one implicit transaction (which
- * SET LOCAL is confined to, and which an error rolls back whole). Parameters can't be bound in that protocol,
- * hence the literals; the caller passes validated integers. Returns the rows of the last statement.
+ * The queue name is inlined, so the plan is pruned to the queue's partition once, when the statement is prepared.
+ * $1: how many, $2: lease seconds[, $3: ids of handled jobs to complete].
  */
-export function fetchJobsQuery(schema: string, queue: string, limit: number, leaseSeconds: number): string {
-  if (!Number.isInteger(limit) || !Number.isInteger(leaseSeconds)) throw new Error('fetchJobsQuery: limit and lease must be integers');
+export function fetchJobsSql(schema: string, queue: string, options: { completing?: boolean } = {}): string {
   const q = pg.escapeLiteral(queue);
-  return `
-    ${ASYNC_COMMIT}
-    SET LOCAL enable_sort = off;
-    WITH next AS (
-      SELECT id FROM ${schema}.job
-      WHERE name = ${q} AND state < 'active' AND start_after < now()
-      ORDER BY priority DESC, created_on, id
-      LIMIT ${limit}
-      FOR UPDATE SKIP LOCKED
-    )
+  // The claimed ids come as an array (an InitPlan), so the UPDATE finds each by its primary key whatever the
+  // planner thinks of the queue's size: a join with the CTE could be planned (and, prepared, kept) as a walk over
+  // the whole partition.
+  // `completing`: $3 holds handled jobs to mark completed in the same statement (as completeJobsSql does); they are
+  // active, so never among the jobs claimed.
+  return `${options.completing ? `
+    WITH completed AS (
+      UPDATE ${schema}.job SET completed_on = now(), state = 'completed'
+      WHERE name = ${q} AND id = ANY($3::uuid[]) AND state = 'active'
+    )` : ''}
     UPDATE ${schema}.job j SET
       state = 'active',
       started_on = now(),
-      expire_in = ${leaseSeconds} * interval '1 second',
+      expire_in = $2 * interval '1 second',
       retry_count = CASE WHEN j.started_on IS NOT NULL THEN j.retry_count + 1 ELSE j.retry_count END
-    FROM next
-    WHERE j.name = ${q} AND j.id = next.id
+    WHERE j.name = ${q} AND j.id = ANY(ARRAY(
+      SELECT id FROM ${schema}.job
+      WHERE name = ${q} AND state < 'active' AND start_after < now()
+      ORDER BY priority DESC, created_on, id
+      LIMIT $1
+      FOR UPDATE SKIP LOCKED
+    ))
     RETURNING j.id, j.data, j.retry_count AS "retryCount", j.retry_limit AS "retryLimit"
   `;
 }
@@ -122,8 +140,8 @@ export function fetchJobsQuery(schema: string, queue: string, limit: number, lea
 export function renewLeasesSql(schema: string): string {
   return `
     UPDATE ${schema}.job j SET started_on = now(), expire_in = $4 * interval '1 second'
-    FROM unnest($2::uuid[], $3::int[]) AS mine(id, retry_count)
-    WHERE j.name = $1 AND j.id = mine.id AND j.retry_count = mine.retry_count AND j.state = 'active'
+    WHERE j.name = $1 AND j.id = ANY($2::uuid[]) AND j.state = 'active'
+      AND (j.id, j.retry_count) IN (SELECT * FROM unnest($2::uuid[], $3::int[]))
   `;
 }
 

@@ -10,8 +10,11 @@ export interface QueueWorkerOptions<J extends ClaimedJob> {
   concurrency: number;
   /** Fetch anyway this often when no wake-up came (a missed NOTIFY, a retry coming due). */
   pollIntervalMs: number;
-  /** Claims up to `limit` jobs. */
-  fetch(limit: number): Promise<J[]>;
+  /**
+   * Claims up to `limit` jobs and, in the same statement, marks `completing` (handled jobs) completed: a worker
+   * under load completes what it handled on its way to fetching more, one round trip for both.
+   */
+  fetch(limit: number, completing: J[]): Promise<J[]>;
   /** Runs the handler. Resolves true to have the job completed; false when it was settled otherwise (failed). */
   handle(job: J): Promise<boolean>;
   /** Marks handled jobs completed, in one statement. */
@@ -38,8 +41,9 @@ export interface QueueWorker {
  * - Wake-ups coalesce: notify() only marks that there may be work, so a burst of NOTIFYs during a fetch costs one
  *   more fetch, not one each. With no wake-up the loop polls every pollIntervalMs.
  * - Completions are batched: handlers that finish while a completion is being written go in the next one, so
- *   under load a single UPDATE completes many jobs. A crash before it is written redelivers those jobs (the
- *   inbox absorbs the duplicates), exactly as a crash just before completing a single job would.
+ *   under load a single UPDATE completes many jobs; and the next fetch takes the completions waiting at that
+ *   moment along (one statement for both). A crash before they are written redelivers those jobs (the inbox
+ *   absorbs the duplicates), exactly as a crash just before completing a single job would.
  * - Leases: jobs claimed here and not yet settled are renewed every renewEveryMs, so they expire only when this
  *   process dies or loses the database. A handler still running when stop() gives up is no longer renewed.
  */
@@ -143,11 +147,18 @@ export function startQueueWorker<J extends ClaimedJob>(options: QueueWorkerOptio
       // A notify() during the fetch sets it again: that fetch may have run before the new jobs committed.
       maybeMore = false;
       const limit = free;
+      const completing = toComplete;
+      toComplete = [];
       let jobs: J[];
       try {
-        jobs = await options.fetch(limit);
+        jobs = await options.fetch(limit, completing);
+        for (const job of completing) held.delete(job.id);
       } catch (err) {
         log.warn({ err, subscription: queue }, 'could not fetch events; retrying after the polling interval');
+        if (completing.length > 0) {
+          toComplete.push(...completing);
+          scheduleFlush();
+        }
         await pause(options.pollIntervalMs);
         maybeMore = true;
         continue;

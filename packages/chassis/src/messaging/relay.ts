@@ -2,7 +2,7 @@ import type { Db } from '../data/db.ts';
 import type { Logger } from '../log/logger.ts';
 import type { Bus } from './bus.ts';
 import type { EventEnvelope } from './envelope.ts';
-import { OUTBOX_CHANNEL } from './outbox.ts';
+import { onOutboxCommit, OUTBOX_CHANNEL } from './outbox.ts';
 import { listen } from './pg-listener.ts';
 import { pruneMessagingTables, type MessagingRetention } from './retention.ts';
 
@@ -30,7 +30,28 @@ export interface OutboxRelay {
 
 // One relay per service database at a time: SKIP LOCKED alone would let a second instance take the rows after
 // the first one's batch and publish them concurrently, i.e. out of order. The others wait for the next round.
-const RELAY_LOCK_SQL = `SELECT pg_try_advisory_xact_lock(hashtext('simplebank_outbox_relay')) AS locked`;
+const RELAY_LOCK = `pg_try_advisory_xact_lock(hashtext('simplebank_outbox_relay'))`;
+
+/**
+ * One round trip: take the relay lock, then lock the next rows. The row SELECT takes the (re-entrant) lock again
+ * in an InitPlan, evaluated once before any row is read, so it reads rows only while holding the lock: when the
+ * first try failed it returns none (or, if the holder let go in between, it now holds the lock and may read them).
+ * Marking rows published is delivery bookkeeping, committed without waiting for the disk: if a crash forgets the
+ * mark, the rows are published again and the bus (same job id) and the consumers' inbox drop the duplicates.
+ *
+ * A published row leaves a dead entry in outbox_unpublished_idx until vacuum. A plain index scan marks the entries
+ * it finds dead as such, so the next scans step over them; a bitmap scan (which the planner likes on a young
+ * table) never does, and would visit every published row's heap page on every round, hence no bitmap scans here.
+ */
+const fetchBatchSql = (batchSize: number) => `SET LOCAL synchronous_commit = off;
+  SET LOCAL enable_bitmapscan = off;
+  SELECT ${RELAY_LOCK} AS locked;
+  SELECT seq, envelope FROM outbox
+  WHERE (SELECT ${RELAY_LOCK}) AND published_at IS NULL
+  ORDER BY seq LIMIT ${batchSize} FOR UPDATE SKIP LOCKED`;
+
+/** When another instance holds the relay lock, look again this soon: its batch may not include our rows. */
+const LOCK_BUSY_RETRY_MS = 50;
 
 const MAX_BACKOFF_MS = 30_000;
 
@@ -61,6 +82,9 @@ export function startOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     wake?.();
   };
 
+  // Commits of this process that wrote outbox rows wake the relay in memory (outbox.ts says why not NOTIFY);
+  // LISTEN still hears writers elsewhere (a plain client's appendToOutbox NOTIFYs).
+  const unsubscribe = onOutboxCommit(db, nudge);
   const listener = listen({
     config: db.pool.options,
     channel: OUTBOX_CHANNEL,
@@ -70,18 +94,15 @@ export function startOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   });
 
   /** Publishes and marks one batch; returns how many rows it marked. Throws, marking none, if the bus fails. */
-  function relayBatch(): Promise<{ published: number; more: boolean }> {
+  function relayBatch(): Promise<{ published: number; more: boolean; busy: boolean }> {
     return db.tx(async (tx) => {
-      const lock = await tx.query<{ locked: boolean }>(RELAY_LOCK_SQL);
-      if (!lock.rows[0]?.locked) return { published: 0, more: false };
-      const { rows } = await tx.query<{ seq: string; envelope: EventEnvelope }>(
-        `SELECT seq, envelope FROM outbox WHERE published_at IS NULL ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED`,
-        [batchSize],
-      );
-      if (rows.length === 0) return { published: 0, more: false };
+      const [, , lock, batch] = (await tx.query(fetchBatchSql(batchSize))) as unknown as [unknown, unknown, { rows: { locked: boolean }[] }, { rows: { seq: string; envelope: EventEnvelope }[] }];
+      const rows = batch.rows;
+      if (rows.length === 0) return { published: 0, more: false, busy: !lock.rows[0]?.locked };
       await bus.publishBatch(rows.map((r) => r.envelope));
-      await tx.query('UPDATE outbox SET published_at = now() WHERE seq = ANY($1::bigint[])', [rows.map((r) => r.seq)]);
-      return { published: rows.length, more: rows.length === batchSize };
+      // Marked in the COMMIT's round trip; seqs are bigints from the database, so inlining them is safe.
+      tx.beforeCommit(`UPDATE outbox SET published_at = now() WHERE seq = ANY('{${rows.map((r) => r.seq).join(',')}}'::bigint[])`);
+      return { published: rows.length, more: rows.length === batchSize, busy: false };
     });
   }
 
@@ -123,9 +144,11 @@ export function startOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     while (!stopping) {
       woken = false;
       let more = false;
+      let busy = false;
       try {
         const r = await relayBatch();
         more = r.more;
+        busy = r.busy;
         if (failures > 0) log.info({ afterFailures: failures }, 'outbox relay recovered');
         failures = 0;
         if (r.published > 0) log.debug({ published: r.published }, 'outbox relayed');
@@ -136,7 +159,13 @@ export function startOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
         await sleep(backoff, false);
         continue;
       }
-      if (more || woken || stopping) continue;
+      if (more || stopping) continue;
+      if (busy) {
+        // Another instance is relaying; whatever it leaves, we take in a moment.
+        await sleep(Math.min(LOCK_BUSY_RETRY_MS, pollIntervalMs), false);
+        continue;
+      }
+      if (woken) continue;
       await sleep(pollIntervalMs, true);
     }
   })();
@@ -144,6 +173,7 @@ export function startOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   return {
     async stop() {
       stopping = true;
+      unsubscribe();
       wake?.();
       clearTimeout(pruneTimer);
       await loop;

@@ -1,6 +1,5 @@
-import { AsyncLocalStorage } from 'node:async_hooks';
-import { randomUUID } from 'node:crypto';
-import { formatTraceparent, newSpanId, newTraceId, parseTraceparent } from './traceparent.ts';
+import { formatTraceparent } from './traceparent.ts';
+import { createWorkContext, workStorage } from './work.ts';
 
 /**
  * What follows one unit of work (an HTTP request or an event delivery) through async calls:
@@ -20,28 +19,17 @@ export interface WorkContext {
   customerId?: string;
 }
 
-const storage = new AsyncLocalStorage<WorkContext>();
-
 export function currentContext(): WorkContext | undefined {
-  return storage.getStore();
+  return workStorage.getStore();
 }
 
 export function runWithContext<T>(ctx: WorkContext, fn: () => T): T {
-  return storage.run(ctx, fn);
+  return workStorage.run(ctx, fn);
 }
 
 /** A new context continuing the trace of an incoming `traceparent` (or starting a new trace). */
 export function contextFrom(input: { traceparent?: string; tracestate?: string; requestId?: string; deadline?: number }): WorkContext {
-  const parent = parseTraceparent(input.traceparent);
-  return {
-    requestId: input.requestId ?? randomUUID(),
-    traceId: parent?.traceId ?? newTraceId(),
-    spanId: newSpanId(),
-    ...(parent ? { parentSpanId: parent.spanId } : {}),
-    sampled: parent?.sampled ?? true,
-    ...(input.tracestate ? { tracestate: input.tracestate } : {}),
-    ...(input.deadline !== undefined ? { deadline: input.deadline } : {}),
-  };
+  return createWorkContext(input.traceparent, input.tracestate, input.requestId, input.deadline);
 }
 
 /** The `traceparent` to send downstream from the current context, naming the current span as parent. */

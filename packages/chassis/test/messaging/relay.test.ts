@@ -47,6 +47,18 @@ async function appendN(db: Db, n: number, from = 0): Promise<EventEnvelope[]> {
   return all;
 }
 
+/** As a writer in another process would: a plain connection (not db.tx), so the outbox insert NOTIFYs. */
+async function appendFromElsewhere(db: Db, i: number): Promise<void> {
+  const client = await db.pool.connect();
+  try {
+    await client.query('BEGIN');
+    await appendToOutbox(client, 'test', [{ type: 'test.Numbered.v1', subject: 'a', data: { i } }]);
+    await client.query('COMMIT');
+  } finally {
+    client.release();
+  }
+}
+
 const numbers = (events: EventEnvelope[]) => events.map((e) => (e.data as { i: number }).i);
 
 test('relay: a failed publish leaves the event in the outbox and it goes out, in order, on a later round', async () => {
@@ -154,7 +166,7 @@ test('relay: the LISTEN connection comes back after it is killed, and NOTIFY wak
         `SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'listen:simplebank_outbox'`,
       ))?.pid;
     const firstPid = await waitFor('the LISTEN connection', listenerPid);
-    await appendN(db, 1, 0);
+    await appendFromElsewhere(db, 0);
     await waitFor('the first event', () => fake.published.length === 1);
 
     await db.query('SELECT pg_terminate_backend($1)', [firstPid]);
@@ -162,9 +174,34 @@ test('relay: the LISTEN connection comes back after it is killed, and NOTIFY wak
       const pid = await listenerPid();
       return pid !== undefined && pid !== firstPid;
     });
-    await appendN(db, 1, 1);
+    await appendFromElsewhere(db, 1);
     await waitFor('the event written after the reconnection', () => fake.published.length === 2);
     assert.deepEqual(numbers(fake.published), [0, 1]);
+  } finally {
+    await cleanup.run();
+  }
+});
+
+test('relay: a commit of this process that wrote outbox rows wakes the relay in memory, without NOTIFY', async () => {
+  const cleanup = cleanupStack();
+  try {
+    const db = await serviceDatabase('relaylocal', cleanup.add);
+    const fake = recordingBus();
+    // A poll far beyond the waits below, and no NOTIFY is sent by db.tx writers: only the in-memory wake-up is quick.
+    const relay = startOutboxRelay({ db, bus: fake.bus, log: testLog, pollIntervalMs: 120_000 });
+    cleanup.add(() => relay.stop());
+    await sleep(200);
+    const started = Date.now();
+    await appendN(db, 3, 0);
+    await waitFor('the events', () => fake.published.length === 3);
+    assert.ok(Date.now() - started < 10_000);
+    assert.deepEqual(numbers(fake.published), [0, 1, 2]);
+    // A rolled-back transaction leaves nothing behind and wakes nobody.
+    await db.tx(async (tx) => {
+      await appendToOutbox(tx, 'test', [{ type: 'test.Numbered.v1', subject: 'a', data: { i: 99 } }]);
+      throw new Error('rolled back');
+    }).catch(() => {});
+    assert.equal(Number((await db.one<{ n: string }>('SELECT count(*) AS n FROM outbox'))?.n), 3);
   } finally {
     await cleanup.run();
   }

@@ -1,0 +1,136 @@
+// One load process: a closed loop of `concurrency` callers against one server, warm-up then the measured window.
+// Prints one JSON line with the figures. Separate from the server, so they never share an event loop.
+//
+//   load.mjs <variant> <target> <concurrency> <warmupS> <durationS> [tcp|nats] [namespace]
+//
+// Variants:
+//   chassis-bare      the typed client without policies, no work context (what bench/rpc measures)
+//   chassis-ctx       the bare client, each call inside a work context with a 5 s deadline, as a handler's
+//                     outgoing call is: request id, traceparent and the remaining deadline (x-deadline-ms) travel
+//                     with it, and AsyncLocalStorage is live in the process (on Node 20 that puts promise hooks on
+//                     every promise) — what every chassis service pays anyway, policies or not
+//   chassis-policies  + the full resilience pipeline (createResiliencePipeline defaults: bulkhead, retry + budget,
+//                     breaker; the per-attempt timeout is in the client either way)
+//   chassis-full      both: the pipeline, inside a work context with a deadline (deadline propagation on)
+//                     TODO(issue 4): switch on the chassis metrics and tracing policies here once they exist.
+//   moleculer-full    broker.call over the transporter, with circuit breaker, retry, timeout, bulkhead, metrics,
+//                     tracing on (echo.ts: moleculerFeatures)
+//   moleculer-bare    broker.call over the same transporter, all of those off
+import { createHistogram } from 'node:perf_hooks';
+import { ServiceBroker } from 'moleculer';
+import { contextFrom, createClient, runWithContext, type WorkContext } from '@simplebank/chassis';
+// The resilience module is not re-exported from the chassis index yet; import it from its folder.
+import { createResiliencePipeline } from '../../packages/chassis/src/resilience/index.ts';
+import { brokerOptions, CONNECTIONS, CPU_PATH, echoContract, processStats, type ProcessStats, type Transport } from './echo.ts';
+
+export const VARIANTS = ['chassis-bare', 'chassis-ctx', 'chassis-policies', 'chassis-full', 'moleculer-full', 'moleculer-bare'] as const;
+export type Variant = (typeof VARIANTS)[number];
+
+const [variantArg, target, concurrencyArg, warmupArg, durationArg, transportArg, namespace] = process.argv.slice(2);
+const variant = VARIANTS.find((v) => v === variantArg);
+if (!variant || !target) throw new Error('usage: load.ts <variant> <target> <concurrency> <warmupS> <durationS> [tcp|nats] [namespace]');
+const concurrency = Number(concurrencyArg ?? 64);
+const warmupMs = Number(warmupArg ?? 2) * 1000;
+const durationMs = Number(durationArg ?? 10) * 1000;
+
+let call: (n: number, id: string) => Promise<void>;
+let serverStats: () => Promise<ProcessStats>;
+let close: () => Promise<unknown>;
+if (variant.startsWith('chassis')) {
+  const policies = variant === 'chassis-policies' || variant === 'chassis-full' ? createResiliencePipeline('echo').policies : [];
+  const client = createClient(echoContract, { baseUrl: target, connections: CONNECTIONS, policies });
+  const echo = async (id: string) => {
+    const res = await client.echo({ params: { id } });
+    if (res.body.id !== id) throw new Error('wrong echo');
+  };
+  if (variant === 'chassis-full' || variant === 'chassis-ctx') {
+    // One unit of work per caller (as a request handler has), a fresh 5 s deadline per call.
+    const work: WorkContext[] = Array.from({ length: concurrency }, () => contextFrom({}));
+    call = (n, id) => runWithContext({ ...work[n]!, deadline: Date.now() + 5_000 }, () => echo(id));
+  } else {
+    call = (_n, id) => echo(id);
+  }
+  serverStats = async () => (await (await fetch(new URL(CPU_PATH, target))).json()) as ProcessStats;
+  close = () => client.close();
+} else {
+  if (transportArg !== 'tcp' && transportArg !== 'nats') throw new Error('moleculer variants need a transport');
+  const transport: Transport = transportArg;
+  const [calleeID, calleeAddress] = target.split('@');
+  const broker = new ServiceBroker(
+    await brokerOptions({
+      nodeID: `caller-${process.pid}`,
+      namespace: namespace ?? 'bench',
+      transport,
+      features: variant === 'moleculer-full',
+      ...(transport === 'tcp' ? { peers: [`${calleeAddress}/${calleeID}`] } : {}),
+    }),
+  );
+  await broker.start();
+  await broker.waitForServices(['echo'], 30_000);
+  call = async (_n, id) => {
+    const res = (await broker.call('echo.echo', { id })) as { id: string };
+    if (res.id !== id) throw new Error('wrong echo');
+  };
+  serverStats = async () => (await broker.call('echo.cpu', {})) as ProcessStats;
+  close = () => broker.stop();
+}
+
+// CPU and run-queue snapshots of both processes at the window's edges (one extra call each: noise, not load).
+const snapshot = async () => ({ client: processStats(), server: await serverStats(), at: performance.now() });
+type Snapshot = Awaited<ReturnType<typeof snapshot>>;
+
+const latency = createHistogram({ lowest: 1, highest: 60_000_000, figures: 3 });
+let calls = 0;
+let errors = 0;
+let firstError: string | undefined;
+const start = performance.now();
+const measureFrom = start + warmupMs;
+const measureUntil = measureFrom + durationMs;
+const windowStart = new Promise<Snapshot>((resolve) => setTimeout(() => resolve(snapshot()), warmupMs));
+const windowEnd = new Promise<Snapshot>((resolve) => setTimeout(() => resolve(snapshot()), warmupMs + durationMs));
+
+async function caller(n: number) {
+  let i = 0;
+  for (;;) {
+    const t0 = performance.now();
+    if (t0 >= measureUntil) return;
+    try {
+      await call(n, `${n}-${i++}`);
+    } catch (err) {
+      errors++;
+      firstError ??= (err as Error).message;
+      continue;
+    }
+    const t1 = performance.now();
+    // Only calls that both started and finished inside the window count: a clean closed-loop sample.
+    if (t0 >= measureFrom && t1 <= measureUntil) {
+      calls++;
+      latency.record(Math.max(1, Math.round((t1 - t0) * 1000)));
+    }
+  }
+}
+
+await Promise.all(Array.from({ length: concurrency }, (_, n) => caller(n)));
+const [from, until] = await Promise.all([windowStart, windowEnd]);
+await close();
+process.stdout.write(
+  `${JSON.stringify({
+    variant,
+    transport: variant.startsWith('moleculer') ? transportArg : 'http',
+    concurrency,
+    seconds: durationMs / 1000,
+    calls,
+    errors,
+    ...(firstError ? { firstError } : {}),
+    throughput: calls / (durationMs / 1000),
+    p50Ms: latency.percentile(50) / 1000,
+    p99Ms: latency.percentile(99) / 1000,
+    maxMs: latency.max / 1000,
+    clientCpuUsPerCall: (until.client.cpuUs - from.client.cpuUs) / calls,
+    serverCpuUsPerCall: (until.server.cpuUs - from.server.cpuUs) / calls,
+    // Share of the window each side's main thread spent waiting for a CPU taken by another process.
+    clientWaitPct: (100 * (until.client.runQueueNs - from.client.runQueueNs)) / 1e6 / (until.at - from.at),
+    serverWaitPct: (100 * (until.server.runQueueNs - from.server.runQueueNs)) / 1e6 / (until.at - from.at),
+  })}\n`,
+);
+process.exit(0);

@@ -1,0 +1,42 @@
+import { z } from 'zod';
+import { defineContract, defineService, route } from '@simplebank/chassis';
+
+/**
+ * The smallest useful call: a path parameter in, a small JSON object out. Anything heavier would hide the
+ * per-call cost of the chassis (validation, context, headers, response parsing) behind the work itself.
+ */
+export const echoContract = defineContract({
+  service: 'echo',
+  routes: {
+    echo: route({
+      method: 'GET',
+      path: '/echo/:id',
+      params: z.object({ id: z.string().min(1).max(64) }),
+      responses: { 200: z.object({ id: z.string(), ok: z.boolean() }) },
+    }),
+  },
+});
+
+/** A stateless chassis service, started exactly as a real one (startService), so the benchmark sees every hook. */
+export const echoService = defineService({
+  contract: echoContract,
+  defaultPort: 0,
+  setup: () => ({
+    routes: {
+      echo: async ({ params }) => ({ status: 200 as const, body: { id: params.id, ok: true } }),
+    },
+    extend: (app) => app.get(CPU_PATH, async () => process.cpuUsage()),
+  }),
+});
+
+/**
+ * Each server reports its own CPU time here, so the load process can charge CPU per call to each side.
+ * Throughput on a shared 2-core machine swings with the neighbours' load; CPU per call barely does.
+ */
+export const CPU_PATH = '/__bench/cpu';
+
+export type Mode = 'chassis' | 'bare';
+export const isMode = (v: string | undefined): v is Mode => v === 'chassis' || v === 'bare';
+
+/** Keep-alive connections per client, identical for both so only the code differs (the chassis default). */
+export const CONNECTIONS = 32;

@@ -1,0 +1,88 @@
+// One load-generator process: a closed loop of `concurrency` callers against one server for warm-up + duration.
+// Prints one JSON line with the measured figures. Separate from the server so they don't share an event loop.
+import { createHistogram } from 'node:perf_hooks';
+import { Pool } from 'undici';
+import { createClient } from '@simplebank/chassis';
+import { CONNECTIONS, CPU_PATH, echoContract, isMode } from './echo.ts';
+
+const [mode, url, concurrencyArg, warmupArg, durationArg] = process.argv.slice(2);
+if (!isMode(mode) || !url) throw new Error('usage: load.ts chassis|bare <url> <concurrency> <warmupS> <durationS>');
+const concurrency = Number(concurrencyArg ?? 64);
+const warmupMs = Number(warmupArg ?? 2) * 1000;
+const durationMs = Number(durationArg ?? 10) * 1000;
+
+let call: (id: string) => Promise<void>;
+let close: () => Promise<void>;
+if (mode === 'chassis') {
+  const client = createClient(echoContract, { baseUrl: url, connections: CONNECTIONS });
+  call = async (id) => {
+    const res = await client.echo({ params: { id } });
+    if (res.body.id !== id) throw new Error('wrong echo');
+  };
+  close = () => client.close();
+} else {
+  const pool = new Pool(url, { connections: CONNECTIONS, pipelining: 1 });
+  call = async (id) => {
+    const res = await pool.request({ method: 'GET', path: `/echo/${encodeURIComponent(id)}` });
+    const body = (await res.body.json()) as { id: string };
+    if (res.statusCode !== 200 || body.id !== id) throw new Error('wrong echo');
+  };
+  close = () => pool.close();
+}
+
+// CPU snapshots of both processes at the window's edges (one extra request each: noise, not load).
+const serverCpu = async () => (await (await fetch(new URL(CPU_PATH, url))).json()) as NodeJS.CpuUsage;
+const snapshot = async () => ({ client: process.cpuUsage(), server: await serverCpu() });
+type Snapshot = Awaited<ReturnType<typeof snapshot>>;
+
+// Microsecond resolution; the histogram keeps recording allocation-free so it doesn't disturb the measurement.
+const latency = createHistogram({ lowest: 1, highest: 60_000_000, figures: 3 });
+let calls = 0;
+let errors = 0;
+const start = performance.now();
+const measureFrom = start + warmupMs;
+const measureUntil = measureFrom + durationMs;
+const windowStart = new Promise<Snapshot>((resolve) => setTimeout(() => resolve(snapshot()), warmupMs));
+const windowEnd = new Promise<Snapshot>((resolve) => setTimeout(() => resolve(snapshot()), warmupMs + durationMs));
+
+async function caller(n: number) {
+  let i = 0;
+  for (;;) {
+    const t0 = performance.now();
+    if (t0 >= measureUntil) return;
+    try {
+      await call(`${n}-${i++}`);
+    } catch {
+      errors++;
+      continue;
+    }
+    const t1 = performance.now();
+    // Only calls that both started and finished inside the window count: a clean closed-loop sample.
+    if (t0 >= measureFrom && t1 <= measureUntil) {
+      calls++;
+      latency.record(Math.max(1, Math.round((t1 - t0) * 1000)));
+    }
+  }
+}
+
+await Promise.all(Array.from({ length: concurrency }, (_, n) => caller(n)));
+const [from, until] = await Promise.all([windowStart, windowEnd]);
+await close();
+process.stdout.write(
+  `${JSON.stringify({
+    mode,
+    concurrency,
+    seconds: durationMs / 1000,
+    calls,
+    errors,
+    throughput: calls / (durationMs / 1000),
+    p50Ms: latency.percentile(50) / 1000,
+    p99Ms: latency.percentile(99) / 1000,
+    maxMs: latency.max / 1000,
+    clientCpuUsPerCall: (until.client.user + until.client.system - from.client.user - from.client.system) / calls,
+    serverCpuUsPerCall: (until.server.user + until.server.system - from.server.user - from.server.system) / calls,
+    // The kernel's share (system time: sockets, epoll) is the same work for both stacks; the user share is the code.
+    clientSysUsPerCall: (until.client.system - from.client.system) / calls,
+    serverSysUsPerCall: (until.server.system - from.server.system) / calls,
+  })}\n`,
+);

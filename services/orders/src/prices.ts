@@ -1,0 +1,33 @@
+/**
+ * Market prices as the reserve step sizes holds with them. market-data quotes in ticks (a second by default, every
+ * quote says the tick it belongs to), so asking again for each of hundreds of orders a second brings back the same
+ * number: a price is kept for `ttlMs` (well under a tick) and one request per symbol is in flight at a time.
+ * Only prices are kept: an unknown symbol (404) is asked about each time. `ttlMs` 0 asks every time.
+ */
+export class PriceCache {
+  readonly #prices = new Map<string, { price: bigint; until: number }>();
+  readonly #inFlight = new Map<string, Promise<bigint>>();
+
+  constructor(
+    private readonly ttlMs: number,
+    private readonly fetch: (symbol: string) => Promise<bigint>,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  get(symbol: string): Promise<bigint> {
+    if (this.ttlMs <= 0) return this.fetch(symbol);
+    const cached = this.#prices.get(symbol);
+    if (cached && cached.until > this.now()) return Promise.resolve(cached.price);
+    let pending = this.#inFlight.get(symbol);
+    if (!pending) {
+      pending = this.fetch(symbol)
+        .then((price) => {
+          this.#prices.set(symbol, { price, until: this.now() + this.ttlMs });
+          return price;
+        })
+        .finally(() => this.#inFlight.delete(symbol));
+      this.#inFlight.set(symbol, pending);
+    }
+    return pending;
+  }
+}
