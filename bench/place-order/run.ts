@@ -13,6 +13,7 @@ import { pathToFileURL } from 'node:url';
 import pg from 'pg';
 import { Pool } from 'undici';
 import { startBank } from '../../tools/cli/src/bank.ts';
+import { SERVICE_NAMES } from '../../tools/cli/src/services.ts';
 import { freePort } from '@simplebank/chassis/testing';
 
 const RATE = Number(process.env.RATE ?? 200);
@@ -25,6 +26,8 @@ const PERF_MAP = (process.env.PERF_MAP ?? '').split(',').filter(Boolean);
 /** PG_STATS=1: load pg_stat_statements and print the statements that took the server's time (diagnosis only). */
 const PG_STATS = process.env.PG_STATS === '1';
 const CPU_DETAIL = process.env.CPU_DETAIL === '1';
+/** MONITOR=1: every 2 s, print each bus queue's backlog and each process's CPU share (stderr). */
+const MONITOR = process.env.MONITOR === '1';
 const SYMBOLS = ['AAPL', 'MSFT', 'GOOGL', 'AMZN', 'NVDA', 'META', 'TSLA', 'JPM'];
 
 /** CPU seconds (user + system) of a process, plus those of its reaped children (postgres backends that exited). */
@@ -73,6 +76,8 @@ async function postgresCpuByKind(dataDir: string): Promise<Map<string, number>> 
   return byKind;
 }
 
+const bankServices = () => SERVICE_NAMES;
+
 const pct = (sorted: number[], p: number): number => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]! : NaN);
 
 async function main(): Promise<void> {
@@ -91,6 +96,7 @@ async function main(): Promise<void> {
     env: { LOG_LEVEL: 'warn' },
     serviceEnv: Object.fromEntries([
       ...PERF_MAP.map((name) => [name, { NODE_OPTIONS: '--perf-basic-prof-only-functions' }]),
+      ...(process.env.PRELOAD ? bankServices().map((name) => [name, { NODE_OPTIONS: `--import=${process.env.PRELOAD}`, ELD_NAME: name }]) : []),
       ...PROFILE.map((name) => [
         name,
         {
@@ -145,6 +151,54 @@ async function main(): Promise<void> {
     process.stderr.write(`[bench] ${CUSTOMERS} customers ready; sending ${RATE} orders/s for ${DURATION_S} s\n`);
     for (const name of bank.services) process.stderr.write(`[bench] pid ${name} ${bank.supervisor.get(name).pid}\n`);
 
+    let monitor: NodeJS.Timeout | undefined;
+    let stopMonitor = async (): Promise<unknown> => undefined;
+    if (MONITOR) {
+      const bus = new pg.Client({ connectionString: bank.busUrl });
+      bus.on('error', () => {});
+      await bus.connect();
+      stopMonitor = () => bus.end().catch(() => {});
+      // A durable commit of one row, timed: how long the disk makes every business transaction wait.
+      await bus.query('CREATE TABLE IF NOT EXISTS bench_commit_probe (at timestamptz)');
+      let last = await cpuSnapshot();
+      let lastAt = performance.now();
+      // Time each service's main thread spent runnable but waiting for a CPU (/proc/<pid>/schedstat, 2nd field, ns).
+      const waits = async () => {
+        const out: Record<string, number> = {};
+        for (const name of bank.services) {
+          const pid = bank.supervisor.get(name).pid;
+          out[name] = Number((await readFile(`/proc/${pid}/task/${pid}/schedstat`, 'utf8').catch(() => '0 0')).split(' ')[1]) / 1e9;
+        }
+        return out;
+      };
+      let lastWait = await waits();
+      monitor = setInterval(() => {
+        void (async () => {
+          const { rows } = await bus.query<{ name: string; waiting: string; active: string }>(
+            `SELECT name, count(*) FILTER (WHERE state < 'active') AS waiting, count(*) FILTER (WHERE state = 'active') AS active
+               FROM pgboss.job WHERE state <= 'active' AND name NOT LIKE '%.dlq' GROUP BY name ORDER BY name`,
+          );
+          const probes: number[] = [];
+          for (let i = 0; i < 5; i++) {
+            const t0 = performance.now();
+            await bus.query('INSERT INTO bench_commit_probe VALUES (now())');
+            probes.push(performance.now() - t0);
+          }
+          probes.sort((a, b) => a - b);
+          const now = await cpuSnapshot();
+          const dt = (performance.now() - lastAt) / 1000;
+          const wait = await waits();
+          const cpu = Object.keys(now)
+            .map((k) => `${k}=${Math.round((100 * (now[k]! - last[k]!)) / dt)}%${wait[k] !== undefined ? `(wait ${Math.round((100 * (wait[k]! - lastWait[k]!)) / dt)}%)` : ''}`)
+            .join(' ');
+          lastWait = wait;
+          last = now;
+          lastAt = performance.now();
+          process.stderr.write(`[monitor ${((performance.now() - start) / 1000).toFixed(0)}s] ${rows.map((r) => `${r.name}:${r.waiting}/${r.active}`).join(' ')} | commit ${probes[2]!.toFixed(1)} ms | ${cpu}\n`);
+        })().catch(() => {});
+      }, 2000);
+      monitor.unref();
+    }
     const latencies: number[] = [];
     const errors: Record<string, number> = {};
     const placed: { customer: number; id: string }[] = [];
@@ -188,14 +242,32 @@ async function main(): Promise<void> {
     let drainedAt = performance.now();
     try {
       while (Date.now() < deadline) {
-        const { rows } = await ordersDb.query<{ open: string }>(`SELECT count(*) AS open FROM orders WHERE status IN ('pending', 'accepted', 'placed')`);
+        // Served by orders_open_idx (a partial index on exactly these statuses): cheap however many orders there are.
+        const { rows } = await ordersDb.query<{ open: string }>(
+          `SELECT count(*) AS open FROM (SELECT 1 FROM orders WHERE status IN ('pending', 'accepted', 'placed') LIMIT 1) o`,
+        );
         drainedAt = performance.now();
         if (Number(rows[0]!.open) === 0) break;
-        await new Promise((r) => setTimeout(r, 200));
+        await new Promise((r) => setTimeout(r, 250));
+      }
+      if (CPU_DETAIL) {
+        // Where an order's time went, from the saga log: gaps between consecutive steps, p50 / p99 in ms.
+        const { rows } = await ordersDb.query<{ gap: string; p50: number; p99: number; n: string }>(
+          `SELECT prev || ' → ' || step AS gap, count(*) AS n,
+                  round(percentile_cont(0.5) WITHIN GROUP (ORDER BY ms)::numeric, 1)::float AS p50,
+                  round(percentile_cont(0.99) WITHIN GROUP (ORDER BY ms)::numeric, 1)::float AS p99
+             FROM (SELECT step, lag(step) OVER w AS prev, extract(epoch FROM at - lag(at) OVER w) * 1000 AS ms
+                     FROM saga_log WINDOW w AS (PARTITION BY order_id ORDER BY id)) g
+            WHERE prev IS NOT NULL GROUP BY 1 ORDER BY min(ms)`,
+        );
+        console.error('[bench] saga step gaps (ms):');
+        console.error(rows.map((r) => `  ${r.gap.padEnd(26)} n=${r.n} p50=${r.p50} p99=${r.p99}`).join('\n'));
       }
     } finally {
       await ordersDb.end();
     }
+    clearInterval(monitor);
+    await stopMonitor();
     const cpuAfter = await cpuSnapshot();
     const pgAfter = CPU_DETAIL ? await postgresCpuByKind(dataDir) : new Map<string, number>();
     let pending = 0;

@@ -3,7 +3,7 @@
 import { createHistogram } from 'node:perf_hooks';
 import { Pool } from 'undici';
 import { createClient } from '@simplebank/chassis';
-import { CONNECTIONS, CPU_PATH, echoContract, isMode } from './echo.ts';
+import { CONNECTIONS, CPU_PATH, cpuReport, echoContract, isMode, type CpuReport } from './echo.ts';
 
 const [mode, url, concurrencyArg, warmupArg, durationArg] = process.argv.slice(2);
 if (!isMode(mode) || !url) throw new Error('usage: load.ts chassis|bare <url> <concurrency> <warmupS> <durationS>');
@@ -31,8 +31,8 @@ if (mode === 'chassis') {
 }
 
 // CPU snapshots of both processes at the window's edges (one extra request each: noise, not load).
-const serverCpu = async () => (await (await fetch(new URL(CPU_PATH, url))).json()) as NodeJS.CpuUsage;
-const snapshot = async () => ({ client: process.cpuUsage(), server: await serverCpu() });
+const serverCpu = async () => (await (await fetch(new URL(CPU_PATH, url))).json()) as CpuReport;
+const snapshot = async () => ({ client: cpuReport(), server: await serverCpu() });
 type Snapshot = Awaited<ReturnType<typeof snapshot>>;
 
 // Microsecond resolution; the histogram keeps recording allocation-free so it doesn't disturb the measurement.
@@ -84,5 +84,8 @@ process.stdout.write(
     // The kernel's share (system time: sockets, epoll) is the same work for both stacks; the user share is the code.
     clientSysUsPerCall: (until.client.system - from.client.system) / calls,
     serverSysUsPerCall: (until.server.system - from.server.system) / calls,
+    // Share of the window each side spent runnable but waiting for its core.
+    clientWaited: (until.client.waitUs - from.client.waitUs) / (durationMs * 1000),
+    serverWaited: (until.server.waitUs - from.server.waitUs) / (durationMs * 1000),
   })}\n`,
 );

@@ -1,10 +1,11 @@
 // RPC overhead benchmark: the chassis client + chassis server against bare fastify + an undici Pool.
 //
-//   node --import tsx bench/rpc/run.ts [--duration=10] [--warmup=2] [--concurrency=64] [--rounds=2] [--profile] [--source]
+//   node --import tsx bench/rpc/run.ts [--duration=5] [--warmup=2] [--concurrency=64] [--rounds=5] [--profile] [--source]
 //
 // Both servers run in one process each, pinned to CPU 0; each measurement is a fresh load process pinned to
 // CPU 1 (when `taskset` exists), so server and client never share an event loop or a core. The two stacks
-// alternate (chassis, bare, chassis, bare, …) so drift on a shared machine hits both alike.
+// alternate (chassis, bare, bare, chassis, …) so drift on a shared machine hits both alike, and the verdict is the
+// median over rounds of chassis/bare in the same round (one noisy round cannot swing it).
 // --profile writes V8 CPU profiles of the servers and load processes to bench/rpc/profiles/.
 //
 // Both sides run compiled, as production would: server.ts and load.ts (with the chassis sources they import) are
@@ -24,10 +25,10 @@ const arg = (name: string, fallback: number): number => {
   if (!Number.isFinite(v) || v <= 0) throw new Error(`--${name} must be a positive number`);
   return v;
 };
-const duration = arg('duration', 10);
+const duration = arg('duration', 5);
 const warmup = arg('warmup', 2);
 const concurrency = arg('concurrency', 64);
-const rounds = arg('rounds', 2);
+const rounds = arg('rounds', 5);
 const profile = process.argv.includes('--profile');
 const fromSource = process.argv.includes('--source');
 const BUDGET = 0.85;
@@ -101,6 +102,8 @@ interface Result {
   serverCpuUsPerCall: number;
   clientSysUsPerCall: number;
   serverSysUsPerCall: number;
+  clientWaited: number;
+  serverWaited: number;
 }
 
 async function measure(mode: Mode, url: string): Promise<Result> {
@@ -113,22 +116,35 @@ async function measure(mode: Mode, url: string): Promise<Result> {
 if (!fromSource) await compile();
 const servers = { chassis: await startServer('chassis'), bare: await startServer('bare') };
 const results: Result[] = [];
+const roundRatios: number[] = [];
 try {
   for (let round = 1; round <= rounds; round++) {
-    for (const mode of ['chassis', 'bare'] as const) {
+    const inRound: Partial<Record<Mode, Result>> = {};
+    // ABBA order (chassis first in odd rounds, bare first in even ones), so a steady drift favours neither.
+    for (const mode of round % 2 ? (['chassis', 'bare'] as const) : (['bare', 'chassis'] as const)) {
       const r = await measure(mode, servers[mode].url);
       results.push(r);
+      inRound[mode] = r;
       console.error(
         `round ${round} ${mode.padEnd(7)} ${r.throughput.toFixed(0).padStart(6)} calls/s  p50 ${r.p50Ms.toFixed(2)} ms  p99 ${r.p99Ms.toFixed(2)} ms  ` +
-          `CPU/call client ${r.clientCpuUsPerCall.toFixed(1)} µs (sys ${r.clientSysUsPerCall.toFixed(1)}) server ${r.serverCpuUsPerCall.toFixed(1)} µs (sys ${r.serverSysUsPerCall.toFixed(1)})  errors ${r.errors}`,
+          `CPU/call client ${r.clientCpuUsPerCall.toFixed(1)} µs (sys ${r.clientSysUsPerCall.toFixed(1)}) server ${r.serverCpuUsPerCall.toFixed(1)} µs (sys ${r.serverSysUsPerCall.toFixed(1)})  ` +
+          `waited for a CPU client ${(r.clientWaited * 100).toFixed(0)}% server ${(r.serverWaited * 100).toFixed(0)}%  errors ${r.errors}`,
       );
     }
+    const roundRatio = inRound.chassis!.throughput / inRound.bare!.throughput;
+    roundRatios.push(roundRatio);
+    console.error(`round ${round} chassis / bare ${(roundRatio * 100).toFixed(1)}%`);
   }
 } finally {
   await Promise.all([servers.chassis.stop(), servers.bare.stop()]);
 }
 
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+const median = (xs: number[]) => {
+  const sorted = [...xs].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+};
 const summary = (mode: Mode) => {
   const rs = results.filter((r) => r.mode === mode);
   return {
@@ -143,7 +159,9 @@ const summary = (mode: Mode) => {
 };
 const chassis = summary('chassis');
 const bare = summary('bare');
-const ratio = chassis.throughput / bare.throughput;
+const ratio = median(roundRatios);
+// What the CPU figures alone predict: each stack runs at the speed of its busier side (client and server have a core each).
+const cpuRatio = Math.max(bare.clientCpu, bare.serverCpu) / Math.max(chassis.clientCpu, chassis.serverCpu);
 
 const row = (name: string, s: ReturnType<typeof summary>) =>
   `| ${name} | ${s.throughput.toFixed(0)} | ${s.p50.toFixed(2)} | ${s.p99.toFixed(2)} | ${s.clientCpu.toFixed(1)} | ${s.serverCpu.toFixed(1)} | ${s.errors} |`;
@@ -155,7 +173,9 @@ ${availableParallelism()} CPUs, node ${process.version}, ${fromSource ? 'from so
 ${row('chassis client + chassis server', chassis)}
 ${row('undici Pool + bare fastify', bare)}
 
-chassis / bare throughput: ${(ratio * 100).toFixed(1)}% (budget ≥ ${BUDGET * 100}%: ${ratio >= BUDGET ? 'met' : 'MISSED'})
+chassis / bare throughput: ${(ratio * 100).toFixed(1)}% (median of the ${rounds} rounds' ratios; budget ≥ ${BUDGET * 100}%: ${ratio >= BUDGET ? 'met' : 'MISSED'})
+  per round: ${roundRatios.map((r) => `${(r * 100).toFixed(1)}%`).join(', ')}; ratio of the mean throughputs: ${((chassis.throughput / bare.throughput) * 100).toFixed(1)}%
+  predicted by CPU per call (busier side of each stack): ${(cpuRatio * 100).toFixed(1)}%
 throughput and latency are means over rounds; CPU per call is the lowest round (neighbours only ever add to it)`);
 if (profile) console.log(`CPU profiles: ${profileDir}`);
 process.exitCode = chassis.errors + bare.errors > 0 ? 1 : 0;

@@ -2,7 +2,7 @@
 // Prints `READY <url>` once listening; exits on SIGTERM.
 import Fastify from 'fastify';
 import { startService } from '@simplebank/chassis';
-import { CPU_PATH, echoService, isMode } from './echo.ts';
+import { CPU_PATH, cpuReport, echoService, isMode } from './echo.ts';
 
 const mode = process.argv[2];
 if (!isMode(mode)) throw new Error('usage: server.ts chassis|bare');
@@ -17,7 +17,7 @@ if (mode === 'chassis') {
 } else {
   const app = Fastify({ logger: false });
   app.get<{ Params: { id: string } }>('/echo/:id', async (request) => ({ id: request.params.id, ok: true }));
-  app.get(CPU_PATH, async () => process.cpuUsage());
+  app.get(CPU_PATH, async () => cpuReport());
   await app.listen({ port: 0, host: '127.0.0.1' });
   const address = app.server.address();
   url = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;

@@ -165,27 +165,26 @@ export interface HoldSnapshot {
 /**
  * What a reserve or a settle decides on, in one round trip (the transaction's first, with its BEGIN): the
  * reservation id's advisory lock (lockReservationId), the reservation and its tombstone, then the account's row lock
- * (lockAccount) and, after it, the account's balances. Same locks in the same order as taking them one by one.
- * `account` names the account, or is omitted to use the reservation's own (settle).
+ * (lockAccount) and, after it, the account's balances. Same locks in the same order as taking them one by one
+ * (migration 002, hold_snapshot). `accountId` names the account, or is omitted to use the reservation's own (settle).
  */
 export async function holdSnapshot(tx: Queryable, reservationId: string, accountId?: string): Promise<HoldSnapshot> {
-  const rid = sqlLiteral(reservationId);
-  const acct = accountId === undefined ? `(SELECT account_id FROM reservations WHERE id = ${rid}::uuid)` : `${sqlLiteral(accountId)}::uuid`;
-  const results = (await tx.query(
-    `SELECT pg_advisory_xact_lock(hashtextextended('reservation:' || ${rid}, 0));
-     SELECT ${RESERVATION_COLUMNS} FROM reservations WHERE id = ${rid}::uuid;
-     SELECT EXISTS (SELECT 1 FROM reservation_tombstones WHERE id = ${rid}::uuid) AS tombstone;
-     SELECT ${ACCOUNT_COLUMNS} FROM accounts WHERE id = ${acct} FOR UPDATE;
-     ${sumsSql(`'customer:' || ${acct}::text`)};
-     ${holdsSql(acct)}`,
-  )) as unknown as [unknown, { rows: ReservationRow[] }, { rows: { tombstone: boolean }[] }, { rows: AccountRow[] }, { rows: SumRow[] }, { rows: HoldRow[] }];
-  const [, reservation, tombstone, account, sums, holds] = results;
+  const { rows } = await tx.query<{ snapshot: RawSnapshot }>(sql`SELECT hold_snapshot(${reservationId}::uuid, ${accountId ?? null}::uuid) AS snapshot`);
+  const snap = rows[0]!.snapshot;
   return {
-    reservation: reservation.rows[0],
-    tombstone: tombstone.rows[0]?.tombstone === true,
-    account: account.rows[0],
-    balances: { sums: sumsFrom(sums.rows), holds: holdsFrom(holds.rows) },
+    reservation: snap.reservation ?? undefined,
+    tombstone: snap.tombstone,
+    account: snap.account ? { ...snap.account, created_at: new Date(snap.account.created_at) } : undefined,
+    balances: { sums: sumsFrom(snap.sums), holds: holdsFrom(snap.holds) },
   };
+}
+
+interface RawSnapshot {
+  reservation: ReservationRow | null;
+  tombstone: boolean;
+  account: (Omit<AccountRow, 'created_at'> & { created_at: string }) | null;
+  sums: SumRow[];
+  holds: HoldRow[];
 }
 
 /** The reservation id's advisory lock and the reservation, in one round trip (with the BEGIN when first). */

@@ -37,6 +37,10 @@ const INVALID_TOKEN = new Set([
   'ERR_JWK_INVALID',
 ]);
 
+/** How long, at most, a verified token is taken at its word without checking its signature again. */
+const VERIFIED_TTL_MS = 60_000;
+const VERIFIED_MAX = 10_000;
+
 const BEARER = /^Bearer +([A-Za-z0-9._~+/-]+=*)$/i;
 const Subject = z.uuid();
 
@@ -54,11 +58,22 @@ export function createAuthenticator(options: AuthenticatorOptions): Authenticato
     cacheMaxAge: 10 * 60_000,
   });
 
+  // Tokens verified lately: a client sends the same token with every request, and checking its signature again
+  // (an EdDSA verification) gives the same answer. Kept until the token expires, and at most VERIFIED_TTL_MS, so a
+  // key withdrawn from the JWKS stops being honoured about as soon as it would have anyway (jose caches the JWKS).
+  const verified = new Map<string, { subject: string; until: number }>();
+
   return {
     async verify(authorization) {
       const token = authorization ? BEARER.exec(authorization.trim())?.[1] : undefined;
       if (!token) throw unauthorized('a bearer token is required: log in at POST /api/v1/sessions', false);
+      const known = verified.get(token);
+      if (known) {
+        if (known.until > Date.now()) return known.subject;
+        verified.delete(token);
+      }
       let subject: unknown;
+      let expiresAt = 0;
       try {
         const { payload } = await jwtVerify(token, keys, {
           issuer: options.issuer,
@@ -68,6 +83,7 @@ export function createAuthenticator(options: AuthenticatorOptions): Authenticato
           requiredClaims: ['sub', 'exp'],
         });
         subject = payload.sub;
+        expiresAt = (payload.exp ?? 0) * 1000;
       } catch (err) {
         const code = (err as { code?: string }).code;
         if (code && INVALID_TOKEN.has(code)) {
@@ -79,6 +95,8 @@ export function createAuthenticator(options: AuthenticatorOptions): Authenticato
       }
       const parsed = Subject.safeParse(subject);
       if (!parsed.success) throw unauthorized('the token is not valid', true);
+      if (verified.size >= VERIFIED_MAX) verified.delete(verified.keys().next().value!);
+      verified.set(token, { subject: parsed.data, until: Math.min(expiresAt, Date.now() + VERIFIED_TTL_MS) });
       return parsed.data;
     },
   };

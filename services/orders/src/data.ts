@@ -2,7 +2,7 @@
  * SQL for the orders service: the `orders` table, its append-only `order_history`, and the `saga_log`.
  * Money columns are BIGINT minor units; pg hands them back as strings and we turn them into bigint here.
  */
-import { isTxClient, sql, sqlLiteral, type Queryable } from '@simplebank/chassis';
+import { isTxClient, sql, sqlLiteral, type Queryable, type TxClient } from '@simplebank/chassis';
 import { Order, type HistoryEntry, type OrderState, type OrderStatus } from './domain/order.ts';
 
 interface OrderRow {
@@ -71,27 +71,52 @@ export interface StoredOrder {
 
 /**
  * Writes inside a `db.tx` transaction are deferred to its commit (TxClient.beforeCommit): they travel in the
- * COMMIT's round trip, in the order made, with the outbox rows the same transaction publishes. Nothing in a
- * transaction here reads back what it wrote (the saga steps and the routes work on the Order in memory), and if a
- * deferred write fails the whole transaction rolls back, as it would have a moment earlier. Elsewhere (the pool,
- * tests) they run at once.
+ * COMMIT's round trip with the outbox rows the same transaction publishes, gathered into one statement (the order's
+ * update, its new history entries and the saga steps, as data-modifying CTEs). Nothing in a transaction here reads
+ * back what it wrote (the saga steps and the routes work on the Order in memory), and if a deferred write fails the
+ * whole transaction rolls back, as it would have a moment earlier. Elsewhere (the pool, tests) they run at once.
  */
-function write(q: Queryable, text: string): Promise<void> {
-  if (isTxClient(q)) {
-    q.beforeCommit(text);
-    return Promise.resolve();
-  }
-  return q.query(text).then(() => undefined);
+interface PendingWrites {
+  updates: string[];
+  history: string[];
+  steps: string[];
 }
 
-const historySql = (orderId: string, entries: readonly HistoryEntry[]): string =>
-  `INSERT INTO order_history (order_id, status, reason, at) VALUES ${entries
-    .map((e) => `(${sqlLiteral(orderId)}, ${sqlLiteral(e.status)}, ${sqlLiteral(e.reason ?? null)}, ${sqlLiteral(e.at)})`)
-    .join(', ')}`;
+const pendingWrites = new WeakMap<TxClient, PendingWrites>();
+
+function pending(tx: TxClient): PendingWrites {
+  let p = pendingWrites.get(tx);
+  if (!p) {
+    const writes: PendingWrites = { updates: [], history: [], steps: [] };
+    p = writes;
+    pendingWrites.set(tx, p);
+    tx.beforeCommit(() => gathered(writes));
+  }
+  return p;
+}
+
+function gathered({ updates, history, steps }: PendingWrites): string {
+  const inserts = [
+    ...(history.length > 0 ? [`INSERT INTO order_history (order_id, status, reason, at) VALUES ${history.join(', ')}`] : []),
+    ...(steps.length > 0 ? [`INSERT INTO saga_log (order_id, step, outcome, detail, at) VALUES ${steps.join(', ')}`] : []),
+  ];
+  // One row may not be updated twice in one statement: more than one update, and they go one by one.
+  const parts = updates.length <= 1 ? [...updates, ...inserts] : inserts;
+  const head = updates.length <= 1 ? [] : updates;
+  if (parts.length === 0) return head.join(';\n');
+  const statement = parts.length === 1 ? parts[0]! : `WITH ${parts.slice(0, -1).map((p, i) => `w${i} AS (${p})`).join(', ')} ${parts.at(-1)}`;
+  return [...head, statement].join(';\n');
+}
+
+const historyRows = (orderId: string, entries: readonly HistoryEntry[]): string[] =>
+  entries.map((e) => `(${sqlLiteral(orderId)}::uuid, ${sqlLiteral(e.status)}, ${sqlLiteral(e.reason ?? null)}, ${sqlLiteral(e.at)}::timestamptz)`);
 
 async function appendHistory(q: Queryable, orderId: string, entries: readonly HistoryEntry[]): Promise<void> {
   if (entries.length === 0) return;
-  if (isTxClient(q)) return write(q, historySql(orderId, entries));
+  if (isTxClient(q)) {
+    pending(q).history.push(...historyRows(orderId, entries));
+    return;
+  }
   const values: unknown[] = [];
   const rows = entries.map((e, i) => {
     values.push(orderId, e.status, e.reason ?? null, e.at);
@@ -158,10 +183,9 @@ export async function lockOrder(tx: Queryable, id: string): Promise<Order | unde
 export async function saveOrder(tx: Queryable, order: Order): Promise<void> {
   const s = order.state;
   if (isTxClient(tx)) {
-    await write(
-      tx,
+    pending(tx).updates.push(
       sql`UPDATE orders SET status = ${s.status}, reason = ${s.reason}, filled_quantity = ${s.filledQuantity}, average_price = ${s.averagePrice},
-          fee = ${s.fee}, cancel_requested_at = ${s.cancelRequestedAt}, updated_at = ${s.updatedAt} WHERE id = ${s.id}`,
+          fee = ${s.fee}, cancel_requested_at = ${s.cancelRequestedAt}::timestamptz, updated_at = ${s.updatedAt}::timestamptz WHERE id = ${s.id}::uuid`,
     );
     await appendHistory(tx, s.id, order.changes);
     return;
@@ -192,12 +216,19 @@ export async function historyOf(q: Queryable, orderIds: string[]): Promise<Map<s
 }
 
 /** Records one saga step. Use the handler's transaction: a step rolled back with its transition leaves no record. */
-export async function logStep(q: Queryable, orderId: string, step: string, outcome: SagaLogEntry['outcome'], detail?: Record<string, unknown>): Promise<void> {
+export async function logStep(
+  q: Queryable,
+  orderId: string,
+  step: string,
+  outcome: SagaLogEntry['outcome'],
+  detail?: Record<string, unknown>,
+  at: Date = new Date(),
+): Promise<void> {
   if (isTxClient(q)) {
-    // Deferred to the commit: the time is taken now, when the step happened (the column default would say when it
-    // was written).
+    // Deferred to the commit: the time is when the step happened (the column default would say when it was written).
     const json = detail === undefined ? null : JSON.stringify(detail);
-    return write(q, sql`INSERT INTO saga_log (order_id, step, outcome, detail, at) VALUES (${orderId}, ${step}, ${outcome}, ${json}::jsonb, ${new Date()})`);
+    pending(q).steps.push(sql`(${orderId}::uuid, ${step}, ${outcome}, ${json}::jsonb, ${at}::timestamptz)`);
+    return;
   }
   await q.query('INSERT INTO saga_log (order_id, step, outcome, detail) VALUES ($1, $2, $3, $4::jsonb)', [
     orderId,

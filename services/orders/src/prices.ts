@@ -31,3 +31,40 @@ export class PriceCache {
     return pending;
   }
 }
+
+/**
+ * Fee quotes by notional. A quote is a pure function of the notional and the fee schedule (fees records nothing
+ * for it), so the same notional asked again within `ttlMs` gets the answer fees gave; the schedule can only change
+ * with a restart of fees, and `ttlMs` bounds how long an old answer can outlive that. Orders of one symbol and
+ * quantity priced in the same market-data tick ask for the same notional. Bounded: the oldest entry goes when full.
+ */
+export class QuoteCache {
+  readonly #fees = new Map<string, { fee: string; until: number }>();
+  readonly #inFlight = new Map<string, Promise<string>>();
+
+  constructor(
+    private readonly ttlMs: number,
+    private readonly capacity: number,
+    private readonly fetch: (notional: string) => Promise<string>,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  get(notional: string): Promise<string> {
+    if (this.ttlMs <= 0) return this.fetch(notional);
+    const cached = this.#fees.get(notional);
+    if (cached && cached.until > this.now()) return Promise.resolve(cached.fee);
+    let pending = this.#inFlight.get(notional);
+    if (!pending) {
+      pending = this.fetch(notional)
+        .then((fee) => {
+          this.#fees.delete(notional);
+          this.#fees.set(notional, { fee, until: this.now() + this.ttlMs });
+          if (this.#fees.size > this.capacity) this.#fees.delete(this.#fees.keys().next().value!);
+          return fee;
+        })
+        .finally(() => this.#inFlight.delete(notional));
+      this.#inFlight.set(notional, pending);
+    }
+    return pending;
+  }
+}

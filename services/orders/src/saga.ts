@@ -26,7 +26,7 @@ import { lockOrder, findOrder, logStep, saveOrder } from './data.ts';
 import { isOrderError, type Order } from './domain/order.ts';
 import { holdsCash, maxNotional, planReservation } from './domain/reservation.ts';
 import { OwnershipCache } from './ownership.ts';
-import { PriceCache } from './prices.ts';
+import { PriceCache, QuoteCache } from './prices.ts';
 
 export const dependencies = { accounts: accountsContract, fees: feesContract, marketData: marketDataContract };
 
@@ -43,6 +43,8 @@ type DataOf<K extends keyof MarketEvents> = z.infer<MarketEvents[K]['data']>;
 export type Publish = ServiceContext<unknown, Record<string, Contract>>['publish'];
 
 export interface SagaOptions {
+  /** The orders database, for reads outside a step's transaction. */
+  db: Queryable;
   clients: Clients;
   publish: Publish;
   log: Logger;
@@ -51,6 +53,16 @@ export interface SagaOptions {
   reserveMaxAttempts: number;
   /** How long a market price is reused for sizing holds (prices.ts); 0 asks market-data for every order. */
   priceCacheMs: number;
+  /** How long fees' quote for a notional is reused (prices.ts); 0 asks fees for every order. */
+  quoteCacheMs: number;
+}
+
+/** A saga step taken before its transaction, written to the saga log with it. */
+interface Step {
+  step: string;
+  outcome: 'ok' | 'failed' | 'skipped';
+  detail?: Record<string, unknown>;
+  at: Date;
 }
 
 /** A business refusal from a dependency: the order is rejected with this reason instead of retried. */
@@ -86,6 +98,7 @@ export function createSaga(options: SagaOptions) {
   const { clients, publish, log } = options;
   const ownership = new OwnershipCache(10_000);
   const prices = new PriceCache(options.priceCacheMs, async (symbol) => parseMoney((await clients.marketData.getPrice({ params: { symbol } })).body.price));
+  const quotes = new QuoteCache(options.quoteCacheMs, 10_000, async (notional) => (await clients.fees.quote({ body: { notional } })).body.fee);
   const ev = ordersContract.events;
 
   const ref = (o: Order) => ({ orderId: o.id, accountId: o.state.accountId });
@@ -99,14 +112,19 @@ export function createSaga(options: SagaOptions) {
   }
 
   /** Release is idempotent at accounts and a no-op for an unknown hold, so it is always safe to call. */
-  async function release(tx: Queryable, order: Order, why: string): Promise<'released' | 'settled' | 'unknown'> {
+  async function release(tx: Queryable, order: Pick<Order, 'id'>, why: string): Promise<'released' | 'settled' | 'unknown'> {
     const res = await clients.accounts.release({ params: { id: order.id } });
     await logStep(tx, order.id, 'release', res.body.status === 'settled' ? 'failed' : 'ok', { status: res.body.status, why });
     return res.body.status;
   }
 
-  /** Asks the dependencies for what the reservation needs and makes it; throws Refused on a business "no". */
-  async function reserveAtAccounts(tx: Queryable, order: Order): Promise<void> {
+  /**
+   * Asks the dependencies for what the reservation needs and makes it; throws Refused on a business "no". Runs
+   * before the step's transaction (it holds no connection while it waits for other services): the steps it took go
+   * into `steps`, written with the transaction.
+   */
+  async function reserveAtAccounts(steps: Step[], order: Order): Promise<void> {
+    const took = (step: string, detail: Record<string, unknown>) => void steps.push({ step, outcome: 'ok', detail, at: new Date() });
     const s = order.state;
 
     // The gateway vouches for the customer, not for the account in the request body: make sure it is theirs.
@@ -131,14 +149,14 @@ export function createSaga(options: SagaOptions) {
       if (isUpstreamError(err) && err.status === 404) throw new Refused('unknown symbol', 'price', upstreamDetail(err));
       throw err;
     }
-    await logStep(tx, order.id, 'price', 'ok', { price: formatMoney(price) });
+    took('price', { price: formatMoney(price) });
 
     let feeEstimate: bigint | undefined;
     if (holdsCash(s)) {
-      const notional = maxNotional(s, price, options.slippageBps);
-      const quote = await clients.fees.quote({ body: { notional: formatMoney(notional) } });
-      feeEstimate = parseMoney(quote.body.fee);
-      await logStep(tx, order.id, 'fee_quote', 'ok', { notional: formatMoney(notional), fee: quote.body.fee });
+      const notional = formatMoney(maxNotional(s, price, options.slippageBps));
+      const fee = await quotes.get(notional);
+      feeEstimate = parseMoney(fee);
+      took('fee_quote', { notional, fee });
     }
 
     const plan = planReservation(s, { marketPrice: price, slippageBps: options.slippageBps, ...(feeEstimate !== undefined ? { feeEstimate } : {}) });
@@ -156,14 +174,20 @@ export function createSaga(options: SagaOptions) {
       }
       throw err;
     }
-    await logStep(tx, order.id, 'reserve', 'ok', body);
+    took('reserve', body);
   }
 
   return {
-    /** Step 1 (orders.OrderSubmitted): reserve, then pending → accepted; or → rejected. */
+    /**
+     * Step 1 (orders.OrderSubmitted): reserve, then pending → accepted; or → rejected.
+     * The calls to other services come first, outside the transaction: it starts with the order's row lock and
+     * holds a connection only for the transition (the inbox record goes with that first query). The calls are
+     * safe to repeat (a duplicate delivery may make them again before the inbox turns it away).
+     */
     async reserve(orderId: string, tx: Queryable, attempt: number): Promise<void> {
-      // Read without the row lock: the calls below take a while, and a customer's cancel must not wait for them.
-      const current = await findOrder(tx, orderId);
+      // Read without the row lock, and on the pool: the calls below take a while, and a customer's cancel must not
+      // wait for them.
+      const current = await findOrder(options.db, orderId);
       if (!current) {
         log.error({ orderId }, 'OrderSubmitted for an unknown order');
         return;
@@ -176,23 +200,30 @@ export function createSaga(options: SagaOptions) {
         return;
       }
 
+      const steps: Step[] = [];
       let refusal: Refused | undefined;
+      let failure: unknown;
       try {
-        await reserveAtAccounts(tx, current);
+        await reserveAtAccounts(steps, current);
       } catch (err) {
         if (err instanceof Refused) {
           refusal = err;
         } else if (isTransient(err) && attempt < options.reserveMaxAttempts) {
           throw err; // the bus logs it and redelivers with backoff; every call above is safe to repeat
         } else {
-          // Out of attempts, or a refusal we have no better words for: end the order rather than leave it
-          // pending forever. Release first in case an earlier attempt's hold landed (throws if accounts is
-          // still down: then the event is dead-lettered and an operator replays it).
-          log.error({ err, orderId, attempt }, 'reserve step failed for good; rejecting the order');
-          await release(tx, current, 'reserve step gave up');
-          const reason = isTransient(err) ? 'could not reserve: a service is unavailable' : `could not reserve (${isUpstreamError(err) ? err.code : 'error'})`;
-          refusal = new Refused(reason, 'reserve', { ...upstreamDetail(err), attempt });
+          failure = err;
         }
+      }
+      for (const s of steps) await logStep(tx, orderId, s.step, s.outcome, s.detail, s.at);
+      if (failure !== undefined) {
+        // Out of attempts, or a refusal we have no better words for: end the order rather than leave it
+        // pending forever. Release first in case an earlier attempt's hold landed (throws if accounts is
+        // still down: then the event is dead-lettered and an operator replays it).
+        const err = failure;
+        log.error({ err, orderId, attempt }, 'reserve step failed for good; rejecting the order');
+        await release(tx, current, 'reserve step gave up');
+        const reason = isTransient(err) ? 'could not reserve: a service is unavailable' : `could not reserve (${isUpstreamError(err) ? err.code : 'error'})`;
+        refusal = new Refused(reason, 'reserve', { ...upstreamDetail(err), attempt });
       }
 
       const order = await lockOrder(tx, orderId);
@@ -203,8 +234,9 @@ export function createSaga(options: SagaOptions) {
         return;
       }
       if (order.status !== 'pending') {
-        // The customer cancelled while we were reserving: give the hold back instead of going on.
-        await release(tx, order, `order ${order.status} while reserving`);
+        // Already accepted (or further): this step ran before, nothing to undo. Ended without a fill (the customer
+        // cancelled before or while we were reserving): give back whatever the calls held instead of going on.
+        if (order.isFinal && order.status !== 'filled') await release(tx, order, `order ${order.status} while reserving`);
         return;
       }
       order.accept(new Date());

@@ -35,15 +35,24 @@ export const service = defineService({
       .max(60_000)
       .default(200)
       .describe('how long a market price fetched for sizing a hold is reused for other orders (market-data quotes in 1 s ticks); 0 = fetch for every order'),
+    ORDER_QUOTE_CACHE_MS: z.coerce
+      .number()
+      .int()
+      .min(0)
+      .max(600_000)
+      .default(5_000)
+      .describe('how long the fee quoted for a notional is reused (a quote is a pure function of the notional and the schedule); 0 = ask fees every time'),
   },
   setup(ctx) {
     const saga = createSaga({
+      db: ctx.db,
       clients: ctx.clients,
       publish: ctx.publish,
       log: ctx.log,
       slippageBps: ctx.config.ORDER_SLIPPAGE_BPS,
       reserveMaxAttempts: ctx.config.ORDER_RESERVE_ATTEMPTS,
       priceCacheMs: ctx.config.ORDER_PRICE_CACHE_MS,
+      quoteCacheMs: ctx.config.ORDER_QUOTE_CACHE_MS,
     });
     const retry = { reserveAttempts: ctx.config.ORDER_RESERVE_ATTEMPTS, backoffMs: ctx.config.ORDER_RETRY_BACKOFF_MS };
     return { routes: routes(ctx), subscriptions: subscriptions(saga, retry, sagaConcurrency(ctx.config.DB_POOL_MAX)) };

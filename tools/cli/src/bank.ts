@@ -193,15 +193,18 @@ interface SpecContext {
 
 /**
  * Tuning the runner gives a service unless the environment says otherwise. orders runs its saga handlers with a
- * connection each (their concurrency follows DB_POOL_MAX), and accounts answers the saga's calls.
+ * connection each (their concurrency follows DB_POOL_MAX), and accounts answers the saga's calls. Every service
+ * allocates briskly per request and event (JSON, rows, promises): a larger young generation than V8's default
+ * (16 MB semi-spaces) lets most of it die young instead of being promoted and marked (memory is not scarce here).
  */
+const NODE_TUNING = '--max-semi-space-size=64';
 const SERVICE_DEFAULT_ENV: Partial<Record<ServiceName, Record<string, string>>> = {
-  orders: { DB_POOL_MAX: '40' },
-  accounts: { DB_POOL_MAX: '24' },
+  orders: { DB_POOL_MAX: '64' },
+  accounts: { DB_POOL_MAX: '32' },
 };
 
 function specFor(name: ServiceName, ctx: SpecContext): ServiceSpec {
-  const env: Record<string, string | undefined> = { ...SERVICE_DEFAULT_ENV[name], ...process.env, ...ctx.options.env };
+  const env: Record<string, string | undefined> = { NODE_OPTIONS: NODE_TUNING, ...SERVICE_DEFAULT_ENV[name], ...process.env, ...ctx.options.env };
   // Set by `node --test` in test files; a child that inherits it would think it is a test runner child.
   delete env.NODE_TEST_CONTEXT;
   // The parent's own DATABASE_URL must not leak into a stateless service.

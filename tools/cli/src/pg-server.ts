@@ -78,6 +78,10 @@ export async function startEmbeddedServer({ dataDir, port, log = () => {}, setti
       '-c', `unix_socket_directories=${socketDir ?? ''}`,
       // Seven services, each with a pool, a bus client and a listener, outgrow the default 100.
       '-c', 'max_connections=400',
+      // Eight busy databases: with the default 1 min, autovacuum visits each about once a minute, while the bus's
+      // jobs, the outboxes and the ledger churn thousands of rows a minute under load (dead index entries, pages not
+      // yet all-visible for index-only scans). Look every 10 s.
+      '-c', 'autovacuum_naptime=10s',
       ...Object.entries(settings).flatMap(([name, value]) => ['-c', `${name}=${value}`]),
     ], {
       ...(owner ?? {}),

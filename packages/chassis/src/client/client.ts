@@ -100,9 +100,11 @@ const transportError = (route: RouteCall, err: unknown): UpstreamError =>
  * AbortSignal either (an EventTarget listener per call was ~20 µs on Node 20): undici hands the handler a
  * controller. Measured in bench/rpc (docs/benchmarks.md).
  */
+const NO_HEADERS: Record<string, string | string[] | undefined> = Object.freeze({});
+
 class Exchange implements Dispatcher.DispatchHandler {
   statusCode = 0;
-  headers: Record<string, string | string[] | undefined> = {};
+  headers = NO_HEADERS;
   /** Set once the attempt has an outcome; later callbacks from undici are ignored. */
   settled = false;
   private first: Buffer | undefined = undefined;

@@ -17,9 +17,10 @@ export interface TxClient extends Queryable {
   /**
    * Runs `sql` (no parameters: inline values with `sql`/`sqlLiteral` from literal.ts) at the end of the transaction,
    * in the COMMIT's round trip, after everything the function did and in the order deferred. If it fails, the
-   * transaction rolls back and `db.tx` throws, as if a query inside had failed.
+   * transaction rolls back and `db.tx` throws, as if a query inside had failed. A function is called at the commit
+   * for its SQL (empty: nothing to run), so writes made until then can be gathered into one statement.
    */
-  beforeCommit(sql: string): void;
+  beforeCommit(sql: string | (() => string)): void;
   /** Called once the transaction has committed (not on rollback). Synchronous; a throw is ignored. */
   afterCommit(fn: () => void): void;
   /**
@@ -67,35 +68,53 @@ export function queryConfig(text: string, values: unknown[] | undefined): pg.Que
   return { name, text, values };
 }
 
-/** One transaction on one pooled connection; see TxClient. */
+/**
+ * One transaction on one pooled connection; see TxClient. The connection is taken from the pool at the first query
+ * (or at the commit, for deferred statements only), not when the function starts: work the function does before
+ * its first query (calls to other services) holds no connection.
+ */
 class Transaction implements TxClient {
   begun = false;
   firstMessageError: unknown = undefined;
+  #connection: Promise<pg.PoolClient> | undefined;
   #prelude = '';
-  #deferred: string[] = [];
+  #deferred: Array<string | (() => string)> = [];
   #afterCommit: Array<() => void> = [];
 
   constructor(
     readonly db: Db,
-    readonly client: pg.PoolClient,
+    readonly pool: pg.Pool,
   ) {}
 
+  /** The connection, taken at the first call; every query is queued on it in the order of these calls. */
+  #client(): Promise<pg.PoolClient> {
+    this.#connection ??= this.pool.connect();
+    return this.#connection;
+  }
+
+  /** The connection if one was taken (to roll back and release it). */
+  get connection(): Promise<pg.PoolClient> | undefined {
+    return this.#connection;
+  }
+
   query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string, values?: unknown[]): Promise<pg.QueryResult<R>> {
-    if (this.begun) return this.client.query<R>(queryConfig(text, values) as pg.QueryConfig);
-    // Both go on the connection's queue now, in this order, whatever other queries the caller starts meanwhile.
+    if (this.begun) return this.#client().then((c) => c.query<R>(queryConfig(text, values) as pg.QueryConfig));
+    // BEGIN (and the prelude) go on the connection's queue first, whatever other queries the caller starts meanwhile.
     this.begun = true;
     const head = `BEGIN;\n${this.#prelude}`;
     const skip = this.#prelude === '' ? 1 : 2;
     if (values === undefined || values.length === 0) {
-      return this.#first(this.client.query(`${head}${text}`) as unknown as Promise<AnyResult[]>).then((results) => {
+      return this.#first(this.#client().then((c) => c.query(`${head}${text}`) as unknown as Promise<AnyResult[]>)).then((results) => {
         const rest = results.slice(skip);
         return (rest.length === 1 ? rest[0] : rest) as unknown as pg.QueryResult<R>;
       });
     }
-    const begin = this.#first(this.client.query(head) as unknown as Promise<unknown>);
-    const result = this.client.query<R>(queryConfig(text, values) as pg.QueryConfig);
-    // Both awaited, so neither rejection goes unhandled; a failed BEGIN message wins.
-    return Promise.all([begin, result]).then(([, r]) => r);
+    return this.#client().then((c) => {
+      const begin = this.#first(c.query(head) as unknown as Promise<unknown>);
+      const result = c.query<R>(queryConfig(text, values) as pg.QueryConfig);
+      // Both awaited, so neither rejection goes unhandled; a failed BEGIN message wins.
+      return Promise.all([begin, result]).then(([, r]) => r);
+    });
   }
 
   /** The first message of the transaction: remembers its error (see prelude). */
@@ -111,7 +130,7 @@ class Transaction implements TxClient {
     this.#prelude += `${sql};\n`;
   }
 
-  beforeCommit(sql: string): void {
+  beforeCommit(sql: string | (() => string)): void {
     this.#deferred.push(sql);
   }
 
@@ -120,17 +139,19 @@ class Transaction implements TxClient {
   }
 
   async commit(): Promise<void> {
-    const deferred = this.#deferred;
+    const deferred = this.#deferred.map((d) => (typeof d === 'string' ? d : d())).filter((d) => d !== '');
     this.#deferred = [];
     let results: AnyResult | AnyResult[];
     if (!this.begun) {
       // Nothing ran: only a prelude and the deferred statements, which one message runs as a transaction.
       if (deferred.length === 0 && this.#prelude === '') return;
       this.begun = true;
-      results = (await this.#first(this.client.query(`BEGIN;\n${this.#prelude}${deferred.map((d) => `${d};\n`).join('')}COMMIT`))) as unknown as AnyResult[];
+      const c = await this.#client();
+      results = (await this.#first(c.query(`BEGIN;\n${this.#prelude}${deferred.map((d) => `${d};\n`).join('')}COMMIT`))) as unknown as AnyResult[];
     } else {
       // If a deferred statement fails, the rest of the message (the COMMIT) is skipped and the caller rolls back.
-      results = (await this.client.query(deferred.length === 0 ? 'COMMIT' : `${deferred.join(';\n')};\nCOMMIT`)) as unknown as AnyResult | AnyResult[];
+      const c = await this.#client();
+      results = (await c.query(deferred.length === 0 ? 'COMMIT' : `${deferred.join(';\n')};\nCOMMIT`)) as unknown as AnyResult | AnyResult[];
     }
     // COMMIT of a transaction an error had aborted (the function caught the error and went on) answers ROLLBACK.
     const last = Array.isArray(results) ? results.at(-1) : results;
@@ -169,17 +190,27 @@ export function createDb(connectionString: string, options: { max?: number; appl
       return r.rows;
     },
     async tx(fn) {
-      const client = await pool.connect();
-      const tx = new Transaction(db, client);
+      const tx = new Transaction(db, pool);
+      let failed: unknown;
       try {
         const result = await fn(tx);
         await tx.commit();
         return result;
       } catch (err) {
-        if (tx.begun) await client.query('ROLLBACK').catch(() => {});
+        failed = err;
         throw err;
       } finally {
-        client.release();
+        const connection = tx.connection;
+        if (connection) {
+          // Taking it may have failed itself (pool exhausted, database down): then there is nothing to release.
+          const client = await connection.catch(() => undefined);
+          if (client) {
+            let broken: Error | undefined;
+            if (failed !== undefined && tx.begun) await client.query('ROLLBACK').catch((e: Error) => (broken = e));
+            // A connection that could not even roll back is not handed out again.
+            client.release(broken);
+          }
+        }
       }
     },
     async ping() {

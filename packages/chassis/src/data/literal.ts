@@ -21,13 +21,20 @@ export function sqlLiteral(value: unknown): string {
     case 'bigint':
       return value < 0n ? `(${value})` : value.toString();
     case 'string':
-      return pg.escapeLiteral(value);
+      return quote(value);
     case 'object':
-      if (value instanceof Date) return pg.escapeLiteral(value.toISOString());
-      return pg.escapeLiteral(JSON.stringify(value));
+      if (value instanceof Date) return `'${value.toISOString()}'`;
+      return quote(JSON.stringify(value));
     default:
       throw new TypeError(`cannot be an SQL literal: ${typeof value}`);
   }
+}
+
+/** Nothing to escape in most strings (uuids, tickers, JSON without quotes or backslashes): checked natively first. */
+const NEEDS_ESCAPING = /['\\]/;
+
+function quote(value: string): string {
+  return NEEDS_ESCAPING.test(value) ? pg.escapeLiteral(value) : `'${value}'`;
 }
 
 /** Tagged template: `sql\`SELECT … WHERE id = ${id}\`` with every value inlined as a literal (sqlLiteral). */

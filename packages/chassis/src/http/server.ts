@@ -217,9 +217,23 @@ export function createHttpServer(options: HttpServerOptions): { app: FastifyInst
           sendOutput(request, reply, out as unknown as RouteOutput<RouteDef>);
           return;
         }
+        // As fastify does for a promise a handler returns: a throw while sending becomes an error response, never
+        // an unhandled rejection.
         out.then(
-          (result) => sendOutput(request, reply, result as RouteOutput<RouteDef>),
-          (err: unknown) => sendError(request, reply, err),
+          (result) => {
+            try {
+              sendOutput(request, reply, result as RouteOutput<RouteDef>);
+            } catch (err) {
+              sendError(request, reply, err);
+            }
+          },
+          (err: unknown) => {
+            try {
+              sendError(request, reply, err);
+            } catch (sendErr) {
+              reply.send(sendErr);
+            }
+          },
         );
       },
     });

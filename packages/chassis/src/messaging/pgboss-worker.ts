@@ -22,8 +22,15 @@ export interface QueueWorkerOptions<J extends ClaimedJob> {
   /** Renews the leases of jobs claimed here and not yet settled. */
   renew(jobs: J[]): Promise<void>;
   renewEveryMs: number;
+  /**
+   * True while the process is too busy to take on more events (loop-lag.ts): the worker then claims no new jobs
+   * until it is not, checking every BUSY_RECHECK_MS. Running handlers go on. Without it, always free to claim.
+   */
+  busy?: () => boolean;
   log: Logger;
 }
+
+const BUSY_RECHECK_MS = 5;
 
 export interface QueueWorker {
   /** There may be new jobs: fetch as soon as a slot is free. Any number of calls before that fetch count once. */
@@ -46,6 +53,9 @@ export interface QueueWorker {
  *   absorbs the duplicates), exactly as a crash just before completing a single job would.
  * - Leases: jobs claimed here and not yet settled are renewed every renewEveryMs, so they expire only when this
  *   process dies or loses the database. A handler still running when stop() gives up is no longer renewed.
+ * - Back-pressure: while `busy()` says the process is overloaded, no new job is claimed. Events wait on the bus
+ *   (durably) rather than in this process's memory, and whatever else the process serves (its HTTP routes: placing
+ *   an order) keeps its latency; the handlers catch up when the load allows.
  */
 export function startQueueWorker<J extends ClaimedJob>(options: QueueWorkerOptions<J>): QueueWorker {
   const { log, queue } = options;
@@ -142,6 +152,11 @@ export function startQueueWorker<J extends ClaimedJob>(options: QueueWorkerOptio
       }
       if (!maybeMore) {
         if (await pause(options.pollIntervalMs)) maybeMore = true;
+        continue;
+      }
+      if (options.busy?.()) {
+        // Not woken early by a notify() (that would spin): only by the timer or stop().
+        await new Promise((r) => setTimeout(r, BUSY_RECHECK_MS));
         continue;
       }
       // A notify() during the fetch sets it again: that fetch may have run before the new jobs committed.
