@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { REPO_ROOT, defaultDataDir, lockDataDir, serviceToken } from './datadir.ts';
+import { compileEntries } from './compile.ts';
 import { createFormatter } from './logs.ts';
 import { freePorts, portFree } from './ports.ts';
 import { DEFAULT_PG_PORT, createDatabases, databaseUrl, dropDatabases, ensurePostgres, redactUrl, type PostgresServer } from './postgres.ts';
@@ -48,6 +49,11 @@ export interface StartBankOptions {
   signal?: AbortSignal;
   /** The script a service runs (default `<repo>/services/<name>/src/main.ts`); for testing the runner itself. */
   entry?: (service: ServiceName) => string;
+  /**
+   * Run each service from an esbuild bundle (compile.ts), as production would, rather than its sources under tsx.
+   * Default true, except with a custom `entry` or SIMPLEBANK_FROM_SOURCE=1.
+   */
+  compiled?: boolean;
 }
 
 export interface Bank {
@@ -68,7 +74,8 @@ export interface Bank {
   stop(options?: { dropDatabases?: boolean }): Promise<void>;
 }
 
-const GUARD = pathToFileURL(path.join(REPO_ROOT, 'tools/cli/src/child-guard.ts')).href;
+const GUARD_SOURCE = path.join(REPO_ROOT, 'tools/cli/src/child-guard.ts');
+const GUARD = pathToFileURL(GUARD_SOURCE).href;
 
 export async function startBank(options: StartBankOptions = {}): Promise<Bank> {
   const env = process.env;
@@ -117,9 +124,18 @@ export async function startBank(options: StartBankOptions = {}): Promise<Bank> {
     const databaseUrls = Object.fromEntries(Object.entries(dbNames).map(([s, db]) => [s, databaseUrl(server.url, db)])) as Partial<Record<ServiceName, string>>;
     const busUrl = options.busUrl ?? (env.BUS_URL || databaseUrl(server.url, busDb));
 
+    const compiled = options.compiled ?? (options.entry === undefined && env.SIMPLEBANK_FROM_SOURCE !== '1');
+    let launch = (name: ServiceName) => ({ args: ['--import', 'tsx', '--import', GUARD, path.relative(REPO_ROOT, entry(name))] });
+    if (compiled) {
+      const bundles = await compileEntries({ 'child-guard': GUARD_SOURCE, ...Object.fromEntries(services.map((name) => [name, entry(name)])) });
+      cleanup.push(() => bundles.cleanup());
+      const guard = pathToFileURL(bundles.files['child-guard']!).href;
+      launch = (name) => ({ args: ['--enable-source-maps', '--import', guard, bundles.files[name]!] });
+    }
+
     const formatter = createFormatter({ names: services, json: options.json ?? false, colour: !options.write && process.stdout.isTTY === true && !env.NO_COLOR });
     const supervisor = new Supervisor(
-      services.map((name) => specFor(name, { urls, ports, token, busUrl, databaseUrls, options, entry: entry(name) })),
+      services.map((name) => specFor(name, { urls, ports, token, busUrl, databaseUrls, options, args: launch(name).args })),
       { ...options.supervisor, onLine: (service, stream, line) => write(formatter(service, stream, line)) },
     );
     cleanup.push(() => supervisor.stop());
@@ -188,7 +204,8 @@ interface SpecContext {
   busUrl: string;
   databaseUrls: Partial<Record<ServiceName, string>>;
   options: StartBankOptions;
-  entry: string;
+  /** Node's arguments: preloads and the script. */
+  args: string[];
 }
 
 /**
@@ -204,7 +221,9 @@ const SERVICE_DEFAULT_ENV: Partial<Record<ServiceName, Record<string, string>>> 
 };
 
 function specFor(name: ServiceName, ctx: SpecContext): ServiceSpec {
-  const env: Record<string, string | undefined> = { NODE_OPTIONS: NODE_TUNING, ...SERVICE_DEFAULT_ENV[name], ...process.env, ...ctx.options.env };
+  // FAULTS_ENABLED: a local bank is for trying things, `simplebank fault` and the chaos tests included (never in
+  // production; the admin routes still need the service credential). The environment can switch it off.
+  const env: Record<string, string | undefined> = { NODE_OPTIONS: NODE_TUNING, FAULTS_ENABLED: 'true', ...SERVICE_DEFAULT_ENV[name], ...process.env, ...ctx.options.env };
   // Set by `node --test` in test files; a child that inherits it would think it is a test runner child.
   delete env.NODE_TEST_CONTEXT;
   // The parent's own DATABASE_URL must not leak into a stateless service.
@@ -221,7 +240,7 @@ function specFor(name: ServiceName, ctx: SpecContext): ServiceSpec {
   return {
     name,
     command: process.execPath,
-    args: ['--import', 'tsx', '--import', GUARD, path.relative(REPO_ROOT, ctx.entry)],
+    args: ctx.args,
     cwd: REPO_ROOT,
     env,
     readyUrl: `${ctx.urls[name]}/health/ready`,
