@@ -145,6 +145,8 @@ async function main(): Promise<void> {
       await admin.connect();
       await admin.query('CREATE EXTENSION IF NOT EXISTS pg_stat_statements');
       await admin.query('SELECT pg_stat_statements_reset()');
+      await admin.query('SELECT pg_stat_reset_shared(NULL)').catch(() => {});
+      await admin.query(`SELECT pg_stat_reset()`);
     }
     const cpuBefore = await cpuSnapshot();
     const pgBefore = CPU_DETAIL ? await postgresCpuByKind(dataDir) : new Map<string, number>();
@@ -336,6 +338,14 @@ async function main(): Promise<void> {
         [Math.max(1, placed.length)],
       );
       console.table(perDb.rows);
+      // Transactions per order in each database (pg_stat_database counts the database it is run in only after
+      // a reset there, so read every database's row from the admin connection).
+      const xacts = await admin.query(
+        `SELECT datname AS db, xact_commit AS commits, round(xact_commit / $1::numeric, 1) AS commits_per_order, xact_rollback AS rollbacks
+           FROM pg_stat_database WHERE datname LIKE 'simplebank%' ORDER BY xact_commit DESC`,
+        [Math.max(1, placed.length)],
+      );
+      console.table(xacts.rows);
       await admin.end();
     }
   } finally {
