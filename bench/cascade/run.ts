@@ -17,7 +17,9 @@
 // node_modules/.cache/bench-cascade/, npm packages external), as production would; --source runs them under tsx.
 // On a shared machine a run can be disturbed by neighbours (see `disturbance`): it is then repeated, and reported.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { build } from 'esbuild';
+import { rmSync } from 'node:fs';
+import path from 'node:path';
+import { compileEntries } from '../../tools/cli/src/compile.ts';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
 import { createInterface } from 'node:readline';
@@ -54,29 +56,14 @@ const modes: EdgeMode[] = only ? [only] : process.argv.includes('--sized') ? ['o
 const fromSource = process.argv.includes('--source');
 const replot = process.argv.includes('--replot');
 const here = (f: string) => fileURLToPath(new URL(f, import.meta.url));
-const outDir = fileURLToPath(new URL('../../node_modules/.cache/bench-cascade/', import.meta.url));
+/** Each entry's bundle, once compiled. */
+const compiled: Record<string, string> = {};
 
-/** Bundles the two entry points with the workspace's own code (the chassis); npm packages stay external. */
+/** Bundles the entry points with the workspace's own code (the chassis), as the bank runner does; npm packages stay external. */
 async function compile(): Promise<void> {
-  await build({
-    entryPoints: { service: here('./service.ts'), load: here('./load.ts') },
-    outdir: outDir,
-    outExtension: { '.js': '.mjs' },
-    bundle: true,
-    platform: 'node',
-    format: 'esm',
-    target: `node${process.versions.node}`,
-    sourcemap: 'linked',
-    logLevel: 'warning',
-    plugins: [
-      {
-        name: 'external-npm-packages',
-        setup(b) {
-          b.onResolve({ filter: /^[^./]/ }, (a) => (a.path.startsWith('@simplebank/') ? undefined : { path: a.path, external: true }));
-        },
-      },
-    ],
-  });
+  const bundles = await compileEntries({ service: here('./service.ts'), load: here('./load.ts') });
+  Object.assign(compiled, bundles.files);
+  process.once('exit', () => rmSync(path.dirname(Object.values(bundles.files)[0]!), { recursive: true, force: true }));
 }
 const children = new Set<ChildProcess>();
 const killAll = () => {
@@ -89,7 +76,7 @@ process.once('SIGINT', () => {
 });
 
 function start(script: 'service' | 'load', args: string[], env: Record<string, string> = {}): ChildProcess {
-  const entry = fromSource ? ['--import', 'tsx', here(`./${script}.ts`)] : [`${outDir}${script}.mjs`];
+  const entry = fromSource ? ['--import', 'tsx', here(`./${script}.ts`)] : [compiled[script]!];
   const child = spawn(process.execPath, [...entry, ...args], {
     env: { ...process.env, ...env },
     // An IPC channel, so a child notices (disconnect) if this process dies without killing it.

@@ -18,7 +18,9 @@
 // bundled by esbuild into node_modules/.cache/bench-moleculer/ (npm packages — fastify, undici, zod, pino,
 // moleculer — stay external); --source runs the .ts files under tsx instead.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { build } from 'esbuild';
+import { rmSync } from 'node:fs';
+import path from 'node:path';
+import { compileEntries } from '../../tools/cli/src/compile.ts';
 import { availableParallelism, loadavg } from 'node:os';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -53,31 +55,16 @@ const PIPELINE_BUDGET = 0.9;
 const MOLECULER_BUDGET = 1.5;
 
 const here = (f: string) => fileURLToPath(new URL(f, import.meta.url));
-const outDir = fileURLToPath(new URL('../../node_modules/.cache/bench-moleculer/', import.meta.url));
+/** Each entry's bundle, once compiled. */
+const compiled: Record<string, string> = {};
 const hasTaskset = spawnSync('taskset', ['--version']).status === 0 && availableParallelism() >= 2;
 const namespace = `bench-moleculer-${process.pid}`;
 
+/** Bundles the entry points with the workspace's own code (the chassis), as the bank runner does; npm packages stay external. */
 async function compile(): Promise<void> {
-  await build({
-    entryPoints: { server: here('./server.ts'), load: here('./load.ts') },
-    outdir: outDir,
-    outExtension: { '.js': '.mjs' },
-    bundle: true,
-    platform: 'node',
-    format: 'esm',
-    target: `node${process.versions.node}`,
-    keepNames: false,
-    sourcemap: 'linked',
-    logLevel: 'warning',
-    plugins: [
-      {
-        name: 'external-npm-packages',
-        setup(b) {
-          b.onResolve({ filter: /^[^./]/ }, (a) => (a.path.startsWith('@simplebank/') ? undefined : { path: a.path, external: true }));
-        },
-      },
-    ],
-  });
+  const bundles = await compileEntries({ server: here('./server.ts'), load: here('./load.ts') });
+  Object.assign(compiled, bundles.files);
+  process.once('exit', () => rmSync(path.dirname(Object.values(bundles.files)[0]!), { recursive: true, force: true }));
 }
 
 const children = new Set<ChildProcess>();
@@ -86,7 +73,7 @@ process.once('exit', () => {
 });
 
 function node(cpu: number, script: 'server' | 'load', args: string[]): ChildProcess {
-  const entry = fromSource ? ['--import', 'tsx', here(`./${script}.ts`)] : [`${outDir}${script}.mjs`];
+  const entry = fromSource ? ['--import', 'tsx', here(`./${script}.ts`)] : [compiled[script]!];
   const [cmd, argv] = hasTaskset ? ['taskset', ['-c', String(cpu), process.execPath, ...entry, ...args]] : [process.execPath, [...entry, ...args]];
   const child = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'inherit', 'ipc'] });
   children.add(child);

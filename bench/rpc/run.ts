@@ -13,7 +13,9 @@
 // external, so fastify, undici, zod and pino are the very files both stacks load. --source runs the .ts files
 // under tsx instead (its transform keeps function names: every closure made per call pays a `__name()` wrapper).
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { build } from 'esbuild';
+import { rmSync } from 'node:fs';
+import path from 'node:path';
+import { compileEntries } from '../../tools/cli/src/compile.ts';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
@@ -37,35 +39,18 @@ const here = (f: string) => fileURLToPath(new URL(f, import.meta.url));
 const profileDir = here('./profiles/');
 const hasTaskset = spawnSync('taskset', ['--version']).status === 0 && availableParallelism() >= 2;
 
-const outDir = fileURLToPath(new URL('../../node_modules/.cache/bench-rpc/', import.meta.url));
+/** Each entry's bundle, once compiled. */
+const compiled: Record<string, string> = {};
 
-/** Bundles the two entry points with the workspace's own code (the chassis); npm packages stay external. */
+/** Bundles the entry points with the workspace's own code (the chassis), as the bank runner does; npm packages stay external. */
 async function compile(): Promise<void> {
-  await build({
-    entryPoints: { server: here('./server.ts'), load: here('./load.ts') },
-    outdir: outDir,
-    outExtension: { '.js': '.mjs' },
-    bundle: true,
-    platform: 'node',
-    format: 'esm',
-    target: `node${process.versions.node}`,
-    keepNames: false,
-    sourcemap: 'linked',
-    logLevel: 'warning',
-    plugins: [
-      {
-        name: 'external-npm-packages',
-        setup(b) {
-          // Bare specifiers are npm packages, except the workspace's own (@simplebank/*), which are bundled.
-          b.onResolve({ filter: /^[^./]/ }, (a) => (a.path.startsWith('@simplebank/') ? undefined : { path: a.path, external: true }));
-        },
-      },
-    ],
-  });
+  const bundles = await compileEntries({ server: here('./server.ts'), load: here('./load.ts') });
+  Object.assign(compiled, bundles.files);
+  process.once('exit', () => rmSync(path.dirname(Object.values(bundles.files)[0]!), { recursive: true, force: true }));
 }
 
 function node(cpu: number, script: string, args: string[]): ChildProcess {
-  const entry = fromSource ? ['--import', 'tsx', here(`./${script}.ts`)] : [`${outDir}${script}.mjs`];
+  const entry = fromSource ? ['--import', 'tsx', here(`./${script}.ts`)] : [compiled[script]!];
   const nodeArgs = [...(profile ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []), ...entry, ...args];
   const [cmd, argv] = hasTaskset ? ['taskset', ['-c', String(cpu), process.execPath, ...nodeArgs]] : [process.execPath, nodeArgs];
   return spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'inherit'] });
