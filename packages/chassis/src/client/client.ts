@@ -3,7 +3,7 @@ import type { CallInput, CallOutput, Contract, RouteDef } from '../contract/defi
 import type { Problem } from '../errors/problem.ts';
 import { currentContext, outgoingTraceparent } from '../trace/context.ts';
 import { HEADERS } from '../http/headers.ts';
-import { UpstreamError } from './errors.ts';
+import { parseRetryAfter, UpstreamError } from './errors.ts';
 
 /** What a policy sees of one call. */
 export interface CallInfo {
@@ -183,6 +183,11 @@ function onAttemptTimeout(exchange: Exchange): void {
   exchange.abandon(new UpstreamError({ kind: 'timeout', service: route.service, operation: route.operation, message, cause: reason }), reason);
 }
 
+function retryAfterOf(headers: Record<string, string | string[] | undefined>): number | undefined {
+  const value = headers['retry-after'];
+  return parseRetryAfter(Array.isArray(value) ? value[0] : value);
+}
+
 /** Reads a finished exchange: the declared success status parsed with its schema, anything else an UpstreamError. */
 function finishCall(route: RouteCall, exchange: Exchange): CallOutput<RouteDef> {
   const { service, operation, def } = route;
@@ -196,12 +201,15 @@ function finishCall(route: RouteCall, exchange: Exchange): CallOutput<RouteDef> 
     } catch {
       problem = undefined;
     }
+    // "Not now, try again in …": the retry policy waits at least this long, or gives up when it is too long.
+    const retryAfterMs = status === 429 || status === 503 ? retryAfterOf(exchange.headers) : undefined;
     throw new UpstreamError({
       kind: 'http',
       service,
       operation,
       status,
       ...(problem ? { problem } : {}),
+      ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
       message: `${service}.${operation} answered ${status}${problem?.detail ? `: ${problem.detail}` : ''}`,
     });
   }

@@ -1,34 +1,29 @@
-import { isUpstreamError } from '../client/errors.ts';
+import { isUpstreamError, parseRetryAfter, UpstreamError, type RejectionCode } from '../client/errors.ts';
 
-/** Why a resilience policy refused to make a call at all. */
-export type RejectionCode = 'circuit_open' | 'bulkhead_full';
+export { parseRetryAfter, type RejectionCode };
 
 /**
- * A call the pipeline refused before it reached the network (circuit open, bulkhead full).
- *
- * It is shaped like `UpstreamError` (`name`, `kind`, `code`, `service`, `operation`) so `isUpstreamError`,
- * problem mapping and logging treat it like any other failed dependency call, without this folder editing
- * client/errors.ts. Callers branch on `kind === 'rejected'` and `code`.
+ * A call the pipeline refused before it reached the network (circuit open, bulkhead full): an `UpstreamError` of
+ * kind `rejected`, so problem mapping, logging and fallbacks treat it like any other failed dependency call.
+ * Callers branch on `kind === 'rejected'` and `code`.
  */
-export class UpstreamRejectedError extends Error {
-  readonly kind = 'rejected' as const;
-  readonly code: RejectionCode;
-  readonly service: string;
-  readonly operation: string;
+export class UpstreamRejectedError extends UpstreamError {
+  declare readonly kind: 'rejected';
+  declare readonly code: RejectionCode;
   /** The dependency's resilience pipeline that refused (usually equal to `service`). */
   readonly dependency: string;
-  /** When retrying could make sense again (e.g. the breaker's half-open time), if known. */
-  readonly retryAfterMs?: number;
 
   constructor(init: { code: RejectionCode; service: string; operation: string; dependency: string; message: string; retryAfterMs?: number; cause?: unknown }) {
-    super(init.message, init.cause !== undefined ? { cause: init.cause } : undefined);
-    // Same name as UpstreamError on purpose: `isUpstreamError` (a name check) recognises it.
-    this.name = 'UpstreamError';
-    this.code = init.code;
-    this.service = init.service;
-    this.operation = init.operation;
+    super({
+      kind: 'rejected',
+      code: init.code,
+      service: init.service,
+      operation: init.operation,
+      message: init.message,
+      ...(init.retryAfterMs !== undefined ? { retryAfterMs: init.retryAfterMs } : {}),
+      ...(init.cause !== undefined ? { cause: init.cause } : {}),
+    });
     this.dependency = init.dependency;
-    if (init.retryAfterMs !== undefined) this.retryAfterMs = init.retryAfterMs;
   }
 }
 
@@ -49,22 +44,9 @@ export function upstreamView(err: unknown): UpstreamView | undefined {
 }
 
 /**
- * `Retry-After` as milliseconds: delta-seconds ("120") or an HTTP-date; undefined when absent or unparsable.
- * Exported so client.ts can fill `UpstreamError.retryAfterMs` from the response header.
- */
-export function parseRetryAfter(value: unknown, now: number = Date.now()): number | undefined {
-  if (typeof value === 'number') return Number.isFinite(value) && value >= 0 ? value * 1000 : undefined;
-  if (typeof value !== 'string') return undefined;
-  const trimmed = value.trim();
-  if (/^\d+$/.test(trimmed)) return Number(trimmed) * 1000;
-  const at = Date.parse(trimmed);
-  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
-}
-
-/**
- * The server's `Retry-After` for a failed call, in ms. UpstreamError does not carry it yet, so look where it can
- * be: a `retryAfterMs` property (what the lead is asked to add), a `retry-after` in `headers`, or a
- * `retryAfter` (seconds) / `retryAfterMs` extension in the problem body.
+ * The server's `Retry-After` for a failed call, in ms: `UpstreamError.retryAfterMs` (client.ts fills it from the
+ * header of a 429/503), else a `retry-after` in `headers`, or a `retryAfter` (seconds) / `retryAfterMs`
+ * extension in the problem body (errors made by other code).
  */
 export function retryAfterMsOf(err: unknown, now: number = Date.now()): number | undefined {
   if (typeof err !== 'object' || err === null) return undefined;

@@ -29,6 +29,11 @@ export interface StaleCacheOptions {
   maxStaleMs?: number;
   /** Entries kept; the least recently used goes first. Default 1000. */
   maxEntries?: number;
+  /**
+   * Which load failures the last value may stand in for. Default: any. Pass e.g. `isUpstreamError` so that a bug
+   * (or a "no such thing" answer) is not hidden behind an old value.
+   */
+  serveStaleOn?: (error: unknown) => boolean;
   now?: () => number;
 }
 
@@ -61,6 +66,7 @@ export function createStaleCache<K, V>(options: StaleCacheOptions = {}): StaleCa
   const maxStaleMs = options.maxStaleMs ?? STALE_CACHE_DEFAULTS.maxStaleMs;
   const maxEntries = options.maxEntries ?? STALE_CACHE_DEFAULTS.maxEntries;
   const now = options.now ?? Date.now;
+  const serveStaleOn = options.serveStaleOn ?? (() => true);
   if (!(ttlMs >= 0) || !(maxStaleMs >= 0) || !(maxEntries >= 1)) throw new RangeError('invalid stale cache options');
   // Map iteration order is insertion order: re-inserting on use makes the first key the least recently used.
   const entries = new Map<K, { value: V; loadedAt: number }>();
@@ -100,6 +106,7 @@ export function createStaleCache<K, V>(options: StaleCacheOptions = {}): StaleCa
             return { value, stale: false, ageMs: 0 };
           },
           (err: unknown): CacheResult<V> => {
+            if (!serveStaleOn(err)) throw err;
             const last = lookup(key);
             if (last) return { ...last, stale: true };
             throw err;

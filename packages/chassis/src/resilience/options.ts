@@ -9,6 +9,10 @@ import { RETRY_BUDGET_DEFAULTS } from './retry-budget.ts';
  * `retryAttempts` ↔ `RESILIENCE_<DEP>_RETRY_ATTEMPTS` (per dependency) or `RESILIENCE_RETRY_ATTEMPTS` (all).
  */
 export interface ResilienceOptions {
+  /** Per-attempt timeout (client.ts), also capped by the caller's remaining deadline. Default 5000 ms. */
+  attemptTimeoutMs: number;
+  /** Keep-alive connections to the dependency (its connection pool, beside the bulkhead). Default 32. */
+  connections: number;
   /** Attempts per call, the first included; 1 = no retries. Default 3. */
   retryAttempts: number;
   /** Full-jitter backoff base: retry n waits random(0, min(max, base·2^(n-1))). Default 50 ms. */
@@ -48,6 +52,8 @@ export interface ResilienceOptions {
 }
 
 export const RESILIENCE_DEFAULTS: Readonly<ResilienceOptions> = Object.freeze({
+  attemptTimeoutMs: 5_000,
+  connections: 32,
   retryAttempts: RETRY_DEFAULTS.maxAttempts,
   retryBaseDelayMs: RETRY_DEFAULTS.baseDelayMs,
   retryMaxDelayMs: RETRY_DEFAULTS.maxDelayMs,
@@ -72,6 +78,8 @@ type NumberKey = { [K in keyof ResilienceOptions]: ResilienceOptions[K] extends 
 
 /** Valid ranges: [min, max, integer?]. */
 const RANGES: Record<NumberKey, [number, number, boolean]> = {
+  attemptTimeoutMs: [1, 600_000, false],
+  connections: [1, 10_000, true],
   retryAttempts: [1, 10, true],
   retryBaseDelayMs: [0, 60_000, false],
   retryMaxDelayMs: [0, 300_000, false],

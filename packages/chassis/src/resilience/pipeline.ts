@@ -15,7 +15,8 @@ export interface ResilienceHooks {
 
 export interface ResilienceStats {
   dependency: string;
-  breaker: BreakerState & { enabled: boolean };
+  /** `transitions`: state changes since creation (a counter). */
+  breaker: BreakerState & { enabled: boolean; transitions: number };
   bulkhead: BulkheadStats & { enabled: boolean };
   budget: RetryBudgetStats;
   retry: RetryStats;
@@ -75,6 +76,10 @@ export function createResiliencePipeline(dependency: string, overrides: Partial<
     halfOpenJitter: options.breakerHalfOpenJitter,
     ...(hooks.random ? { random: hooks.random } : {}),
   });
+  let transitions = 0;
+  breaker.onStateChange(() => {
+    transitions++;
+  });
   const bulkhead = createBulkhead(dependency, { maxConcurrent: options.bulkheadMaxConcurrent, maxQueue: options.bulkheadMaxQueue });
 
   const policies: ClientPolicy[] = [];
@@ -93,7 +98,7 @@ export function createResiliencePipeline(dependency: string, overrides: Partial<
     retry,
     stats: () => ({
       dependency,
-      breaker: { ...breaker.state, enabled: options.breakerEnabled },
+      breaker: { ...breaker.state, enabled: options.breakerEnabled, transitions },
       bulkhead: { ...bulkhead.stats(), enabled: options.bulkheadEnabled },
       budget: budget.stats(),
       retry: retry.stats(),
