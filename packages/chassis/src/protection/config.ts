@@ -34,7 +34,7 @@ export function parseRouteConcurrency(value: string): Record<string, number> {
 export const protectionConfigShape = {
   LOAD_SHED_ENABLED: flag(true, 'answer 503 at once when overloaded instead of queueing'),
   LOAD_SHED_MAX_IN_FLIGHT: z.coerce.number().int().min(0).default(LOAD_SHEDDING_DEFAULTS.maxInFlight).describe('requests in progress before new ones are shed (0 = no limit)'),
-  LOAD_SHED_MAX_EVENT_LOOP_DELAY_MS: z.coerce.number().min(0).default(LOAD_SHEDDING_DEFAULTS.maxEventLoopDelayMs).describe('p99 event-loop delay (last second) above which new requests are shed (0 = off)'),
+  LOAD_SHED_MAX_EVENT_LOOP_DELAY_MS: z.coerce.number().min(0).default(LOAD_SHEDDING_DEFAULTS.maxEventLoopDelayMs).describe('mean event-loop delay (last second) above which new requests are shed (0 = off)'),
   LOAD_SHED_RETRY_AFTER_SECONDS: z.coerce.number().int().min(0).max(3600).default(LOAD_SHEDDING_DEFAULTS.retryAfterSeconds).describe('Retry-After of a shed request'),
   LOAD_SHED_ROUTE_CONCURRENCY: z
     .string()
@@ -49,8 +49,8 @@ export const protectionConfigShape = {
     })
     .describe('per-route concurrency limits: "POST /orders=32,GET /x=8"'),
   RATE_LIMIT_ENABLED: flag(true, 'per-client rate limits (on the services that install them: the gateway)'),
-  RATE_LIMIT_LIMIT: z.coerce.number().int().min(1).default(RATE_LIMIT_DEFAULTS.limit).describe('requests per window per client (routes in no group)'),
-  RATE_LIMIT_WINDOW_MS: z.coerce.number().int().min(1).default(RATE_LIMIT_DEFAULTS.windowMs).describe('rate limit window'),
+  RATE_LIMIT_LIMIT: z.coerce.number().int().min(1).optional().describe(`requests per window per client on routes in no group (default: the service's, else ${RATE_LIMIT_DEFAULTS.limit})`),
+  RATE_LIMIT_WINDOW_MS: z.coerce.number().int().min(1).optional().describe(`rate limit window (default: the service's, else ${RATE_LIMIT_DEFAULTS.windowMs})`),
   RATE_LIMIT_REDIS_URL: z
     .string()
     .optional()

@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest, onRequestHookHandler } from 'fastify';
 import { describeFault, FAULT_ID_PATTERN, faultSpecSchema, type Fault, type FaultAction, type FaultRegistry } from './faults.ts';
-import { isInfraPath, routeKeyOf, routePathOf, sendProblem, tokenMatches } from './http-util.ts';
+import { addRouteHook, isInfraPath, routeKeysOf, sendProblem, tokenMatches } from './http-util.ts';
 
 export const FAULTS_ADMIN_PATH = '/admin/faults';
 
@@ -27,8 +27,9 @@ const injected = (reply: FastifyReply, request: FastifyRequest, fault: Fault, de
 
 /**
  * Fault injection over HTTP: the admin routes (`GET|PUT|DELETE /admin/faults[/:id]`, service credential
- * required) and an onRequest hook applying incoming faults. When the registry is disabled nothing is registered:
- * the admin routes answer 404 like any unknown path and no hook runs.
+ * required) and a route-level onRequest hook applying incoming faults, attached to each route as it is registered
+ * (call this BEFORE declaring the routes). When the registry is disabled nothing is registered: the admin routes
+ * answer 404 like any unknown path and no hook runs.
  */
 export function faultsPlugin(app: FastifyInstance, options: FaultsPluginOptions): void {
   const { registry, serviceToken, log } = options;
@@ -64,16 +65,24 @@ export function faultsPlugin(app: FastifyInstance, options: FaultsPluginOptions)
     for (const h of holds) if (h.action.fault === fault) finish(h, 'continue');
   });
 
-  app.addHook('onRequest', (request, reply, done) => {
-    if (registry.size() === 0) return done();
-    const path = routePathOf(request);
+  // A route-level hook per route, its key worked out once; with no fault set, a request costs one size check.
+  app.addHook('onRoute', (route) => {
     // The admin routes are never faulted: a `*` hang must not lock the operator out of clearing it.
-    if (path.startsWith(FAULTS_ADMIN_PATH)) return done();
-    const action = registry.incoming(routeKeyOf(request), isInfraPath(path));
-    if (!action) return done();
-    if (action.hang || action.latencyMs > 0) return hold(action, request, reply, done);
-    if (action.error) return injected(reply, request, action.fault, `injected fault ${action.fault.id}`);
-    done();
+    if (route.url.startsWith(FAULTS_ADMIN_PATH)) return;
+    const infra = isInfraPath(route.url);
+    const keys = routeKeysOf(route);
+    const byMethod = new Map(keys.map((key) => [key.slice(0, key.indexOf(' ')), key]));
+    const only = keys.length === 1 ? keys[0] : undefined;
+    const applyFault: onRequestHookHandler = (request, reply, done) => {
+      if (registry.size() === 0) return done();
+      const routeKey = only ?? byMethod.get(request.method);
+      const action = routeKey === undefined ? undefined : registry.incoming(routeKey, infra);
+      if (!action) return done();
+      if (action.hang || action.latencyMs > 0) return hold(action, request, reply, done);
+      if (action.error) return injected(reply, request, action.fault, `injected fault ${action.fault.id}`);
+      done();
+    };
+    addRouteHook(route, 'onRequest', applyFault);
   });
   // preClose runs before fastify waits for requests in flight: held requests must be answered or close never ends.
   app.addHook('preClose', (done) => {

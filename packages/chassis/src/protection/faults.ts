@@ -27,6 +27,10 @@ export interface Fault {
   hang?: boolean;
   createdAt: number;
   expiresAt: number;
+  /** Counter: requests (incoming) or attempts (outgoing) this fault was applied to, failed or not. */
+  applied: number;
+  /** Counter: of those, the ones it failed. */
+  failed: number;
 }
 
 /** What to do to one request or call, drawn from a fault (the error roll is made once, here). */
@@ -121,12 +125,12 @@ export function createFaultRegistry(options: FaultRegistryOptions): FaultRegistr
     return true;
   };
 
-  const act = (fault: Fault): FaultAction => ({
-    fault,
-    latencyMs: fault.latencyMs ?? 0,
-    hang: fault.hang === true,
-    error: (fault.errorRate ?? 0) > 0 && random() < fault.errorRate!,
-  });
+  const act = (fault: Fault): FaultAction => {
+    const error = (fault.errorRate ?? 0) > 0 && random() < fault.errorRate!;
+    fault.applied++;
+    if (error) fault.failed++;
+    return { fault, latencyMs: fault.latencyMs ?? 0, hang: fault.hang === true, error };
+  };
 
   /** The most specific live fault (score > 0), the newest among equals. */
   const best = (score: (f: Fault) => number): FaultAction | undefined => {
@@ -163,6 +167,8 @@ export function createFaultRegistry(options: FaultRegistryOptions): FaultRegistr
         ...(s.hang ? { hang: true } : {}),
         createdAt,
         expiresAt: createdAt + durationMs,
+        applied: 0,
+        failed: 0,
       };
       remove(id);
       // unref'd: a pending expiry must not keep a stopping process alive; close() clears them anyway.
@@ -208,5 +214,7 @@ export function describeFault(fault: Fault, now: number = Date.now()): Record<st
     createdAt: new Date(fault.createdAt).toISOString(),
     expiresAt: new Date(fault.expiresAt).toISOString(),
     remainingSeconds: Math.max(0, Math.ceil((fault.expiresAt - now) / 1000)),
+    applied: fault.applied,
+    failed: fault.failed,
   };
 }

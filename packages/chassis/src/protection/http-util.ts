@@ -1,4 +1,4 @@
-import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyReply, FastifyRequest, RouteOptions } from 'fastify';
 import { timingSafeEqual } from 'node:crypto';
 import { PROBLEM_CONTENT_TYPE, ProblemError } from '../errors/problem.ts';
 
@@ -27,6 +27,31 @@ export function sendProblem(
  */
 export function routeKeyOf(request: FastifyRequest): string {
   return `${request.method} ${request.routeOptions.url ?? '*unmatched*'}`;
+}
+
+/** `METHOD /path/template` of a route being registered (one per method when it declares several). */
+export function routeKeysOf(route: Pick<RouteOptions, 'method' | 'url'>): string[] {
+  const methods = Array.isArray(route.method) ? route.method : [route.method];
+  return methods.map((m) => `${String(m).toUpperCase()} ${route.url}`);
+}
+
+const kProtectionHook = Symbol('simplebank.protectionHook');
+type Marked = { [kProtectionHook]?: true };
+type HookStage = 'onRequest' | 'preParsing';
+
+/**
+ * Adds a protection hook to a route being registered (in an `onRoute` hook): after the protection hooks added
+ * before it, and before the route's own hooks (e.g. the fault admin routes' credential check), so the order of
+ * protection is the order the plugins were installed in, whatever the route declares.
+ */
+export function addRouteHook(route: RouteOptions, stage: HookStage, hook: (...args: never[]) => unknown): void {
+  (hook as Marked)[kProtectionHook] = true;
+  const own = route[stage] as unknown;
+  const list: unknown[] = own === undefined ? [] : Array.isArray(own) ? [...(own as unknown[])] : [own];
+  let i = 0;
+  while (i < list.length && (list[i] as Marked)[kProtectionHook]) i++;
+  list.splice(i, 0, hook);
+  (route as unknown as Record<HookStage, unknown>)[stage] = list;
 }
 
 /** The route template (or, for unmatched requests, the raw path) without the query. */

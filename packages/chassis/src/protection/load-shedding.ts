@@ -1,16 +1,15 @@
-import type { FastifyInstance, FastifyRequest } from 'fastify';
-import type { ServerResponse } from 'node:http';
+import type { FastifyInstance, onRequestHookHandler } from 'fastify';
 import { createEventLoopMonitor, type EventLoopMonitor } from './event-loop-monitor.ts';
-import { isInfraPath, routeKeyOf, routePathOf, sendProblem } from './http-util.ts';
+import { addRouteHook, isInfraPath, routeKeysOf, sendProblem } from './http-util.ts';
 
 export type ShedReason = 'in_flight' | 'event_loop_delay' | 'route_concurrency';
 
 export interface LoadSheddingOptions {
   /** Requests in progress at once; the next is shed. 0 = no limit. Default 256. */
   maxInFlight?: number;
-  /** Shed every new request while the event loop's p99 delay over the last window is above this. 0 = off. Default 200 ms. */
+  /** Shed every new request while the event loop's mean delay over the last window is above this. 0 = off. Default 200 ms. */
   maxEventLoopDelayMs?: number;
-  /** Window of the event-loop delay percentile. Default 1000 ms. */
+  /** Window the event-loop delay is averaged over. Default 1000 ms. */
   eventLoopWindowMs?: number;
   /** `Retry-After` of a shed request. Default 1 s. */
   retryAfterSeconds?: number;
@@ -41,11 +40,21 @@ export interface LoadSheddingStats {
   routes: Record<string, RouteConcurrencyStats>;
 }
 
+export interface RouteSlot {
+  admit(): ShedReason | undefined;
+  release(): void;
+}
+
 export interface LoadShedder {
   readonly retryAfterSeconds: number;
   /** Takes a slot for a request on `routeKey`, or says why not. Every admitted request must be `release`d once. */
   admit(routeKey: string): ShedReason | undefined;
   release(routeKey: string): void;
+  /**
+   * `admit`/`release` for one route, prepared once (at route registration): the request path then does no lookup.
+   * `release` needs no `this`, so it can be a 'close' listener as it is.
+   */
+  slot(routeKey: string): RouteSlot;
   /** Overloaded right now: the event loop is lagging or requests were shed within `holdMs`. */
   isShedding(): boolean;
   /** A readiness check: throws while shedding, so a balancer steers traffic to other instances. */
@@ -58,7 +67,7 @@ export interface LoadShedder {
 /**
  * 256 in flight: several times what a healthy instance has in progress (a few ms per request × a few thousand
  * requests/s), so only a real pile-up hits it, yet far below what exhausts memory or sockets.
- * 200 ms of p99 event-loop delay: every request in the process is then at least that much slower; callers'
+ * 200 ms of mean event-loop delay: every request in the process is then about that much slower; callers'
  * timeouts start to fire and their retries would deepen the hole.
  */
 export const LOAD_SHEDDING_DEFAULTS = Object.freeze({ maxInFlight: 256, maxEventLoopDelayMs: 200, eventLoopWindowMs: 1_000, retryAfterSeconds: 1, holdMs: 1_000 });
@@ -98,26 +107,31 @@ export function createLoadShedder(options: LoadSheddingOptions = {}): LoadShedde
     return reason;
   };
 
+  const admit = (route: RouteConcurrencyStats | undefined): ShedReason | undefined => {
+    if (lagging()) return reject('event_loop_delay');
+    if (maxInFlight > 0 && inFlight >= maxInFlight) return reject('in_flight');
+    if (route) {
+      if (route.inUse >= route.limit) {
+        route.rejected++;
+        return reject('route_concurrency');
+      }
+      route.inUse++;
+    }
+    inFlight++;
+    return undefined;
+  };
+  const release = (route: RouteConcurrencyStats | undefined): void => {
+    inFlight--;
+    if (route) route.inUse--;
+  };
+
   return {
     retryAfterSeconds,
-    admit(routeKey) {
-      if (lagging()) return reject('event_loop_delay');
-      if (maxInFlight > 0 && inFlight >= maxInFlight) return reject('in_flight');
+    admit: (routeKey) => admit(routes.get(routeKey)),
+    release: (routeKey) => release(routes.get(routeKey)),
+    slot(routeKey) {
       const route = routes.get(routeKey);
-      if (route) {
-        if (route.inUse >= route.limit) {
-          route.rejected++;
-          return reject('route_concurrency');
-        }
-        route.inUse++;
-      }
-      inFlight++;
-      return undefined;
-    },
-    release(routeKey) {
-      inFlight--;
-      const route = routes.get(routeKey);
-      if (route) route.inUse--;
+      return { admit: () => admit(route), release: () => release(route) };
     },
     isShedding: () => lagging() || now() - lastShedAt < holdMs,
     readinessCheck() {
@@ -141,8 +155,12 @@ export function createLoadShedder(options: LoadSheddingOptions = {}): LoadShedde
 
 export interface LoadSheddingPluginOptions {
   shedder: LoadShedder;
-  /** Requests never shed. Default: health, metrics, admin and docs routes (probes and operators must get through). */
-  exempt?: (request: FastifyRequest) => boolean;
+  /**
+   * Routes never shed, by route key (`GET /prices/stream`) and path template. Default: health, metrics, admin and
+   * docs routes (probes and operators must get through). Also for long-lived routes (a server-sent events stream
+   * would hold an in-flight slot for as long as its client listens).
+   */
+  exempt?: (routeKey: string, path: string) => boolean;
 }
 
 const DETAIL: Record<ShedReason, string> = {
@@ -151,36 +169,39 @@ const DETAIL: Record<ShedReason, string> = {
   route_concurrency: 'too many requests in progress on this route',
 };
 
-/** The route key an admitted request holds, kept on the response so one shared 'close' listener can release it. */
-const kAdmitted = Symbol('simplebank.admittedRoute');
-type AdmittedResponse = ServerResponse & { [kAdmitted]?: string };
-
 /**
- * Load shedding as the first onRequest hook: an overloaded service answers 503 problem+json `overloaded` with
- * `Retry-After` at once, before reading the body, instead of queueing work it will finish too late. Register
- * it before other hooks so shed requests cost as little as possible. Closing the app stops the monitor.
+ * Load shedding as the first route-level onRequest hook of every route: an overloaded service answers 503
+ * problem+json `overloaded` with `Retry-After` at once, before reading the body, instead of queueing work it will
+ * finish too late.
+ *
+ * The hook is attached per route when the route is registered (fastify's `onRoute`), with that route's slot
+ * prepared then: a request costs one counter check and one 'close' listener, no route lookup. So this must be
+ * called BEFORE the routes are declared (like @fastify/rate-limit); routes declared earlier are not protected.
+ * Requests matching no route (404) are not counted. Closing the app stops the event-loop monitor.
  */
 export function loadSheddingPlugin(app: FastifyInstance, options: LoadSheddingPluginOptions): void {
   const { shedder } = options;
-  const exempt = options.exempt ?? ((request: FastifyRequest) => isInfraPath(routePathOf(request)));
+  const exempt = options.exempt ?? ((_routeKey: string, path: string) => isInfraPath(path));
   const retryAfter = String(shedder.retryAfterSeconds);
-  // 'close' fires once per response whether it finished or the client went away, so every slot comes back.
-  function release(this: AdmittedResponse) {
-    shedder.release(this[kAdmitted]!);
-  }
 
-  app.addHook('onRequest', (request, reply, done) => {
-    // A response already closed (the client left during an earlier async hook) would never emit 'close' again.
-    if (exempt(request) || reply.raw.closed) return done();
-    const routeKey = routeKeyOf(request);
-    const reason = shedder.admit(routeKey);
-    if (reason === undefined) {
-      const res = reply.raw as AdmittedResponse;
-      res[kAdmitted] = routeKey;
-      res.once('close', release);
-      return done();
-    }
-    sendProblem(reply, request, 503, 'overloaded', `${DETAIL[reason]}; retry after ${retryAfter} s`, { 'retry-after': retryAfter }, { reason });
+  app.addHook('onRoute', (route) => {
+    const keys = routeKeysOf(route).filter((key) => !exempt(key, route.url));
+    if (keys.length === 0) return;
+    const slots = new Map(keys.map((key) => [key.slice(0, key.indexOf(' ')), shedder.slot(key)]));
+    const only = slots.size === 1 ? [...slots.values()][0]! : undefined;
+    const shed: onRequestHookHandler = (request, reply, done) => {
+      const slot = only ?? slots.get(request.method);
+      // A response already closed (the client left during an earlier async hook) would never emit 'close' again.
+      if (slot === undefined || reply.raw.closed) return done();
+      const reason = slot.admit();
+      if (reason === undefined) {
+        // 'close' fires once per response whether it finished or the client went away, so every slot comes back.
+        reply.raw.on('close', slot.release);
+        return done();
+      }
+      sendProblem(reply, request, 503, 'overloaded', `${DETAIL[reason]}; retry after ${retryAfter} s`, { 'retry-after': retryAfter }, { reason });
+    };
+    addRouteHook(route, 'onRequest', shed);
   });
   app.addHook('onClose', (_instance, done) => {
     shedder.close();

@@ -4,7 +4,9 @@ import { faultsPlugin } from './faults-http.ts';
 import { createFaultRegistry, type FaultRegistry } from './faults.ts';
 import { createLoadShedder, loadSheddingPlugin, type LoadShedder, type LoadSheddingStats } from './load-shedding.ts';
 import { createRedisRateLimitStore } from './rate-limit-redis-store.ts';
-import { createRateLimiter, rateLimitPlugin, type RateLimitGroup, type RateLimiter, type RateLimiterStats } from './rate-limit.ts';
+import { isInfraPath } from './http-util.ts';
+import type { RateLimitRule } from './rate-limit-store.ts';
+import { createRateLimiter, RATE_LIMIT_DEFAULTS, rateLimitPlugin, type RateLimitGroup, type RateLimiter, type RateLimiterStats } from './rate-limit.ts';
 
 export interface ProtectionOptions {
   config: ProtectionConfig;
@@ -16,9 +18,17 @@ export interface ProtectionOptions {
   faults?: FaultRegistry;
   /** Concurrency limits of expensive routes (`LOAD_SHED_ROUTE_CONCURRENCY` entries win). */
   routeConcurrency?: Record<string, number>;
+  /**
+   * Routes never shed besides health, metrics, admin and docs, e.g. long-lived streams (`GET /prices/stream`): a
+   * server-sent events client would hold an in-flight slot for as long as it listens.
+   */
+  sheddingExempt?: string[];
   /** Per-client rate limits: only services facing clients (the gateway) pass this. */
   rateLimit?: {
+    /** The rule for routes in no group; `RATE_LIMIT_LIMIT` / `RATE_LIMIT_WINDOW_MS` win. Default 100 per 10 s. */
+    defaultRule?: RateLimitRule;
     groups?: RateLimitGroup[];
+    /** The client of a request, e.g. the verified token's subject (runs after every onRequest hook); else its IP. */
     keyFor?: (request: FastifyRequest) => string | undefined;
   };
 }
@@ -33,9 +43,12 @@ export interface Protection {
 }
 
 /**
- * Installs every server protection on `app`, in the order that makes rejections cheapest: load shedding, then
- * rate limits, then fault injection. Call it on the root instance before it is ready (hooks then cover every
- * route, including those registered before). Closing the app stops the monitors and closes the Redis store.
+ * Installs every server protection on `app`: load shedding and incoming fault injection as the first route-level
+ * onRequest hooks of each route (in that order, so a request held by a fault holds an in-flight slot, as real slow
+ * work would), rate limits as a preParsing hook (after every onRequest hook, so authentication has identified the
+ * client; before the body is read). Each hook is attached when its route is registered, with the route's limits
+ * looked up then, so the request path does no lookup: call this on the root instance BEFORE declaring routes.
+ * Closing the app stops the monitors and closes the Redis store.
  */
 export function registerProtection(app: FastifyInstance, options: ProtectionOptions): Protection {
   const { config, log } = options;
@@ -49,24 +62,28 @@ export function registerProtection(app: FastifyInstance, options: ProtectionOpti
       retryAfterSeconds: config.LOAD_SHED_RETRY_AFTER_SECONDS,
       routeConcurrency: { ...options.routeConcurrency, ...config.LOAD_SHED_ROUTE_CONCURRENCY },
     });
-    loadSheddingPlugin(app, { shedder });
+    const exemptRoutes = new Set(options.sheddingExempt ?? []);
+    loadSheddingPlugin(app, { shedder, exempt: (routeKey, path) => isInfraPath(path) || exemptRoutes.has(routeKey) });
   }
+
+  // Incoming faults right after shedding (see above); the admin routes come with them.
+  faultsPlugin(app, { registry: faults, serviceToken: options.serviceToken, ...(log ? { log } : {}) });
 
   let limiter: RateLimiter | undefined;
   if (options.rateLimit && config.RATE_LIMIT_ENABLED) {
     const store = config.RATE_LIMIT_REDIS_URL
       ? createRedisRateLimitStore({ url: config.RATE_LIMIT_REDIS_URL, commandTimeoutMs: config.RATE_LIMIT_REDIS_TIMEOUT_MS, ...(log ? { log } : {}) })
       : undefined;
+    const defaults = options.rateLimit.defaultRule ?? RATE_LIMIT_DEFAULTS;
     limiter = createRateLimiter({
       ...(store ? { store } : {}),
-      defaultRule: { limit: config.RATE_LIMIT_LIMIT, windowMs: config.RATE_LIMIT_WINDOW_MS },
+      defaultRule: { limit: config.RATE_LIMIT_LIMIT ?? defaults.limit, windowMs: config.RATE_LIMIT_WINDOW_MS ?? defaults.windowMs },
       groups: rateLimitGroupsFromEnv(options.rateLimit.groups ?? [], options.env ?? process.env),
       ...(log ? { log } : {}),
     });
     rateLimitPlugin(app, { limiter, ...(options.rateLimit.keyFor ? { keyFor: options.rateLimit.keyFor } : {}) });
   }
 
-  faultsPlugin(app, { registry: faults, serviceToken: options.serviceToken, ...(log ? { log } : {}) });
   // Registered after the faults plugin's own onClose: by then no held request is left to release.
   app.addHook('onClose', (_instance, done) => {
     faults.close();

@@ -1,5 +1,5 @@
-import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { isInfraPath, routeKeyOf, routePathOf, sendProblem } from './http-util.ts';
+import type { FastifyInstance, FastifyRequest, preParsingHookHandler } from 'fastify';
+import { addRouteHook, isInfraPath, routeKeysOf, sendProblem } from './http-util.ts';
 import { createMemoryRateLimitStore, type RateLimitDecision, type RateLimitRule, type RateLimitStore } from './rate-limit-store.ts';
 import { throttledWarn, type WarnLog } from './warn-throttle.ts';
 
@@ -91,11 +91,12 @@ export interface RateLimitPluginOptions {
   limiter: RateLimiter;
   /**
    * Who the client is, e.g. the verified bearer token's subject. Return undefined for anonymous requests;
-   * they are keyed by IP (`request.ip`, so set fastify's `trustProxy` behind a proxy).
+   * they are keyed by IP (`request.ip`, so set fastify's `trustProxy` behind a proxy). It runs after every
+   * onRequest hook, so an authentication hook has identified the caller by then.
    */
   keyFor?: (request: FastifyRequest) => string | undefined;
-  /** Requests never limited. Default: health, metrics, admin and docs routes. */
-  exempt?: (request: FastifyRequest) => boolean;
+  /** Routes never limited, by route key and path template. Default: health, metrics, admin and docs routes. */
+  exempt?: (routeKey: string, path: string) => boolean;
 }
 
 /** Header values for a decision: IETF draft-ietf-httpapi-ratelimit-headers (draft-06/07 form), seconds rounded up. */
@@ -109,32 +110,46 @@ export function rateLimitHeaders(decision: RateLimitDecision, rule: RateLimitRul
 }
 
 /**
- * Per-client rate limiting as an onRequest hook (before the body is read). Every limited response carries the
- * RateLimit headers; a client over its quota gets 429 problem+json `rate_limited` with `Retry-After`.
- * Closing the app closes the limiter's store.
+ * Per-client rate limiting as a route-level `preParsing` hook: after every onRequest hook (authentication has
+ * identified the client) and before the body is read. Every limited response carries the RateLimit headers; a
+ * client over its quota gets 429 problem+json `rate_limited` with `Retry-After`.
+ *
+ * Attached per route when it is registered, with its group and rule looked up then (routes in no group and no
+ * default rule get no hook at all), so call this BEFORE the routes are declared. Closing the app closes the
+ * limiter's store.
  */
 export function rateLimitPlugin(app: FastifyInstance, options: RateLimitPluginOptions): void {
   const { limiter, keyFor } = options;
-  const exempt = options.exempt ?? ((request: FastifyRequest) => isInfraPath(routePathOf(request)));
+  const exempt = options.exempt ?? ((_routeKey: string, path: string) => isInfraPath(path));
 
-  app.addHook('onRequest', (request, reply, done) => {
-    if (exempt(request)) return done();
-    const routeKey = routeKeyOf(request);
-    const rule = limiter.ruleFor(routeKey);
-    if (!rule) return done();
-    const subject = keyFor?.(request);
-    const client = subject !== undefined ? `sub:${subject}` : `ip:${request.ip}`;
-    limiter.check(routeKey, client).then((decision) => {
-      if (!decision) return done();
-      const headers = rateLimitHeaders(decision, rule.rule);
-      if (decision.allowed) {
-        reply.headers(headers);
-        return done();
-      }
-      // Whole seconds, at least 1: a client told "0" would come straight back.
-      const retryAfter = String(Math.max(1, Math.ceil(decision.retryAfterMs / 1000)));
-      sendProblem(reply, request, 429, 'rate_limited', `rate limit of ${rule.rule.limit} requests per ${rule.rule.windowMs / 1000} s exceeded; retry after ${retryAfter} s`, { ...headers, 'retry-after': retryAfter });
-    }).catch(done);
+  app.addHook('onRoute', (route) => {
+    for (const routeKey of routeKeysOf(route)) {
+      if (exempt(routeKey, route.url)) continue;
+      const applies = limiter.ruleFor(routeKey);
+      if (!applies) continue;
+      const method = routeKey.slice(0, routeKey.indexOf(' '));
+      const { rule } = applies;
+      const limit: preParsingHookHandler = (request, reply, _payload, done) => {
+        if (request.method !== method) return done();
+        const subject = keyFor?.(request);
+        const client = subject !== undefined ? `sub:${subject}` : `ip:${request.ip}`;
+        limiter.check(routeKey, client).then((decision) => {
+          if (!decision) return done();
+          const headers = rateLimitHeaders(decision, rule);
+          if (decision.allowed) {
+            reply.headers(headers);
+            return done();
+          }
+          // Whole seconds, at least 1: a client told "0" would come straight back.
+          const retryAfter = String(Math.max(1, Math.ceil(decision.retryAfterMs / 1000)));
+          sendProblem(reply, request, 429, 'rate_limited', `rate limit of ${rule.limit} requests per ${rule.windowMs / 1000} s exceeded; retry after ${retryAfter} s`, { ...headers, 'retry-after': retryAfter });
+        }).catch((err: unknown) => {
+          // The store fails open inside `check`; this is a throw further down the lifecycle: answer it once.
+          if (!reply.sent) done(err as Error);
+        });
+      };
+      addRouteHook(route, 'preParsing', limit);
+    }
   });
   app.addHook('onClose', (_instance, done) => {
     limiter.close().then(() => done(), done);

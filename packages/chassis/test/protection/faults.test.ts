@@ -55,17 +55,19 @@ async function faultedApp(registry: FaultRegistry) {
   let arrived = 0;
   const log = recordingLog();
   const started = await startApp((app) => {
-    // Counts requests before the fault hook sees them, so tests know when one is being held.
+    // Counts requests before the fault hook sees them (an app-level hook runs before route-level ones), so tests
+    // know when one is being held.
     app.addHook('onRequest', (_req, _reply, done) => {
       arrived++;
       done();
     });
+    // Before the routes: the fault hook is attached to each route as it is declared.
+    faultsPlugin(app, { registry, serviceToken: TOKEN, log });
     app.get('/prices/:symbol', async (request) => {
       handled++;
       return { symbol: (request.params as { symbol: string }).symbol };
     });
     app.get('/health/ready', async () => ({ status: 'ready' }));
-    faultsPlugin(app, { registry, serviceToken: TOKEN, log });
   });
   return { ...started, log, handled: () => handled, arrived: () => arrived };
 }

@@ -43,6 +43,8 @@ async function sheddingApp(shedder: LoadShedder) {
   const release = gate();
   let started = 0;
   const { app, url } = await startApp((app) => {
+    // Before the routes: the shedding hook is attached to each route as it is declared.
+    loadSheddingPlugin(app, { shedder });
     app.get('/slow', async () => {
       started++;
       await release.promise;
@@ -69,7 +71,6 @@ async function sheddingApp(shedder: LoadShedder) {
       }
     });
     app.get('/health/live', async () => ({ status: 'ok' }));
-    loadSheddingPlugin(app, { shedder });
   });
   return { app, url, release, started: () => started };
 }

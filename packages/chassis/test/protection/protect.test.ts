@@ -20,8 +20,8 @@ test('config: defaults, parsing and errors', () => {
   assert.equal(defaults.LOAD_SHED_MAX_IN_FLIGHT, 256);
   assert.equal(defaults.LOAD_SHED_MAX_EVENT_LOOP_DELAY_MS, 200);
   assert.deepEqual(defaults.LOAD_SHED_ROUTE_CONCURRENCY, {});
-  assert.equal(defaults.RATE_LIMIT_LIMIT, 100);
-  assert.equal(defaults.RATE_LIMIT_WINDOW_MS, 10_000);
+  assert.equal(defaults.RATE_LIMIT_LIMIT, undefined, 'unset: the service\'s default rule applies, else 100 per 10 s');
+  assert.equal(defaults.RATE_LIMIT_WINDOW_MS, undefined);
   assert.equal(defaults.RATE_LIMIT_REDIS_URL, undefined);
   assert.equal(defaults.FAULTS_ENABLED, false, 'fault injection is off unless asked for');
 
@@ -45,8 +45,6 @@ test('registerProtection: all pieces from config, in order, with a readiness che
   const log = recordingLog();
   let protection!: ReturnType<typeof registerProtection>;
   const { app, url } = await startApp((app) => {
-    app.get('/prices/:symbol', async () => ({ ok: true }));
-    app.get('/health/ready', async () => ({ status: 'ready' }));
     protection = registerProtection(app, {
       // Event-loop shedding off: a CPU-starved test process can lag past 200 ms, and this test is not about that.
       config: config({ FAULTS_ENABLED: 'true', RATE_LIMIT_LIMIT: '2', RATE_LIMIT_WINDOW_MS: '60000', LOAD_SHED_MAX_EVENT_LOOP_DELAY_MS: '0' }),
@@ -55,6 +53,9 @@ test('registerProtection: all pieces from config, in order, with a readiness che
       log,
       rateLimit: { keyFor: (r) => r.headers['x-client'] as string | undefined },
     });
+    // After: registerProtection attaches its hooks to routes as they are declared.
+    app.get('/prices/:symbol', async () => ({ ok: true }));
+    app.get('/health/ready', async () => ({ status: 'ready' }));
   });
   try {
     assert.ok(protection.shedder && protection.limiter);
@@ -75,7 +76,8 @@ test('registerProtection: all pieces from config, in order, with a readiness che
     });
     assert.equal(put.status, 200);
     assert.equal((await call(`${url}/prices/A`, { headers: { 'x-client': 'b' } })).body.code, 'injected_fault');
-    assert.deepEqual(protection.stats().rateLimit, { store: 'memory', allowed: 3, limited: 1, failedOpen: 0 });
+    // Faults come before rate limits (onRequest vs. preParsing): the faulted request never took from b's quota.
+    assert.deepEqual(protection.stats().rateLimit, { store: 'memory', allowed: 2, limited: 1, failedOpen: 0 });
     assert.equal(protection.stats().loadShedding?.inFlight, 0);
   } finally {
     await app.close();
@@ -86,8 +88,8 @@ test('registerProtection: all pieces from config, in order, with a readiness che
 test('registerProtection without rateLimit (every service but the gateway) and with faults disabled', async () => {
   let protection!: ReturnType<typeof registerProtection>;
   const { app, url } = await startApp((app) => {
-    app.get('/x', async () => ({ ok: true }));
     protection = registerProtection(app, { config: config({ LOAD_SHED_MAX_EVENT_LOOP_DELAY_MS: '0' }), serviceToken: TOKEN });
+    app.get('/x', async () => ({ ok: true }));
   });
   try {
     assert.equal(protection.limiter, undefined);

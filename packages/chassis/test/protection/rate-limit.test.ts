@@ -10,11 +10,11 @@ import { call, reachable, startApp } from './helpers.ts';
 async function limitedApp(options: RateLimiterOptions) {
   const limiter = createRateLimiter(options);
   const started = await startApp((app) => {
+    // Before the routes: the limit is attached to each route as it is declared (createHttpServer's beforeRoutes).
+    rateLimitPlugin(app, { limiter, keyFor: (request) => request.headers['x-client'] as string | undefined });
     app.get('/prices/:symbol', async () => ({ ok: true }));
     app.post('/orders', async () => ({ placed: true }));
     app.get('/health/ready', async () => ({ status: 'ready' }));
-    // Registered after the routes on purpose: the lead wires the plugins after createHttpServer adds its routes.
-    rateLimitPlugin(app, { limiter, keyFor: (request) => request.headers['x-client'] as string | undefined });
   });
   return { ...started, limiter };
 }
