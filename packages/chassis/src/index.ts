@@ -14,3 +14,6 @@ export * from './data/literal.ts';
 export { migrate } from './data/migrate.ts';
 export * from './messaging/index.ts';
 export * from './service/service.ts';
+export * from './resilience/index.ts';
+export * from './protection/index.ts';
+export { resilienceAdminRoutes, RESILIENCE_ADMIN_PATH, type ResilienceAdminOptions } from './service/admin.ts';

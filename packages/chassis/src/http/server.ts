@@ -3,6 +3,7 @@ import { timingSafeEqual } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Contract, Handlers, RequestInfo, RouteDef, RouteOutput } from '../contract/define.ts';
 import { buildOpenApi } from '../contract/openapi.ts';
+import { isUpstreamError, type UpstreamError } from '../client/errors.ts';
 import { isProblemError, PROBLEM_CONTENT_TYPE, ProblemError, problems } from '../errors/problem.ts';
 import { runWithContext, type WorkContext } from '../trace/context.ts';
 import { newRequestId } from '../trace/ids.ts';
@@ -19,6 +20,16 @@ export interface HttpServerOptions {
   readiness: Record<string, () => Promise<void>>;
   /** Largest accepted request body in bytes. */
   bodyLimit?: number;
+  /**
+   * Deadline of a request that arrives without one (`x-deadline-ms`), and the longest one accepted from a caller:
+   * the edge of the system sets the operation's deadline here. 0 or unset: only the caller's deadline applies.
+   */
+  defaultDeadlineMs?: number;
+  /**
+   * Runs once the app exists and before any route is declared: the place for plugins that attach per-route hooks
+   * when routes are registered (server protection).
+   */
+  beforeRoutes?: (app: FastifyInstance) => void;
 }
 
 declare module 'fastify' {
@@ -72,9 +83,31 @@ function sendProblem(reply: FastifyReply, request: FastifyRequest, err: ProblemE
   return reply.status(err.status).type(PROBLEM_CONTENT_TYPE).send(err.toProblem(request.url.split('?')[0]));
 }
 
+/**
+ * A dependency call that failed and that the handler let through, as this service's answer: the dependency timed
+ * out → 504 `upstream_timeout`; it is down, overloaded or refused by our own pipeline (open circuit, full
+ * bulkhead) → 503 `upstream_unavailable` with `Retry-After` (the dependency's, or the circuit's time to its probe,
+ * else 1 s); it failed or broke its contract → 502 `bad_gateway`. An unexpected 4xx stays a 500: we sent
+ * something it refused. Which dependency failed is logged, not told.
+ */
+function upstreamProblem(err: UpstreamError): ProblemError | undefined {
+  const { kind, status } = err;
+  if (kind === 'timeout' || status === 504) return new ProblemError(504, 'upstream_timeout', 'a service needed for this request did not answer in time');
+  if (kind === 'rejected' || kind === 'connection' || status === 503 || status === 429) {
+    const seconds = Math.min(3600, Math.max(1, Math.ceil((err.retryAfterMs ?? 1000) / 1000)));
+    return new ProblemError(503, 'upstream_unavailable', 'a service needed for this request is unavailable; try again shortly', {}, { 'retry-after': String(seconds) });
+  }
+  if (kind === 'invalid_response' || (status !== undefined && status >= 500)) return new ProblemError(502, 'bad_gateway', 'a service needed for this request failed');
+  return undefined;
+}
+
 /** Maps whatever a handler or fastify threw to a problem; unknown errors become an opaque 500. */
 function toProblemError(err: unknown): ProblemError {
   if (isProblemError(err)) return err;
+  if (isUpstreamError(err)) {
+    const mapped = upstreamProblem(err);
+    if (mapped) return mapped;
+  }
   const fastifyErr = err as { statusCode?: number; code?: string; message?: string };
   if (typeof fastifyErr.statusCode === 'number' && fastifyErr.statusCode >= 400 && fastifyErr.statusCode < 500) {
     const code = fastifyErr.statusCode === 413 ? 'payload_too_large' : fastifyErr.statusCode === 415 ? 'unsupported_media_type' : 'bad_request';
@@ -126,17 +159,20 @@ export function createHttpServer(options: HttpServerOptions): { app: FastifyInst
 
   // Callback-style hooks, not async ones: an async hook costs fastify a promise per request, and once
   // AsyncLocalStorage is on (it is, for the handlers) every promise also runs the async-hooks machinery.
+  const defaultDeadlineMs = options.defaultDeadlineMs ?? 0;
   app.addHook('onRequest', (request, reply, done) => {
     const now = Date.now();
     (request as Timed)[STARTED_AT] = now;
     const headers = request.headers;
     const deadlineHeader = headers[HEADERS.deadline];
     const remaining = deadlineHeader === undefined ? NaN : Number(deadlineHeader);
+    let deadline = Number.isFinite(remaining) && remaining >= 0 ? now + remaining : undefined;
+    if (defaultDeadlineMs > 0 && (deadline === undefined || deadline > now + defaultDeadlineMs)) deadline = now + defaultDeadlineMs;
     const work = createWorkContext(
       headers[HEADERS.traceparent] as string | undefined,
       headers[HEADERS.tracestate] as string | undefined,
       (headers[HEADERS.requestId] as string | undefined) ?? request.id,
-      Number.isFinite(remaining) && remaining >= 0 ? now + remaining : undefined,
+      deadline,
     );
     request.work = work;
     reply.header(HEADERS.requestId, work.requestId);
@@ -161,7 +197,13 @@ export function createHttpServer(options: HttpServerOptions): { app: FastifyInst
 
   const handleError = (err: unknown, request: FastifyRequest, reply: FastifyReply): FastifyReply => {
     const problem = toProblemError(err);
-    if (problem.status >= 500) runWithContext(request.work, () => log.error({ err }, 'request failed'));
+    if (problem.status >= 500) {
+      // A dependency failing is logged as such, at warn: when one is down, every request says so.
+      if (isUpstreamError(err) && problem.status !== 500) {
+        const { service: dependency, operation, kind, status, code } = err;
+        runWithContext(request.work, () => log.warn({ dependency, operation, kind, status, code, answered: problem.status }, 'dependency call failed'));
+      } else runWithContext(request.work, () => log.error({ err }, 'request failed'));
+    }
     sendProblem(reply, request, problem);
     if (!hasAccessLogHook(request)) logAccess(request, reply, reply.statusCode, false);
     return reply;
@@ -185,6 +227,8 @@ export function createHttpServer(options: HttpServerOptions): { app: FastifyInst
     if (err instanceof Error) reply.send(err);
     else handleError(err, request, reply);
   };
+
+  options.beforeRoutes?.(app);
 
   for (const [name, def] of Object.entries(contract.routes) as [string, RouteDef][]) {
     const handler = handlers[name];

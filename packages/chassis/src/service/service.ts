@@ -14,6 +14,13 @@ import type { EventEnvelope } from '../messaging/envelope.ts';
 import { idempotentHandler } from '../messaging/inbox.ts';
 import { appendToOutbox } from '../messaging/outbox.ts';
 import { startOutboxRelay, type OutboxRelay } from '../messaging/relay.ts';
+import { protectionConfigShape, type ProtectionConfig } from '../protection/config.ts';
+import { createFaultRegistry } from '../protection/faults.ts';
+import { faultPolicy } from '../protection/faults-policy.ts';
+import { registerProtection, type Protection, type ProtectionOptions } from '../protection/protect.ts';
+import { resilienceOptionsFromEnv, type ResilienceOptions } from '../resilience/options.ts';
+import { createResiliencePipeline, type ResiliencePipeline } from '../resilience/pipeline.ts';
+import { resilienceAdminRoutes } from './admin.ts';
 
 /** Env name of a dependency's base URL: `market-data` → `MARKET_DATA_URL`. */
 export const urlEnvName = (service: string): string => `${service.replace(/-/g, '_').toUpperCase()}_URL`;
@@ -42,6 +49,8 @@ export interface ServiceContext<Cfg, Deps extends Record<string, Contract>> {
   db: Db;
   bus: Bus;
   clients: { [K in keyof Deps]: Client<Deps[K]> };
+  /** The resilience pipeline of each dependency, by its service name (breaker, bulkhead, budget, stats). */
+  resilience: ReadonlyMap<string, ResiliencePipeline>;
   /** Appends events to the outbox inside the caller's transaction; the relay publishes them after commit. */
   publish<E extends EventDef>(tx: Queryable, event: E, message: { subject: string; data: EventData<E>; correlationId?: string; causationId?: string }): Promise<EventEnvelope>;
 }
@@ -68,8 +77,20 @@ export interface ServiceDefinition<C extends Contract, S extends z.ZodRawShape, 
   bus?: boolean;
   /** Contracts of the services it calls; each becomes a typed client at `ctx.clients.<key>`, URL from `<SERVICE>_URL`. */
   dependencies?: Deps;
-  /** Policies applied to every client (resilience, metrics). */
+  /**
+   * Resilience options per dependency, by its service name (`'market-data': { retryAttempts: 2 }`), over the
+   * chassis defaults; the `RESILIENCE_<DEP>_*` / `RESILIENCE_*` env variables win over both.
+   */
+  resilience?: Partial<Record<string, Partial<ResilienceOptions>>>;
+  /** Extra policies for every client (e.g. metrics), inside the resilience pipeline: they see every attempt. */
   clientPolicies?: (dependency: string) => ClientPolicy[];
+  /**
+   * Deadline of a request arriving without one (and the longest accepted from a caller); `REQUEST_DEADLINE_MS`
+   * wins. Default none: a service inherits its caller's deadline; the edge (the gateway) sets one.
+   */
+  requestDeadlineMs?: number;
+  /** Server protection beyond the defaults: expensive routes' concurrency, routes never shed, rate limits. */
+  protection?: Pick<ProtectionOptions, 'routeConcurrency' | 'sheddingExempt' | 'rateLimit'>;
   setup(ctx: ServiceContext<z.infer<z.ZodObject<S>>, Deps>): Promise<ServiceParts<C>> | ServiceParts<C>;
 }
 
@@ -82,6 +103,8 @@ export interface RunningService<Cfg = unknown, Deps extends Record<string, Contr
   port: number;
   app: FastifyInstance;
   context: ServiceContext<Cfg, Deps>;
+  /** Load shedding, rate limits and the fault registry of this instance. */
+  protection: Protection;
   /** Graceful: stop taking work, drain requests and consumers, flush the outbox relay, close pools. */
   stop(): Promise<void>;
 }
@@ -104,9 +127,19 @@ export async function startService<C extends Contract, S extends z.ZodRawShape, 
     ...(def.migrations ? { DATABASE_URL: z.string().url().describe(`${name}'s own PostgreSQL database`) } : {}),
     ...(def.bus ? { BUS_URL: z.string().url().describe('event bus: postgres://… (pg-boss) or nats://… (JetStream)') } : {}),
     ...depShape,
+    ...protectionConfigShape,
+    REQUEST_DEADLINE_MS: z.coerce
+      .number()
+      .int()
+      .min(0)
+      .max(3_600_000)
+      .default(def.requestDeadlineMs ?? 0)
+      .describe('deadline in ms of a request that arrives without one (and the longest accepted); 0 = the caller\'s only'),
     ...(def.config ?? {}),
   };
   const config = loadConfig(name, shape, env) as unknown as z.infer<z.ZodObject<S>> & BaseConfig & Record<string, string>;
+  // The chassis' own keys, typed (the config above is typed for the service's keys).
+  const own = config as unknown as ProtectionConfig & { REQUEST_DEADLINE_MS: number };
   const log = createLogger({ service: name, version: def.contract.version, level: config.LOG_LEVEL, ...(config.SERVICE_INSTANCE ? { instance: config.SERVICE_INSTANCE } : {}) });
 
   const db = def.migrations ? createDb(config.DATABASE_URL!, { applicationName: name, max: config.DB_POOL_MAX }) : undefined;
@@ -117,12 +150,25 @@ export async function startService<C extends Contract, S extends z.ZodRawShape, 
   const bus = def.bus ? createBus({ url: config.BUS_URL!, service: name, log }) : undefined;
   await bus?.start();
 
+  // One registry for the server's incoming faults and the clients' outgoing ones; off unless FAULTS_ENABLED.
+  const faults = createFaultRegistry({ enabled: own.FAULTS_ENABLED });
+  const pipelines = createPipelines(def, env, log);
   const clients: Record<string, Client<Contract>> = {};
   for (const [key, dep] of Object.entries(def.dependencies ?? {})) {
+    const pipeline = pipelines.get(dep.service)!;
+    const { attemptTimeoutMs, connections } = pipeline.options;
     clients[key] = createClient(dep, {
       baseUrl: config[urlEnvName(dep.service)]!,
       serviceToken: config.SERVICE_TOKEN,
-      policies: def.clientPolicies?.(dep.service) ?? [],
+      timeoutMs: attemptTimeoutMs,
+      connections,
+      // Outermost first: the pipeline, then the service's own, then injected faults innermost, so retry, breaker
+      // and bulkhead see an injected failure as a real attempt. A disabled policy is not in the list at all.
+      policies: [
+        ...pipeline.policies,
+        ...(def.clientPolicies?.(dep.service) ?? []),
+        ...(faults.enabled ? [faultPolicy(faults, dep.service, { attemptTimeoutMs })] : []),
+      ],
     });
   }
 
@@ -133,6 +179,7 @@ export async function startService<C extends Contract, S extends z.ZodRawShape, 
     db: db ?? (missing('database') as Db),
     bus: bus ?? (missing('bus') as Bus),
     clients: clients as ServiceContext<unknown, Deps>['clients'],
+    resilience: pipelines,
     async publish(tx, event, message) {
       const parsed = event.data.parse(message.data);
       const [envelope] = await appendToOutbox(tx, name, [{ type: event.type, subject: message.subject, data: parsed, ...(message.correlationId ? { correlationId: message.correlationId } : {}), ...(message.causationId ? { causationId: message.causationId } : {}) }]);
@@ -144,7 +191,22 @@ export async function startService<C extends Contract, S extends z.ZodRawShape, 
   const readiness: Record<string, () => Promise<void>> = { ...(parts.readiness ?? {}) };
   if (db) readiness.database = () => db.ping();
   if (bus) readiness.bus = () => bus.ping();
-  const { app, setReady } = createHttpServer({ contract: def.contract, handlers: parts.routes as Handlers<Contract>, log, serviceToken: config.SERVICE_TOKEN, readiness });
+  let protection!: Protection;
+  const { app, setReady } = createHttpServer({
+    contract: def.contract,
+    handlers: parts.routes as Handlers<Contract>,
+    log,
+    serviceToken: config.SERVICE_TOKEN,
+    readiness,
+    defaultDeadlineMs: own.REQUEST_DEADLINE_MS,
+    // Before the routes: protection attaches its hooks to each route as it is declared.
+    beforeRoutes: (app) => {
+      protection = registerProtection(app, { config: own, env, serviceToken: config.SERVICE_TOKEN, log, faults, ...def.protection });
+    },
+  });
+  // Not ready while shedding load, so a balancer steers traffic to other instances.
+  Object.assign(readiness, protection.readiness);
+  resilienceAdminRoutes(app, { pipelines, protection, serviceToken: config.SERVICE_TOKEN, log });
   parts.extend?.(app);
 
   // Consumers subscribe before this service publishes or serves anything: with pg-boss an event reaches only
@@ -197,7 +259,31 @@ export async function startService<C extends Contract, S extends z.ZodRawShape, 
     return stopping;
   };
 
-  return { url: `http://${config.HOST}:${port}`, port, app, context, stop };
+  return { url: `http://${config.HOST}:${port}`, port, app, context, protection, stop };
+}
+
+/**
+ * One resilience pipeline per dependency (shared by every client of it): the chassis defaults, then the service
+ * definition's options, then `RESILIENCE_*` env. Every breaker state change is logged.
+ */
+function createPipelines<C extends Contract, S extends z.ZodRawShape, Deps extends Record<string, Contract>>(
+  def: ServiceDefinition<C, S, Deps>,
+  env: Record<string, string | undefined>,
+  log: Logger,
+): Map<string, ResiliencePipeline> {
+  const pipelines = new Map<string, ResiliencePipeline>();
+  for (const dep of Object.values(def.dependencies ?? {})) {
+    if (pipelines.has(dep.service)) continue;
+    const pipeline = createResiliencePipeline(dep.service, { ...def.resilience?.[dep.service], ...resilienceOptionsFromEnv(env, dep.service) });
+    pipeline.breaker.onStateChange(({ dependency, from, to, manual }) => {
+      const fields = { dependency, from, to: to.status, manual };
+      // Opening is news an operator needs; closing again and probing are the recovery.
+      if (to.status === 'open' || to.status === 'isolated') log.warn(fields, 'circuit breaker opened');
+      else log.info(fields, `circuit breaker ${to.status}`);
+    });
+    pipelines.set(dep.service, pipeline);
+  }
+  return pipelines;
 }
 
 /**
