@@ -51,7 +51,13 @@ export const Entry = z.object({
 });
 
 export const Instrument = z.object({ symbol: Ticker, name: z.string() });
-export const Price = z.object({ symbol: Ticker, price: positiveAmountString, asOf: z.iso.datetime() });
+export const Price = z.object({
+  symbol: Ticker,
+  price: positiveAmountString,
+  asOf: z.iso.datetime(),
+  stale: z.boolean().optional().describe('true when market data could not be reached in time and this is the last price the gateway had'),
+  ageMs: z.number().int().min(0).optional().describe('with `stale`: how long ago (ms) the gateway fetched this price'),
+});
 
 export const OrderRequest = z
   .object({ accountId: z.uuid(), symbol: Ticker, side: Side, quantity, type: OrderType, limitPrice: positiveAmountString.optional() })
@@ -126,7 +132,7 @@ export const gatewayContract = defineContract({
     getPrice: route({
       method: 'GET',
       path: '/api/v1/prices/:symbol',
-      summary: 'Latest price of an instrument (no token needed); 404 unknown_symbol',
+      summary: 'Latest price of an instrument (no token needed); 404 unknown_symbol. While market data is slow or down, the last known price with `stale: true` and its age',
       params: z.object({ symbol: Ticker }),
       responses: { 200: Price },
     }),

@@ -1,7 +1,7 @@
-import type { Client, Handlers, Logger } from '@simplebank/chassis';
+import { currentContext, isUpstreamError, runWithContext, type Client, type Handlers, type Logger, type StaleCache } from '@simplebank/chassis';
 import type { accountsContract, AccountDetail as InternalAccountDetail, AccountSummary as InternalAccount } from '@simplebank/accounts/contract';
 import type { customersContract } from '@simplebank/customers/contract';
-import type { marketDataContract } from '@simplebank/market-data/contract';
+import type { marketDataContract, Price as InternalPrice } from '@simplebank/market-data/contract';
 import type { Order as InternalOrder, ordersContract } from '@simplebank/orders/contract';
 import type { z } from 'zod';
 import { callerId } from './auth.ts';
@@ -57,11 +57,30 @@ const scopedKey = (customerId: string, key: string): string => `${customerId}:${
 
 const orderLocation = (id: string): string => `/api/v1/orders/${id}`;
 
+/** How the gateway reads prices: the fallback for when market data is slow or down. */
+export interface PriceReading {
+  /** Last price per symbol, served marked stale while market-data fails (createStaleCache). */
+  cache: StaleCache<string, InternalPrice>;
+  /** Time allowed for getting a fresh price (every attempt and backoff) before the stale one is served instead. */
+  budgetMs: number;
+}
+
+/** A dependency could not answer (down, slow, overloaded, circuit open) — not "no such symbol": worth a stale price. */
+export const marketDataFailed = (err: unknown): boolean => isUpstreamError(err) && !(err.kind === 'http' && err.status !== undefined && err.status < 500);
+
 /** Thin handlers: authenticate (done by the hook), map public → internal, call, map back. No business rules here. */
-export function createHandlers(clients: Upstreams, log: Logger): Handlers<typeof gatewayContract> {
+export function createHandlers(clients: Upstreams, log: Logger, prices: PriceReading): Handlers<typeof gatewayContract> {
   const { customers, accounts, orders, marketData } = clients;
   const call = <T>(fn: () => Promise<T>, passThrough?: number[]) => upstream(log, fn, passThrough ? { passThrough } : undefined);
   const owners = new OwnershipCache(100_000);
+
+  /** A fresh price within the price budget: the deadline is narrowed, so no attempt or retry outlasts it. */
+  const fetchPrice = (symbol: string): Promise<InternalPrice> => {
+    const load = () => marketData.getPrice({ params: { symbol } }).then((r) => r.body);
+    const ctx = currentContext();
+    const until = Date.now() + prices.budgetMs;
+    return ctx && (ctx.deadline === undefined || ctx.deadline > until) ? runWithContext({ ...ctx, deadline: until }, load) : load();
+  };
 
   return {
     async signUp({ body }) {
@@ -127,8 +146,13 @@ export function createHandlers(clients: Upstreams, log: Logger): Handlers<typeof
     },
 
     async getPrice({ params }) {
-      const { body } = await call(() => marketData.getPrice({ params: { symbol: params.symbol } }));
-      return { status: 200, body: { symbol: body.symbol, price: body.price, asOf: body.asOf } };
+      // market-data slow or down: the last price, flagged, instead of an error (an unknown symbol is still a 404).
+      const { value, stale, ageMs } = await call(() => prices.cache.get(params.symbol, () => fetchPrice(params.symbol)));
+      if (stale) log.debug({ symbol: params.symbol, ageMs }, 'served a stale price');
+      return {
+        status: 200,
+        body: { symbol: value.symbol, price: value.price, asOf: value.asOf, ...(stale ? { stale: true, ageMs: Math.round(ageMs) } : {}) },
+      };
     },
 
     async placeOrder({ headers, body }) {

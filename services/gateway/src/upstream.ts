@@ -6,8 +6,9 @@ import { isProblemError, isUpstreamError, ProblemError, type Logger, type Upstre
  * - the service said no (400, 404, 409, 422): the client's problem; passed through with the service's `code`,
  *   `detail` and field `errors`, so `insufficient_funds` or `order_final` reach the client as such;
  * - the service timed out (or its deadline passed): 504 `upstream_timeout`;
- * - it could not be reached or shed load (503, 429): 503 `upstream_unavailable` with Retry-After, since
- *   trying again shortly may well work;
+ * - it could not be reached, shed load (503, 429), or our own resilience pipeline refused to call it (circuit
+ *   open, bulkhead full): 503 `upstream_unavailable` with Retry-After (the service's, or the circuit's time to its
+ *   probe, at least 1 s), since trying again shortly may well work;
  * - it failed (other 5xx), broke its contract, or refused our service credential (401/403 from a service is our
  *   misconfiguration, not the caller's fault): 502 `bad_gateway`.
  *
@@ -28,8 +29,9 @@ export function toPublicProblem(err: UpstreamError, options: MapOptions = {}): P
   if (err.kind === 'timeout' || status === 504) {
     return new ProblemError(504, 'upstream_timeout', 'a service needed for this request did not answer in time');
   }
-  if (err.kind === 'connection' || status === 503 || status === 429) {
-    return new ProblemError(503, 'upstream_unavailable', 'a service needed for this request is unavailable; try again shortly', {}, { 'retry-after': '1' });
+  if (err.kind === 'connection' || err.kind === 'rejected' || status === 503 || status === 429) {
+    const seconds = Math.min(3600, Math.max(1, Math.ceil((err.retryAfterMs ?? 1000) / 1000)));
+    return new ProblemError(503, 'upstream_unavailable', 'a service needed for this request is unavailable; try again shortly', {}, { 'retry-after': String(seconds) });
   }
   return new ProblemError(502, 'bad_gateway', 'a service needed for this request failed');
 }

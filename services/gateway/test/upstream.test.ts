@@ -38,6 +38,7 @@ describe('upstream failure → public problem (the mapping)', () => {
       [failure({ status: 429 }), 503, 'upstream_unavailable'],
       [failure({ status: 500 }), 502, 'bad_gateway'],
       [failure({ kind: 'invalid_response', status: 200 }), 502, 'bad_gateway'],
+      [failure({ kind: 'rejected', code: 'bulkhead_full' }), 503, 'upstream_unavailable'],
     ];
     for (const [err, status, code] of cases) {
       const p = toPublicProblem(err);
@@ -46,6 +47,10 @@ describe('upstream failure → public problem (the mapping)', () => {
       assert.ok(!p.message.includes('accounts'), 'the public answer does not name internal services');
       if (status === 503) assert.equal(p.headers['retry-after'], '1');
     }
+    // An open circuit says when it will probe again; the client is told to come back then (whole seconds).
+    const open = toPublicProblem(failure({ kind: 'rejected', code: 'circuit_open', retryAfterMs: 4_200 }));
+    assert.equal(open.status, 503);
+    assert.equal(open.headers['retry-after'], '5');
   });
 });
 
@@ -65,6 +70,7 @@ describe('upstream failures through the running gateway', () => {
       switch (behaviour) {
         case 'ok':
           res.writeHead(200, { 'content-type': 'application/json' });
+          if (req.url?.startsWith('/prices/')) return res.end(JSON.stringify({ symbol: 'ACME', price: '12.34', asOf: '2026-01-02T03:04:05.000Z' }));
           return res.end(JSON.stringify([{ symbol: 'ACME', name: 'Acme Corp', currency: 'USD' }]));
         case 'hang':
           return; // never answers
@@ -114,6 +120,28 @@ describe('upstream failures through the running gateway', () => {
     assert.equal(shed.headers.get('retry-after'), '1');
     behaviour = 'garbage';
     assertProblem(await client.get('/api/v1/instruments'), 502, 'bad_gateway');
+  });
+
+  test('prices: with market-data failing or too slow, the last price flagged stale with its age', async () => {
+    behaviour = 'ok';
+    const fresh = await client.get('/api/v1/prices/ACME');
+    assert.equal(fresh.status, 200);
+    assert.deepEqual(fresh.body, { symbol: 'ACME', price: '12.34', asOf: '2026-01-02T03:04:05.000Z' });
+    for (const b of ['shed', 'fail', 'hang'] as const) {
+      behaviour = b;
+      // 'hang': the price budget (GATEWAY_PRICE_BUDGET_MS, 1 s) ends the wait, well before the request's deadline.
+      const res = await client.get('/api/v1/prices/ACME');
+      assert.equal(res.status, 200, b);
+      const body = res.body as { price: string; stale?: boolean; ageMs?: number };
+      assert.equal(body.price, '12.34');
+      assert.equal(body.stale, true, b);
+      assert.ok(Number.isInteger(body.ageMs) && body.ageMs! >= 0);
+    }
+    // Never fetched: nothing to fall back on.
+    behaviour = 'shed';
+    assertProblem(await client.get('/api/v1/prices/OTHER'), 503, 'upstream_unavailable');
+    behaviour = 'ok';
+    assert.equal(((await client.get('/api/v1/prices/ACME')).body as { stale?: boolean }).stale, undefined, 'fresh again');
   });
 
   test('a service that is down is 503', async () => {

@@ -5,12 +5,14 @@ import { loadInstruments } from './data.ts';
 import { DEFAULT_STEP_BPS } from './domain/random-walk.ts';
 import { createPriceFeed } from './feed.ts';
 import { routes } from './http.ts';
-import { registerPriceStream } from './stream.ts';
+import { PRICE_STREAM_PATH, registerPriceStream } from './stream.ts';
 
 export const service = defineService({
   contract: marketDataContract,
   defaultPort: 8085,
   migrations: new URL('../migrations/', import.meta.url),
+  // A price stream is open for as long as its client listens: it must not hold a load-shedding slot meanwhile.
+  protection: { sheddingExempt: [`GET ${PRICE_STREAM_PATH}`] },
   config: {
     MARKET_DATA_SEED: z.coerce.number().int().default(42).describe('seed of the price walk; instances with the same seed quote the same prices'),
     MARKET_DATA_TICK_MS: z.coerce.number().int().min(10).max(86_400_000).default(1000).describe('length of a price tick in ms'),

@@ -19,6 +19,8 @@ export interface PriceStream {
   close(): void;
 }
 
+export const PRICE_STREAM_PATH = '/prices/stream';
+
 const frame = (tick: number, data: string) => `event: price\nid: ${tick}\ndata: ${data}\n\n`;
 
 /**
@@ -77,7 +79,7 @@ export function registerPriceStream(app: FastifyInstance, feed: PriceFeed, log: 
     clients.clear();
   }
 
-  app.get('/prices/stream', async (request, reply) => {
+  app.get(PRICE_STREAM_PATH, async (request, reply) => {
     const raw = (request.query as Record<string, unknown>).symbols;
     let symbols: Set<string> | undefined;
     if (typeof raw === 'string' && raw.length > 0) {

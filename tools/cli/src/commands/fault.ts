@@ -153,13 +153,17 @@ interface ShownFault {
   errorRate?: number;
   hang?: boolean;
   remainingSeconds?: number;
+  /** Requests (incoming) or attempts (outgoing) the fault applied to so far, and how many of them it failed. */
+  applied?: number;
+  failed?: number;
 }
 
-/** One line per fault: id, target, effect, time left. */
+/** One line per fault: id, target, effect, time left, and what it has done so far. */
 export function formatFault(f: ShownFault): string {
   const target = f.target.direction === 'incoming' ? `incoming ${f.target.route}` : `outgoing ${f.target.dependency}${f.target.operation ? `.${f.target.operation}` : ''}`;
   const effects = [f.hang ? 'hang' : '', f.latencyMs ? `+${f.latencyMs} ms` : '', f.errorRate ? `${Math.round(f.errorRate * 1000) / 10}% errors` : ''].filter(Boolean).join(', ');
-  return `${f.id}  ${target}  ${effects}${f.remainingSeconds !== undefined ? `  (clears in ${f.remainingSeconds} s)` : ''}`;
+  const seen = f.applied ? `  [${f.applied} ${f.target.direction === 'incoming' ? 'requests' : 'calls'}, ${f.failed ?? 0} failed]` : '';
+  return `${f.id}  ${target}  ${effects}${f.remainingSeconds !== undefined ? `  (clears in ${f.remainingSeconds} s)` : ''}${seen}`;
 }
 
 /** `simplebank fault <service> set|list|clear …`: 0 done, 1 the service refused or is unreachable, 2 bad usage. */
