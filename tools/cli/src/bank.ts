@@ -4,6 +4,7 @@ import { pathToFileURL } from 'node:url';
 import { REPO_ROOT, defaultDataDir, lockDataDir, serviceToken } from './datadir.ts';
 import { compileEntries } from './compile.ts';
 import { createFormatter } from './logs.ts';
+import { LogFiles, logDir } from './log-files.ts';
 import { freePorts, portFree } from './ports.ts';
 import { DEFAULT_PG_PORT, createDatabases, databaseUrl, dropDatabases, ensurePostgres, redactUrl, type PostgresServer } from './postgres.ts';
 import { BUS_DATABASE, HOST, SERVICES, SERVICE_NAMES, serviceInfo, type ServiceName } from './services.ts';
@@ -41,6 +42,11 @@ export interface StartBankOptions {
   quiet?: boolean;
   /** Service log lines as raw JSON instead of the readable form. */
   json?: boolean;
+  /**
+   * Also append every service's output to `<dataDir>/logs/<service>.log` (JSON lines, rotated), which
+   * `simplebank logs` reads. Default true.
+   */
+  logFiles?: boolean;
   /** Where progress and log lines go (default stdout). */
   write?: (line: string) => void;
   readyTimeoutMs?: number;
@@ -134,13 +140,23 @@ export async function startBank(options: StartBankOptions = {}): Promise<Bank> {
     }
 
     const formatter = createFormatter({ names: services, json: options.json ?? false, colour: !options.write && process.stdout.isTTY === true && !env.NO_COLOR });
+    // Closed after the supervisor has stopped (cleanup runs in reverse), so the services' last lines are kept.
+    const files = options.logFiles === false ? undefined : new LogFiles({ dir: logDir(dataDir) });
+    if (files) cleanup.push(() => files.close());
     const supervisor = new Supervisor(
       services.map((name) => specFor(name, { urls, ports, token, busUrl, databaseUrls, options, args: launch(name).args })),
-      { ...options.supervisor, onLine: (service, stream, line) => write(formatter(service, stream, line)) },
+      {
+        ...options.supervisor,
+        onLine: (service, stream, line) => {
+          files?.write(service, stream, line);
+          write(formatter(service, stream, line));
+        },
+      },
     );
     cleanup.push(() => supervisor.stop());
     supervisor.start();
     say(`starting ${services.join(', ')}`);
+    if (files) say(`service logs are also kept in ${files.dir} (simplebank logs)`);
     await waitUntilReady(supervisor, services, options.readyTimeoutMs ?? 60_000, options.signal);
 
     let stopping: Promise<void> | undefined;

@@ -1,5 +1,6 @@
 import { up } from './commands/up.ts';
 import { status } from './commands/status.ts';
+import { logs, LOGS_HELP } from './commands/logs.ts';
 import { fault, FAULT_HELP } from './commands/fault.ts';
 
 /** `simplebank <command>`: each command is a function from its arguments to an exit code. */
@@ -8,9 +9,10 @@ type Command = { run: (args: string[]) => Promise<number>; help: string };
 const COMMANDS: Record<string, Command> = {
   up: { run: up, help: 'start PostgreSQL and every service, supervised, until Ctrl-C  [--json]' },
   status: { run: status, help: 'readiness of each service on the default ports' },
+  logs: { run: (args) => logs(args), help: LOGS_HELP },
   fault: { run: (args) => fault(args), help: FAULT_HELP },
 };
-const LATER = ['logs', 'load', 'trace'];
+const LATER = ['load', 'trace'];
 
 function usage(): string {
   const width = Math.max(...Object.keys(COMMANDS).map((c) => c.length));
