@@ -11,12 +11,12 @@ if command -v promtool >/dev/null 2>&1; then
 fi
 
 explain() {
-  cat >&2 <<MSG
-ensure-promtool: promtool is not installed and could not be installed automatically ($1).
-Install it, then run the tests again:
-  Debian/Ubuntu:  sudo apt-get update && sudo apt-get install -y prometheus   (ships /usr/bin/promtool)
-  elsewhere:      put the promtool binary of a Prometheus 2.x release on PATH
-MSG
+  # Builtins only: this must print even on a machine that lacks the usual tools.
+  printf '%s\n' \
+    "ensure-promtool: promtool is not installed and could not be installed automatically ($1)." \
+    "Install it, then run the tests again:" \
+    "  Debian/Ubuntu:  sudo apt-get update && sudo apt-get install -y prometheus   (ships /usr/bin/promtool)" \
+    "  elsewhere:      put the promtool binary of a Prometheus 2.x release on PATH" >&2
   exit 1
 }
 
