@@ -17,3 +17,4 @@ export * from './service/service.ts';
 export * from './resilience/index.ts';
 export * from './protection/index.ts';
 export { resilienceAdminRoutes, RESILIENCE_ADMIN_PATH, type ResilienceAdminOptions } from './service/admin.ts';
+export * from './trace/index.ts';

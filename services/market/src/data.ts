@@ -21,6 +21,8 @@ export interface ExchangeOrderRow {
   execute_after: Date;
   expires_at: Date | null;
   correlation_id: string;
+  /** The intake's trace context: the matcher's events continue the order's trace. */
+  traceparent: string | null;
   executed_at: Date | null;
   created_at: Date;
   updated_at: Date;
@@ -39,10 +41,11 @@ export interface NewExchangeOrder {
   executeAfter: Date;
   expiresAt: Date | null;
   correlationId: string;
+  traceparent?: string | undefined;
 }
 
 const COLUMNS = `order_id, account_id, symbol, side, quantity, type, limit_price, status, reason, fill_price,
-  execute_after, expires_at, correlation_id, executed_at, created_at, updated_at`;
+  execute_after, expires_at, correlation_id, traceparent, executed_at, created_at, updated_at`;
 
 export const toOpenOrder = (row: ExchangeOrderRow): OpenOrder => ({
   side: row.side,
@@ -102,8 +105,8 @@ export async function findOrder(db: Queryable, orderId: string): Promise<Exchang
  * that it is not there yet).
  */
 export async function addOrder(tx: Queryable, o: NewExchangeOrder): Promise<void> {
-  const text = sql`INSERT INTO exchange_orders (order_id, account_id, symbol, side, quantity, type, limit_price, status, reason, execute_after, expires_at, correlation_id)
-    VALUES (${o.orderId}, ${o.accountId}, ${o.symbol}, ${o.side}, ${o.quantity}, ${o.type}, ${o.limitPrice}, ${o.status}, ${o.reason}, ${o.executeAfter}, ${o.expiresAt}, ${o.correlationId})`;
+  const text = sql`INSERT INTO exchange_orders (order_id, account_id, symbol, side, quantity, type, limit_price, status, reason, execute_after, expires_at, correlation_id, traceparent)
+    VALUES (${o.orderId}, ${o.accountId}, ${o.symbol}, ${o.side}, ${o.quantity}, ${o.type}, ${o.limitPrice}, ${o.status}, ${o.reason}, ${o.executeAfter}, ${o.expiresAt}, ${o.correlationId}, ${o.traceparent ?? null})`;
   if (isTxClient(tx)) tx.beforeCommit(text);
   else await tx.query(text);
 }
@@ -111,10 +114,10 @@ export async function addOrder(tx: Queryable, o: NewExchangeOrder): Promise<void
 /** Returns false when the order is already there (a duplicate OrderAccepted). */
 export async function insertOrder(tx: Queryable, o: NewExchangeOrder): Promise<boolean> {
   const r = await tx.query(
-    `INSERT INTO exchange_orders (order_id, account_id, symbol, side, quantity, type, limit_price, status, reason, execute_after, expires_at, correlation_id)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+    `INSERT INTO exchange_orders (order_id, account_id, symbol, side, quantity, type, limit_price, status, reason, execute_after, expires_at, correlation_id, traceparent)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
      ON CONFLICT (order_id) DO NOTHING`,
-    [o.orderId, o.accountId, o.symbol, o.side, o.quantity, o.type, o.limitPrice?.toString() ?? null, o.status, o.reason, o.executeAfter, o.expiresAt, o.correlationId],
+    [o.orderId, o.accountId, o.symbol, o.side, o.quantity, o.type, o.limitPrice?.toString() ?? null, o.status, o.reason, o.executeAfter, o.expiresAt, o.correlationId, o.traceparent ?? null],
   );
   return r.rowCount === 1;
 }

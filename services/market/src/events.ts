@@ -1,4 +1,4 @@
-import type { Contract, ServiceContext, Subscription } from '@simplebank/chassis';
+import { outgoingTraceparent, type Contract, type ServiceContext, type Subscription } from '@simplebank/chassis';
 import { parseMoney } from '@simplebank/money';
 import { ordersContract } from '@simplebank/orders/contract';
 import type { Exchange } from './config.ts';
@@ -50,6 +50,8 @@ export function exchangeSubscriptions(ctx: Ctx, exchange: Exchange): Subscriptio
         executeAfter: new Date(exchange.executeAfter(now)),
         expiresAt: expiresAt === null ? null : new Date(expiresAt),
         correlationId: event.correlationId,
+        // Kept with the order so the matcher's fill, expiry or rejection continues this trace.
+        traceparent: outgoingTraceparent(),
       });
       if (status === 'cancelled') {
         await ctx.publish(tx, OrderCancelled, { subject: o.orderId, data: ref, ...causation });

@@ -47,7 +47,8 @@ export function startMatcher(options: MatcherOptions): Matcher {
   let priceFailures = 0;
   let lastWarnAt = 0;
 
-  const eventOpts = (row: ExchangeOrderRow) => ({ subject: row.order_id, correlationId: row.correlation_id });
+  // The order's events continue the trace its intake kept (the matcher itself runs outside any trace).
+  const eventOpts = (row: ExchangeOrderRow) => ({ subject: row.order_id, correlationId: row.correlation_id, ...(row.traceparent ? { trace: { traceparent: row.traceparent } } : {}) });
   const ref = (row: ExchangeOrderRow) => ({ orderId: row.order_id, accountId: row.account_id });
 
   /** Current prices by symbol, or undefined when market-data cannot be reached (try again next round). */

@@ -72,6 +72,14 @@ export const ordersContract = defineContract({
       query: scoped,
       responses: { 202: Order },
     }),
+    orderTrace: route({
+      method: 'GET',
+      path: '/admin/orders/:id/trace',
+      summary: 'The trace id of the request that placed the order (null if none was recorded): `simplebank trace` starts here',
+      auth: 'service',
+      params: z.object({ id: z.uuid() }),
+      responses: { 200: z.object({ orderId: z.uuid(), traceId: z.string().nullable() }) },
+    }),
   },
   events: {
     /** Internal to orders: drives the saga's first step (reserve) durably. */

@@ -131,11 +131,11 @@ async function appendHistory(q: Queryable, orderId: string, entries: readonly Hi
  * already used this idempotency key. A concurrent insert with the same key waits for the other transaction
  * and then reports the conflict, so two requests never create two orders.
  */
-export async function insertOrder(tx: Queryable, order: Order, idempotencyKey: string, requestHash: string): Promise<boolean> {
+export async function insertOrder(tx: Queryable, order: Order, idempotencyKey: string, requestHash: string, traceId?: string): Promise<boolean> {
   const s = order.state;
   const values = [
     s.id, s.customerId, s.accountId, idempotencyKey, requestHash, s.symbol, s.side, s.quantity, s.type, s.limitPrice,
-    s.status, s.reason, s.filledQuantity, s.averagePrice, s.fee, s.cancelRequestedAt, s.createdAt, s.updatedAt,
+    s.status, s.reason, s.filledQuantity, s.averagePrice, s.fee, s.cancelRequestedAt, s.createdAt, s.updatedAt, traceId ?? null,
   ].map(sqlLiteral);
   // One statement (inlined values: with BEGIN it is one round trip): the order, and its first history entries
   // only if the order was inserted.
@@ -143,7 +143,7 @@ export async function insertOrder(tx: Queryable, order: Order, idempotencyKey: s
   const res = await tx.query(
     `WITH inserted AS (
        INSERT INTO orders (id, customer_id, account_id, idempotency_key, request_hash, symbol, side, quantity, type, limit_price,
-                           status, reason, filled_quantity, average_price, fee, cancel_requested_at, created_at, updated_at)
+                           status, reason, filled_quantity, average_price, fee, cancel_requested_at, created_at, updated_at, trace_id)
        VALUES (${values.join(', ')})
        ON CONFLICT ON CONSTRAINT orders_idempotency DO NOTHING
        RETURNING id
@@ -244,4 +244,10 @@ export async function sagaLog(q: Queryable, orderId: string): Promise<SagaLogEnt
     [orderId],
   );
   return rows.map((r) => ({ orderId: r.order_id, step: r.step, outcome: r.outcome, detail: r.detail, at: r.at }));
+}
+
+/** The trace id recorded with the order when it was placed: undefined for no such order, null if none was recorded. */
+export async function traceIdOf(q: Queryable, orderId: string): Promise<string | null | undefined> {
+  const { rows } = await q.query<{ trace_id: string | null }>('SELECT trace_id FROM orders WHERE id = $1', [orderId]);
+  return rows[0] ? rows[0].trace_id : undefined;
 }

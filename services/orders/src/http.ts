@@ -3,11 +3,11 @@
  * orders database (plus the outbox); the slow work happens in the saga, driven by events.
  */
 import { createHash, randomUUID } from 'node:crypto';
-import { problems, ProblemError, type Db, type Handlers, type Queryable, type ServiceContext, type Contract } from '@simplebank/chassis';
+import { currentContext, problems, ProblemError, type Db, type Handlers, type Queryable, type ServiceContext, type Contract } from '@simplebank/chassis';
 import { formatMoney, parseMoney } from '@simplebank/money';
 import type { z } from 'zod';
 import { ordersContract, type Order as OrderDto } from './contract.ts';
-import { findByIdempotencyKey, findOrder, historyOf, insertOrder, listOrders, lockOrder, logStep, saveOrder } from './data.ts';
+import { findByIdempotencyKey, findOrder, historyOf, insertOrder, listOrders, lockOrder, logStep, saveOrder, traceIdOf } from './data.ts';
 import { isOrderError, Order, type HistoryEntry } from './domain/order.ts';
 
 type PlaceBody = z.infer<typeof ordersContract.routes.placeOrder.body>;
@@ -75,7 +75,8 @@ export function routes(ctx: Pick<ServiceContext<unknown, Record<string, Contract
           },
           new Date(),
         );
-        if (await insertOrder(tx, order, key, fingerprint)) {
+        // The order keeps its trace id: the saga's every step, in every service, is in that trace.
+        if (await insertOrder(tx, order, key, fingerprint, currentContext()?.traceId)) {
           await logStep(tx, order.id, 'submit', 'ok', { idempotencyKey: key });
           // Same transaction as the insert: the saga starts if and only if the order exists.
           await ctx.publish(tx, ev.OrderSubmitted, { subject: order.id, correlationId: order.id, data: { orderId: order.id, accountId: order.state.accountId } });
@@ -132,6 +133,12 @@ export function routes(ctx: Pick<ServiceContext<unknown, Record<string, Contract
         return order;
       });
       return { status: 202, body: await withHistory(db, order) };
+    },
+
+    async orderTrace({ params }) {
+      const traceId = await traceIdOf(db, params.id);
+      if (traceId === undefined) throw problems.notFound('order');
+      return { status: 200, body: { orderId: params.id, traceId } };
     },
   };
 }

@@ -2,6 +2,7 @@ import { up } from './commands/up.ts';
 import { status } from './commands/status.ts';
 import { logs, LOGS_HELP } from './commands/logs.ts';
 import { fault, FAULT_HELP } from './commands/fault.ts';
+import { traceCommand, TRACE_HELP } from './commands/trace.ts';
 
 /** `simplebank <command>`: each command is a function from its arguments to an exit code. */
 type Command = { run: (args: string[]) => Promise<number>; help: string };
@@ -11,8 +12,9 @@ const COMMANDS: Record<string, Command> = {
   status: { run: status, help: 'readiness of each service on the default ports' },
   logs: { run: (args) => logs(args), help: LOGS_HELP },
   fault: { run: (args) => fault(args), help: FAULT_HELP },
+  trace: { run: (args) => traceCommand(args), help: TRACE_HELP },
 };
-const LATER = ['load', 'trace'];
+const LATER = ['load'];
 
 function usage(): string {
   const width = Math.max(...Object.keys(COMMANDS).map((c) => c.length));

@@ -3,6 +3,7 @@ import type { CallInput, CallOutput, Contract, RouteDef } from '../contract/defi
 import type { Problem } from '../errors/problem.ts';
 import { currentContext, outgoingTraceparent } from '../trace/context.ts';
 import { HEADERS } from '../http/headers.ts';
+import { ClientCallSpan } from '../trace/http-client.ts';
 import { parseRetryAfter, UpstreamError } from './errors.ts';
 
 /** What a policy sees of one call. */
@@ -236,8 +237,11 @@ function attempt(
   input: CallInput<RouteDef>,
   defaultTimeout: number,
   signal: AbortSignal,
+  callSpan?: ClientCallSpan,
 ): Promise<CallOutput<RouteDef>> {
   try {
+    // A retry gets a span of its own, and its traceparent in the headers.
+    const retrySpan = callSpan?.attempt(headers, HEADERS.traceparent);
     const remaining = deadline !== undefined ? deadline - Date.now() : Infinity;
     if (remaining <= 0) {
       throw new UpstreamError({ kind: 'timeout', service: route.service, operation: route.operation, message: `deadline exceeded before calling ${route.service}.${route.operation}` });
@@ -271,7 +275,8 @@ function attempt(
         exchange.onResponseError(undefined, err as Error);
       }
     }
-    return outcome.then(route.finish);
+    const result = outcome.then(route.finish);
+    return retrySpan ? callSpan!.endAttempt(retrySpan, result) : result;
   } catch (err) {
     return Promise.reject(err);
   }
@@ -298,9 +303,11 @@ export function createClient<C extends Contract>(contract: C, options: ClientOpt
         const ctx = currentContext();
         const given = input.headers as Record<string, string> | undefined;
         const headers: Record<string, string> = given ? { ...given } : {};
+        // A client span when the caller's work is traced; its context is what the callee continues.
+        const callSpan = ClientCallSpan.start(ctx, route);
         if (ctx) {
           headers[HEADERS.requestId] = ctx.requestId;
-          headers[HEADERS.traceparent] = outgoingTraceparent(ctx)!;
+          headers[HEADERS.traceparent] = callSpan ? callSpan.traceparent : outgoingTraceparent(ctx)!;
           if (ctx.tracestate) headers[HEADERS.tracestate] = ctx.tracestate;
         }
         if (serviceToken) headers[HEADERS.serviceToken] = serviceToken;
@@ -311,14 +318,18 @@ export function createClient<C extends Contract>(contract: C, options: ClientOpt
           headers['content-type'] = 'application/json';
         }
         const deadline = ctx?.deadline;
-        if (policies.length === 0) return attempt(pool, route, path, headers, body, deadline, input, defaultTimeout, NEVER_ABORTED);
+        if (policies.length === 0) {
+          const single = attempt(pool, route, path, headers, body, deadline, input, defaultTimeout, NEVER_ABORTED, callSpan);
+          return callSpan ? callSpan.track(single) : single;
+        }
 
         const call: CallInfo = { service: contract.service, operation, method: def.method, retryable: isIdempotent(def, headers) };
         const run = policies.reduceRight<(signal: AbortSignal) => Promise<CallOutput<RouteDef>>>(
           (next, policy) => (signal) => policy.execute(next, call, signal),
-          (signal) => attempt(pool, route, path, headers, body, deadline, input, defaultTimeout, signal),
+          (signal) => attempt(pool, route, path, headers, body, deadline, input, defaultTimeout, signal, callSpan),
         );
-        return run(new AbortController().signal);
+        const result = run(new AbortController().signal);
+        return callSpan ? callSpan.track(result) : result;
       } catch (err) {
         return Promise.reject(err);
       }

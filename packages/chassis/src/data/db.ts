@@ -1,4 +1,5 @@
 import pg from 'pg';
+import { endTxSpan, runInTx, startQuerySpan, startTxSpan, trackQuery, tracedWork } from '../trace/db-spans.ts';
 
 /** Anything that can run a query: the pool or a transaction's client. */
 export interface Queryable {
@@ -75,6 +76,8 @@ export function queryConfig(text: string, values: unknown[] | undefined): pg.Que
  */
 class Transaction implements TxClient {
   begun = false;
+  /** Statements run or deferred (its span's statement count). */
+  statements = 0;
   firstMessageError: unknown = undefined;
   #connection: Promise<pg.PoolClient> | undefined;
   #prelude = '';
@@ -98,6 +101,7 @@ class Transaction implements TxClient {
   }
 
   query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string, values?: unknown[]): Promise<pg.QueryResult<R>> {
+    this.statements++;
     if (this.begun) return this.#client().then((c) => c.query<R>(queryConfig(text, values) as pg.QueryConfig));
     // BEGIN (and the prelude) go on the connection's queue first, whatever other queries the caller starts meanwhile.
     this.begun = true;
@@ -127,10 +131,12 @@ class Transaction implements TxClient {
 
   prelude(sql: string): void {
     if (this.begun) throw new Error('prelude() must come before the first query of the transaction');
+    this.statements++;
     this.#prelude += `${sql};\n`;
   }
 
   beforeCommit(sql: string | (() => string)): void {
+    this.statements++;
     this.#deferred.push(sql);
   }
 
@@ -177,23 +183,33 @@ export function createDb(connectionString: string, options: { max?: number; appl
   });
   // An idle client losing its connection (server restart) must not crash the process; the pool replaces it.
   pool.on('error', () => {});
+  const spanAttributes = { 'db.system.name': 'postgresql', 'db.namespace': databaseName(connectionString) };
+  /** A query on the pool, with a span when the caller's work is traced. */
+  const poolQuery = (text: string, values: unknown[] | undefined): Promise<AnyResult> => {
+    const span = startQuerySpan(tracedWork(), text, spanAttributes);
+    const query = pool.query(queryConfig(text, values) as pg.QueryConfig);
+    return span === undefined ? query : trackQuery(span, query);
+  };
 
   const db: Db = {
     pool,
-    query: (text, values) => pool.query(queryConfig(text, values) as pg.QueryConfig),
-    async one(text, values) {
-      const r = await pool.query(queryConfig(text, values) as pg.QueryConfig);
-      return r.rows[0];
+    query: <R extends pg.QueryResultRow>(text: string, values?: unknown[]) => poolQuery(text, values) as Promise<pg.QueryResult<R>>,
+    async one<R extends pg.QueryResultRow>(text: string, values?: unknown[]) {
+      const r = await poolQuery(text, values);
+      return r.rows[0] as R | undefined;
     },
-    async many(text, values) {
-      const r = await pool.query(queryConfig(text, values) as pg.QueryConfig);
-      return r.rows;
+    async many<R extends pg.QueryResultRow>(text: string, values?: unknown[]) {
+      const r = await poolQuery(text, values);
+      return r.rows as R[];
     },
     async tx(fn) {
       const tx = new Transaction(db, pool);
+      // With the caller's work traced: a span for the transaction, active while its function runs.
+      const work = tracedWork();
+      const span = startTxSpan(work, spanAttributes);
       let failed: unknown;
       try {
-        const result = await fn(tx);
+        const result = await runInTx(work, span, fn, tx);
         await tx.commit();
         return result;
       } catch (err) {
@@ -211,6 +227,7 @@ export function createDb(connectionString: string, options: { max?: number; appl
             client.release(broken);
           }
         }
+        if (span !== undefined) endTxSpan(span, tx.statements, failed);
       }
     },
     async ping() {
@@ -221,4 +238,13 @@ export function createDb(connectionString: string, options: { max?: number; appl
     },
   };
   return db;
+}
+
+/** The database name of a connection string, for span attributes ('' if it names none). */
+function databaseName(connectionString: string): string {
+  try {
+    return decodeURIComponent(new URL(connectionString).pathname.slice(1));
+  } catch {
+    return '';
+  }
 }

@@ -8,6 +8,9 @@ import { isProblemError, PROBLEM_CONTENT_TYPE, ProblemError, problems } from '..
 import { runWithContext, type WorkContext } from '../trace/context.ts';
 import { newRequestId } from '../trace/ids.ts';
 import { createWorkContext, workStorage } from '../trace/work.ts';
+import { serverSpanHook } from '../trace/http-server.ts';
+import { endServerSpan, failSpan } from '../trace/spans.ts';
+import type { Tracing } from '../trace/tracing.ts';
 import { HEADERS } from './headers.ts';
 import { parsePart } from './validation.ts';
 
@@ -30,6 +33,8 @@ export interface HttpServerOptions {
    * when routes are registered (server protection).
    */
   beforeRoutes?: (app: FastifyInstance) => void;
+  /** The service's tracing: a server span per request on the contract's routes (none when absent). */
+  tracing?: Tracing | undefined;
 }
 
 declare module 'fastify' {
@@ -149,6 +154,9 @@ export function createHttpServer(options: HttpServerOptions): { app: FastifyInst
    * the context entered) unless that level is on.
    */
   const logAccess = (request: FastifyRequest, reply: FastifyReply, status: number, hooked: boolean): void => {
+    // Every response passes here once: the request's server span (contract routes, tracing on) ends with it.
+    const span = (request.work as WorkContext | null)?.span;
+    if (span !== undefined) endServerSpan(span, status);
     const level = status >= 500 && status !== 503 && status !== 504 ? 'error' : 'debug';
     if (!log.isLevelEnabled(level)) return;
     // Routes with the onResponse hook have fastify's timing; the others timed themselves from onRequest.
@@ -198,6 +206,8 @@ export function createHttpServer(options: HttpServerOptions): { app: FastifyInst
   const handleError = (err: unknown, request: FastifyRequest, reply: FastifyReply): FastifyReply => {
     const problem = toProblemError(err);
     if (problem.status >= 500) {
+      const span = (request.work as WorkContext | null)?.span;
+      if (span !== undefined) failSpan(span, err);
       // A dependency failing is logged as such, at warn: when one is down, every request says so.
       if (isUpstreamError(err) && problem.status !== 500) {
         const { service: dependency, operation, kind, status, code } = err;
@@ -241,6 +251,7 @@ export function createHttpServer(options: HttpServerOptions): { app: FastifyInst
       method: def.method,
       url: def.path,
       config,
+      ...(options.tracing ? { onRequest: serverSpanHook(options.tracing.tracer, def.method, def.path) } : {}),
       // Not an async function: the reply is sent from the handler's own promise, so a request costs one promise
       // (the handler's) plus one reaction, instead of four. Each promise also runs AsyncLocalStorage's hooks.
       handler: (request, reply) => {

@@ -31,6 +31,11 @@ export interface NewEvent<T = unknown> {
   data: T;
   correlationId?: string;
   causationId?: string;
+  /**
+   * The trace this event continues, when not the current request's or delivery's: a context stored earlier
+   * (e.g. with the order) by work that a timer resumes. Usually an envelope's or `outgoingTraceparent()`'s.
+   */
+  trace?: { traceparent?: string | undefined; tracestate?: string | undefined };
 }
 
 export function createEnvelope<T>(source: string, event: NewEvent<T>, trace?: { traceparent?: string; tracestate?: string }): EventEnvelope<T> {

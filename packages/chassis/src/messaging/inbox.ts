@@ -1,6 +1,7 @@
 import type { Db, Queryable, TxClient } from '../data/db.ts';
 import { sql } from '../data/literal.ts';
-import { contextFrom, runWithContext } from '../trace/context.ts';
+import type { Tracer } from '@opentelemetry/api';
+import { runConsumer } from '../trace/consumer.ts';
 import type { Delivery, EventHandler } from './bus.ts';
 import type { EventEnvelope } from './envelope.ts';
 
@@ -15,6 +16,8 @@ export interface InboxOptions {
    * service) may run again for a duplicate, so it must be harmless to repeat.
    */
   withFirstQuery?: boolean;
+  /** The service's tracer: each delivery is handled under a `consume <type>` span (trace/consumer.ts). */
+  tracer?: Tracer | undefined;
 }
 
 /** The duplicate check of `withFirstQuery`: the event's inbox row is there already. */
@@ -41,7 +44,7 @@ export function idempotentHandler(db: Db, consumer: string, fn: InboxHandler, op
   // Values inlined (escaped), so the insert travels with the BEGIN: one round trip for both.
   const record = (event: EventEnvelope) => sql`INSERT INTO inbox (consumer, event_id) VALUES (${consumer}, ${event.id}::uuid)`;
   return (event, delivery) =>
-    runWithContext(contextFrom({ traceparent: event.traceparent, tracestate: event.tracestate, requestId: event.id }), async () => {
+    runConsumer(options.tracer, consumer, event, delivery.attempt, async () => {
       if (!options.withFirstQuery) {
         await db.tx(async (tx) => {
           const inserted = await tx.query(`${record(event)} ON CONFLICT DO NOTHING`);

@@ -1,6 +1,8 @@
 import { isTxClient, type Db, type Queryable } from '../data/db.ts';
 import { sqlLiteral } from '../data/literal.ts';
-import { currentContext, outgoingTraceparent } from '../trace/context.ts';
+import type { Tracer } from '@opentelemetry/api';
+import { currentContext } from '../trace/context.ts';
+import { eventTrace, type EventTrace } from '../trace/messaging-spans.ts';
 import { createEnvelope, type EventEnvelope, type NewEvent } from './envelope.ts';
 
 /** Channel the relay LISTENs on; a NOTIFY is delivered only when the writing transaction commits. */
@@ -29,13 +31,17 @@ export function onOutboxCommit(db: Db, wake: () => void): () => void {
  * other processes find the rows on their next poll; the one in this process publishes them at once.
  * Any other client (a plain pg client) still gets the insert and a NOTIFY, for relays LISTENing elsewhere.
  */
-export async function appendToOutbox(client: Queryable, source: string, events: NewEvent[]): Promise<EventEnvelope[]> {
+export async function appendToOutbox(client: Queryable, source: string, events: NewEvent[], tracer?: Tracer): Promise<EventEnvelope[]> {
   if (events.length === 0) return [];
   const ctx = currentContext();
-  const trace = { traceparent: outgoingTraceparent(ctx), tracestate: ctx?.tracestate };
-  const envelopes = events.map((e) =>
-    createEnvelope(source, { ...e, causationId: e.causationId ?? ctx?.requestId }, trace),
+  // Each envelope carries the context of its `outbox` span when the work is traced (the tracer is for events that
+  // continue a stored trace: no work context has it then), else the current context as it is.
+  const traces = events.map((e) => eventTrace(ctx, tracer, e.type, e.trace));
+  const envelopes = events.map((e, i) =>
+    createEnvelope(source, { ...e, causationId: e.causationId ?? ctx?.requestId }, traces[i]),
   );
+  const spans = traces.some((t) => t.span !== undefined);
+  if (spans) envelopes.forEach((env, i) => traces[i]!.span?.setAttribute('messaging.message.id', env.id));
 
   if (isTxClient(client)) {
     // One statement per call keeps the events' seq order equal to their order in `events` and across calls.
@@ -43,6 +49,8 @@ export async function appendToOutbox(client: Queryable, source: string, events: 
     client.beforeCommit(`INSERT INTO outbox (id, type, subject, envelope) VALUES ${rows.join(', ')}`);
     const { db } = client;
     client.afterCommit(() => localRelays.get(db)?.forEach((wake) => wake()));
+    // The outbox spans end when the events exist: at the commit (a rollback leaves them unfinished, unexported).
+    if (spans) client.afterCommit(() => endEventSpans(traces));
     return envelopes;
   }
 
@@ -55,5 +63,10 @@ export async function appendToOutbox(client: Queryable, source: string, events: 
   // One statement keeps the events' seq order equal to their order in `events`.
   await client.query(`INSERT INTO outbox (id, type, subject, envelope) VALUES ${rows.join(', ')}`, values);
   await client.query(`SELECT pg_notify('${OUTBOX_CHANNEL}', '')`);
+  if (spans) endEventSpans(traces);
   return envelopes;
+}
+
+function endEventSpans(traces: EventTrace[]): void {
+  for (const t of traces) t.span?.end();
 }

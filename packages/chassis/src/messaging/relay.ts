@@ -1,5 +1,7 @@
 import type { Db } from '../data/db.ts';
 import type { Logger } from '../log/logger.ts';
+import type { Tracer } from '@opentelemetry/api';
+import { startPublishSpans, trackPublish } from '../trace/messaging-spans.ts';
 import type { Bus } from './bus.ts';
 import type { EventEnvelope } from './envelope.ts';
 import { onOutboxCommit, OUTBOX_CHANNEL } from './outbox.ts';
@@ -10,6 +12,8 @@ export interface OutboxRelayOptions extends MessagingRetention {
   db: Db;
   bus: Bus;
   log: Logger;
+  /** The service's tracer: a `publish <type>` span per event whose envelope's trace is sampled. */
+  tracer?: Tracer | undefined;
   /** Rows per transaction, published with one publishBatch. Default 100. */
   batchSize?: number;
   /** Fallback poll when no NOTIFY arrives (lost connection, missed wake-up). Default 1000 ms. */
@@ -99,7 +103,8 @@ export function startOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
       const [, , lock, batch] = (await tx.query(fetchBatchSql(batchSize))) as unknown as [unknown, unknown, { rows: { locked: boolean }[] }, { rows: { seq: string; envelope: EventEnvelope }[] }];
       const rows = batch.rows;
       if (rows.length === 0) return { published: 0, more: false, busy: !lock.rows[0]?.locked };
-      await bus.publishBatch(rows.map((r) => r.envelope));
+      const envelopes = rows.map((r) => r.envelope);
+      await trackPublish(startPublishSpans(options.tracer, envelopes), bus.publishBatch(envelopes));
       // Marked in the COMMIT's round trip; seqs are bigints from the database, so inlining them is safe.
       tx.beforeCommit(`UPDATE outbox SET published_at = now() WHERE seq = ANY('{${rows.map((r) => r.seq).join(',')}}'::bigint[])`);
       return { published: rows.length, more: rows.length === batchSize, busy: false };

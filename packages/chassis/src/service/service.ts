@@ -14,6 +14,10 @@ import type { EventEnvelope } from '../messaging/envelope.ts';
 import { idempotentHandler } from '../messaging/inbox.ts';
 import { appendToOutbox } from '../messaging/outbox.ts';
 import { startOutboxRelay, type OutboxRelay } from '../messaging/relay.ts';
+import { traceAdminRoutes } from '../trace/admin.ts';
+import { tracingConfigShape, type TracingConfig } from '../trace/config.ts';
+import type { TraceCarrier } from '../trace/spans.ts';
+import { createTracing, type Tracing } from '../trace/tracing.ts';
 import { protectionConfigShape, type ProtectionConfig } from '../protection/config.ts';
 import { createFaultRegistry } from '../protection/faults.ts';
 import { faultPolicy } from '../protection/faults-policy.ts';
@@ -51,8 +55,11 @@ export interface ServiceContext<Cfg, Deps extends Record<string, Contract>> {
   clients: { [K in keyof Deps]: Client<Deps[K]> };
   /** The resilience pipeline of each dependency, by its service name (breaker, bulkhead, budget, stats). */
   resilience: ReadonlyMap<string, ResiliencePipeline>;
-  /** Appends events to the outbox inside the caller's transaction; the relay publishes them after commit. */
-  publish<E extends EventDef>(tx: Queryable, event: E, message: { subject: string; data: EventData<E>; correlationId?: string; causationId?: string }): Promise<EventEnvelope>;
+  /**
+   * Appends events to the outbox inside the caller's transaction; the relay publishes them after commit. The event
+   * continues the current request's or delivery's trace, or `trace` when given (a context stored with the work).
+   */
+  publish<E extends EventDef>(tx: Queryable, event: E, message: { subject: string; data: EventData<E>; correlationId?: string; causationId?: string; trace?: TraceCarrier }): Promise<EventEnvelope>;
 }
 
 export interface ServiceParts<C extends Contract> {
@@ -105,6 +112,8 @@ export interface RunningService<Cfg = unknown, Deps extends Record<string, Contr
   context: ServiceContext<Cfg, Deps>;
   /** Load shedding, rate limits and the fault registry of this instance. */
   protection: Protection;
+  /** Its tracing (tracer, ring of recent spans), undefined when OTEL_SDK_DISABLED=true. */
+  tracing: Tracing | undefined;
   /** Graceful: stop taking work, drain requests and consumers, flush the outbox relay, close pools. */
   stop(): Promise<void>;
 }
@@ -127,6 +136,7 @@ export async function startService<C extends Contract, S extends z.ZodRawShape, 
     ...(def.migrations ? { DATABASE_URL: z.string().url().describe(`${name}'s own PostgreSQL database`) } : {}),
     ...(def.bus ? { BUS_URL: z.string().url().describe('event bus: postgres://… (pg-boss) or nats://… (JetStream)') } : {}),
     ...depShape,
+    ...tracingConfigShape,
     ...protectionConfigShape,
     REQUEST_DEADLINE_MS: z.coerce
       .number()
@@ -141,6 +151,13 @@ export async function startService<C extends Contract, S extends z.ZodRawShape, 
   // The chassis' own keys, typed (the config above is typed for the service's keys).
   const own = config as unknown as ProtectionConfig & { REQUEST_DEADLINE_MS: number };
   const log = createLogger({ service: name, version: def.contract.version, level: config.LOG_LEVEL, ...(config.SERVICE_INSTANCE ? { instance: config.SERVICE_INSTANCE } : {}) });
+  // Spans unless OTEL_SDK_DISABLED: a ring of recent ones for /admin/traces, and OTLP export when configured.
+  const tracing = createTracing({
+    service: name,
+    version: def.contract.version,
+    ...(config.SERVICE_INSTANCE ? { instance: config.SERVICE_INSTANCE } : {}),
+    config: config as unknown as TracingConfig,
+  });
 
   const db = def.migrations ? createDb(config.DATABASE_URL!, { applicationName: name, max: config.DB_POOL_MAX }) : undefined;
   if (db) {
@@ -182,7 +199,7 @@ export async function startService<C extends Contract, S extends z.ZodRawShape, 
     resilience: pipelines,
     async publish(tx, event, message) {
       const parsed = event.data.parse(message.data);
-      const [envelope] = await appendToOutbox(tx, name, [{ type: event.type, subject: message.subject, data: parsed, ...(message.correlationId ? { correlationId: message.correlationId } : {}), ...(message.causationId ? { causationId: message.causationId } : {}) }]);
+      const [envelope] = await appendToOutbox(tx, name, [{ type: event.type, subject: message.subject, data: parsed, ...(message.correlationId ? { correlationId: message.correlationId } : {}), ...(message.causationId ? { causationId: message.causationId } : {}), ...(message.trace ? { trace: message.trace } : {}) }], tracing?.tracer);
       return envelope!;
     },
   };
@@ -199,6 +216,7 @@ export async function startService<C extends Contract, S extends z.ZodRawShape, 
     serviceToken: config.SERVICE_TOKEN,
     readiness,
     defaultDeadlineMs: own.REQUEST_DEADLINE_MS,
+    tracing,
     // Before the routes: protection attaches its hooks to each route as it is declared.
     beforeRoutes: (app) => {
       protection = registerProtection(app, { config: own, env, serviceToken: config.SERVICE_TOKEN, log, faults, ...def.protection });
@@ -207,6 +225,7 @@ export async function startService<C extends Contract, S extends z.ZodRawShape, 
   // Not ready while shedding load, so a balancer steers traffic to other instances.
   Object.assign(readiness, protection.readiness);
   resilienceAdminRoutes(app, { pipelines, protection, serviceToken: config.SERVICE_TOKEN, log });
+  traceAdminRoutes(app, { service: name, tracing, serviceToken: config.SERVICE_TOKEN });
   parts.extend?.(app);
 
   // Consumers subscribe before this service publishes or serves anything: with pg-boss an event reaches only
@@ -228,13 +247,13 @@ export async function startService<C extends Contract, S extends z.ZodRawShape, 
             const data = schema ? schema.parse(event.data) : event.data;
             await sub.handle({ ...event, data } as EventEnvelope<never>, tx, delivery.attempt);
           },
-          { withFirstQuery: sub.inboxWithFirstQuery === true },
+          { withFirstQuery: sub.inboxWithFirstQuery === true, tracer: tracing?.tracer },
         ),
       });
     }
   }
   let relay: OutboxRelay | undefined;
-  if (db && bus) relay = startOutboxRelay({ db, bus, log });
+  if (db && bus) relay = startOutboxRelay({ db, bus, log, tracer: tracing?.tracer });
   await app.listen({ port: config.PORT, host: config.HOST });
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.PORT;
@@ -254,12 +273,14 @@ export async function startService<C extends Contract, S extends z.ZodRawShape, 
       await bus?.close();
       await Promise.all(Object.values(clients).map((c) => c.close()));
       await db?.close();
+      // Spans still queued for export go out before the process ends.
+      await tracing?.shutdown();
       log.info(`${name} stopped`);
     })();
     return stopping;
   };
 
-  return { url: `http://${config.HOST}:${port}`, port, app, context, protection, stop };
+  return { url: `http://${config.HOST}:${port}`, port, app, context, protection, tracing, stop };
 }
 
 /**

@@ -1,3 +1,4 @@
+import type { Span, Tracer } from '@opentelemetry/api';
 import { formatTraceparent } from './traceparent.ts';
 import { createWorkContext, workStorage } from './work.ts';
 
@@ -17,6 +18,12 @@ export interface WorkContext {
   deadline?: number;
   /** The customer on whose behalf the work runs, if known (logged as an id, never as personal data). */
   customerId?: string;
+  /**
+   * The OpenTelemetry span `spanId` names, while it is being recorded (absent when tracing is off or the trace is
+   * not sampled: then no child span is made either), and the tracer of the service that started it.
+   */
+  span?: Span;
+  tracer?: Tracer;
 }
 
 export function currentContext(): WorkContext | undefined {

@@ -1,0 +1,75 @@
+import { SpanKind, type Attributes, type Span } from '@opentelemetry/api';
+import { currentContext, type WorkContext } from './context.ts';
+import { failSpan, runInSpan, startChild } from './spans.ts';
+import { tracingOn } from './tracing.ts';
+
+/**
+ * Spans of database work: one per transaction (with how many statements it ran) and one per query made outside a
+ * transaction. Named by the statement's first words (`SELECT orders`, `INSERT outbox`), never by its text: the text
+ * may hold inlined values (literal.ts), and an exporter would ship them.
+ */
+
+const SUMMARY_CACHE_MAX = 1000;
+const summaries = new Map<string, string>();
+
+const TARGET: Record<string, RegExp> = {
+  SELECT: /\bFROM\s+("?[\w.]+"?)/i,
+  INSERT: /^\s*INSERT\s+INTO\s+("?[\w.]+"?)/i,
+  UPDATE: /^\s*UPDATE\s+("?[\w.]+"?)/i,
+  DELETE: /^\s*DELETE\s+FROM\s+("?[\w.]+"?)/i,
+};
+
+/** `SELECT orders`, `INSERT outbox`, `WITH`, `BEGIN`: the operation and, for the usual four, the first table. */
+export function querySummary(text: string): string {
+  let summary = summaries.get(text);
+  if (summary !== undefined) return summary;
+  const op = (/^\s*([A-Za-z]+)/.exec(text)?.[1] ?? 'query').toUpperCase();
+  const target = TARGET[op]?.exec(text)?.[1];
+  summary = target ? `${op} ${target.replace(/"/g, '')}` : op;
+  if (summaries.size < SUMMARY_CACHE_MAX) summaries.set(text, summary);
+  return summary;
+}
+
+/** The traced work a query or transaction runs under, if any (one branch when no service traces). */
+export const tracedWork = (): WorkContext | undefined => (tracingOn() ? currentContext() : undefined);
+
+export function startQuerySpan(work: WorkContext | undefined, text: string, attributes: Attributes): Span | undefined {
+  if (work?.span === undefined) return undefined;
+  const summary = querySummary(text);
+  return startChild(work, summary, SpanKind.CLIENT, { ...attributes, 'db.query.summary': summary });
+}
+
+/** Ends the query's span when it settles; resolves as the query does. */
+export function trackQuery<T>(span: Span, query: Promise<T>): Promise<T> {
+  return query.then(
+    (result) => {
+      span.end();
+      return result;
+    },
+    (err: unknown) => {
+      failSpan(span, err);
+      span.end();
+      throw err;
+    },
+  );
+}
+
+/**
+ * Runs a transaction's function with the transaction's span as the active one (its queries' caller, the parent
+ * of the events it appends and the calls it makes), or as is when the work is not traced.
+ */
+export function startTxSpan(work: WorkContext | undefined, attributes: Attributes): Span | undefined {
+  return work?.span === undefined ? undefined : startChild(work, 'transaction', SpanKind.CLIENT, attributes);
+}
+
+export function runInTx<T, C>(work: WorkContext | undefined, span: Span | undefined, fn: (client: C) => Promise<T>, client: C): Promise<T> {
+  return span === undefined ? fn(client) : runInSpan(work!, span, fn, client);
+}
+
+/** Ends a transaction's span: its statement count, and the error that rolled it back if one did. */
+export function endTxSpan(span: Span, statements: number, err: unknown): void {
+  span.setAttribute('db.transaction.statements', statements);
+  span.setAttribute('db.transaction.outcome', err === undefined ? 'commit' : 'rollback');
+  if (err !== undefined) failSpan(span, err);
+  span.end();
+}
