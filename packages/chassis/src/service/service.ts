@@ -22,7 +22,7 @@ import { protectionConfigShape, type ProtectionConfig } from '../protection/conf
 import { createFaultRegistry } from '../protection/faults.ts';
 import { faultPolicy } from '../protection/faults-policy.ts';
 import { registerProtection, type Protection, type ProtectionOptions } from '../protection/protect.ts';
-import { resilienceOptionsFromEnv, type ResilienceOptions } from '../resilience/options.ts';
+import { RESILIENCE_DEFAULTS, resilienceOptionsFromEnv, type ResilienceOptions } from '../resilience/options.ts';
 import { createResiliencePipeline, type ResiliencePipeline } from '../resilience/pipeline.ts';
 import { resilienceAdminRoutes } from './admin.ts';
 
@@ -86,9 +86,10 @@ export interface ServiceDefinition<C extends Contract, S extends z.ZodRawShape, 
   dependencies?: Deps;
   /**
    * Resilience options per dependency, by its service name (`'market-data': { retryAttempts: 2 }`), over the
-   * chassis defaults; the `RESILIENCE_<DEP>_*` / `RESILIENCE_*` env variables win over both.
+   * chassis defaults; the `RESILIENCE_<DEP>_*` / `RESILIENCE_*` env variables win over both. `false`: no chassis
+   * pipeline at all, only `clientPolicies` (an unprotected baseline in a benchmark, or a service bringing its own).
    */
-  resilience?: Partial<Record<string, Partial<ResilienceOptions>>>;
+  resilience?: Partial<Record<string, Partial<ResilienceOptions>>> | false;
   /** Extra policies for every client (e.g. metrics), inside the resilience pipeline: they see every attempt. */
   clientPolicies?: (dependency: string) => ClientPolicy[];
   /**
@@ -172,8 +173,8 @@ export async function startService<C extends Contract, S extends z.ZodRawShape, 
   const pipelines = createPipelines(def, env, log);
   const clients: Record<string, Client<Contract>> = {};
   for (const [key, dep] of Object.entries(def.dependencies ?? {})) {
-    const pipeline = pipelines.get(dep.service)!;
-    const { attemptTimeoutMs, connections } = pipeline.options;
+    const pipeline = pipelines.get(dep.service);
+    const { attemptTimeoutMs, connections } = pipeline?.options ?? RESILIENCE_DEFAULTS;
     clients[key] = createClient(dep, {
       baseUrl: config[urlEnvName(dep.service)]!,
       serviceToken: config.SERVICE_TOKEN,
@@ -182,7 +183,7 @@ export async function startService<C extends Contract, S extends z.ZodRawShape, 
       // Outermost first: the pipeline, then the service's own, then injected faults innermost, so retry, breaker
       // and bulkhead see an injected failure as a real attempt. A disabled policy is not in the list at all.
       policies: [
-        ...pipeline.policies,
+        ...(pipeline?.policies ?? []),
         ...(def.clientPolicies?.(dep.service) ?? []),
         ...(faults.enabled ? [faultPolicy(faults, dep.service, { attemptTimeoutMs })] : []),
       ],
@@ -293,6 +294,7 @@ function createPipelines<C extends Contract, S extends z.ZodRawShape, Deps exten
   log: Logger,
 ): Map<string, ResiliencePipeline> {
   const pipelines = new Map<string, ResiliencePipeline>();
+  if (def.resilience === false) return pipelines;
   for (const dep of Object.values(def.dependencies ?? {})) {
     if (pipelines.has(dep.service)) continue;
     const pipeline = createResiliencePipeline(dep.service, { ...def.resilience?.[dep.service], ...resilienceOptionsFromEnv(env, dep.service) });

@@ -197,6 +197,16 @@ test('every service sheds load and says so in its readiness and admin stats', as
   assert.equal(stats.protection.loadShedding.maxInFlight, 256);
 });
 
+test('resilience: false leaves the clients without a chassis pipeline (an unprotected baseline)', async () => {
+  const bare = await startService({ ...edge, resilience: false }, { PORT: '0', SERVICE_TOKEN: TOKEN, LOG_LEVEL: 'silent', PRICES_URL: pricesService.url });
+  try {
+    assert.equal(bare.context.resilience.size, 0);
+    assert.equal((await get(`${bare.url}/price/ACME`)).status, 200);
+  } finally {
+    await bare.stop();
+  }
+});
+
 test('fault injection is off unless enabled', async () => {
   const plain = await startService(prices, { PORT: '0', SERVICE_TOKEN: TOKEN, LOG_LEVEL: 'silent' });
   try {
