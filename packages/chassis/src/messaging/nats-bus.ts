@@ -165,6 +165,8 @@ export function createNatsBus(options: NatsBusOptions): Bus {
     await conn().js.publish(dlqSubject(sub.name), codec.encode(record), { msgID: `${sub.name}:${streamSeq}:${event.id}` });
   }
 
+  // Messages are terminated with a bare m.term(), no reason: nats-server before 2.10 ignores `+TERM <reason>`, so the
+  // message would stay unacknowledged and come back every ack_wait forever, dead-lettered again each time.
   async function handle(sub: SubscriptionOptions, m: JsMsg) {
     const maxAttempts = sub.maxAttempts ?? 5;
     const attempt = m.info.deliveryCount;
@@ -173,7 +175,7 @@ export function createNatsBus(options: NatsBusOptions): Bus {
       event = m.json<EventEnvelope>();
     } catch (err) {
       log.error({ err, subscription: sub.name, subject: m.subject, seq: m.seq }, 'unparseable event terminated');
-      m.term('unparseable');
+      m.term();
       return;
     }
     const fields = { subscription: sub.name, eventId: event.id, type: event.type, attempt };
@@ -184,7 +186,7 @@ export function createNatsBus(options: NatsBusOptions): Bus {
       const error = 'lease expired or dead-lettering failed: the last attempt never acknowledged the event';
       try {
         await deadLetter(sub, event, error, m.info.streamSequence);
-        m.term('dead-lettered');
+        m.term();
         log.error(fields, 'event abandoned on its last attempt; dead-lettered');
       } catch (dlqErr) {
         log.error({ ...fields, dlqErr }, 'could not dead-letter event; will retry');
@@ -203,7 +205,7 @@ export function createNatsBus(options: NatsBusOptions): Bus {
       }
       try {
         await deadLetter(sub, event, err instanceof Error ? err.message : String(err), m.info.streamSequence);
-        m.term('dead-lettered');
+        m.term();
         log.error({ ...fields, err }, 'event handler failed on its last attempt; dead-lettered');
       } catch (dlqErr) {
         log.error({ ...fields, err, dlqErr }, 'could not dead-letter event; will retry');
