@@ -9,6 +9,7 @@ import { trace } from '@opentelemetry/api';
 import { z } from 'zod';
 import {
   ConfigError,
+  createClient,
   currentContext,
   defineContract,
   defineService,
@@ -218,6 +219,17 @@ test('a caller that did not sample its trace gets no spans, but its trace id sti
   assert.equal(done.activeSpanId, undefined);
   assert.deepEqual((await spansOf(alphaSvc, traceId)).body.spans, []);
   assert.deepEqual((await spansOf(betaSvc, traceId)).body.spans, []);
+});
+
+test('a call made outside any request or delivery (a background loop) starts no trace at the callee', async () => {
+  const client = createClient(betaContract, { baseUrl: betaSvc.url });
+  try {
+    const { body } = await client.thing({ params: { id: 'background' } });
+    assert.match(body.traceId, /^[0-9a-f]{32}$/);
+    assert.deepEqual((await spansOf(betaSvc, body.traceId)).body.spans, []);
+  } finally {
+    await client.close();
+  }
 });
 
 test('the admin endpoint wants the service credential and a trace id', async () => {

@@ -4,6 +4,7 @@ import type { Problem } from '../errors/problem.ts';
 import { currentContext, outgoingTraceparent } from '../trace/context.ts';
 import { HEADERS } from '../http/headers.ts';
 import { ClientCallSpan } from '../trace/http-client.ts';
+import { detachedTraceparent } from '../trace/spans.ts';
 import { parseRetryAfter, UpstreamError } from './errors.ts';
 
 /** What a policy sees of one call. */
@@ -309,7 +310,7 @@ export function createClient<C extends Contract>(contract: C, options: ClientOpt
           headers[HEADERS.requestId] = ctx.requestId;
           headers[HEADERS.traceparent] = callSpan ? callSpan.traceparent : outgoingTraceparent(ctx)!;
           if (ctx.tracestate) headers[HEADERS.tracestate] = ctx.tracestate;
-        }
+        } else headers[HEADERS.traceparent] = detachedTraceparent();
         if (serviceToken) headers[HEADERS.serviceToken] = serviceToken;
         const path = withQuery(route.fillPath(input.params as unknown as Record<string, unknown> | undefined), input.query as unknown as Record<string, unknown> | undefined);
         let body: string | undefined;

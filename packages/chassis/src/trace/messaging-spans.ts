@@ -22,19 +22,19 @@ export interface EventTrace extends TraceCarrier {
  * context as it is.
  */
 export function eventTrace(work: WorkContext | undefined, tracer: Tracer | undefined, type: string, explicit: TraceCarrier | undefined): EventTrace {
-  const name = `outbox ${type}`;
-  const attributes = { 'messaging.operation.type': 'create', 'messaging.destination.name': type };
   if (explicit) {
     if (tracer && explicit.traceparent) {
-      const span = tracer.startSpan(name, { kind: SpanKind.PRODUCER, attributes }, remoteParent(explicit.traceparent, explicit.tracestate));
+      const span = tracer.startSpan(`outbox ${type}`, { kind: SpanKind.PRODUCER, attributes: createAttributes(type) }, remoteParent(explicit.traceparent, explicit.tracestate));
       if (span.isRecording()) return { span, traceparent: traceparentOf(span), tracestate: explicit.tracestate };
     }
     return { traceparent: explicit.traceparent, tracestate: explicit.tracestate };
   }
-  const span = startChild(work, name, SpanKind.PRODUCER, attributes);
+  const span = work?.span === undefined ? undefined : startChild(work, `outbox ${type}`, SpanKind.PRODUCER, createAttributes(type));
   if (span) return { span, traceparent: traceparentOf(span), tracestate: work?.tracestate };
   return { traceparent: outgoingTraceparent(work), tracestate: work?.tracestate };
 }
+
+const createAttributes = (type: string) => ({ 'messaging.operation.type': 'create', 'messaging.destination.name': type });
 
 /** A `publish <type>` span for an event the relay takes from the outbox, when its envelope's trace is sampled. */
 export function startPublishSpan(tracer: Tracer, event: { id: string; type: string } & TraceCarrier, batchSize: number): Span | undefined {

@@ -5,7 +5,7 @@ import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Attributes, type Co
 import { TraceState } from '@opentelemetry/core';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import type { WorkContext } from './context.ts';
-import { newRequestId } from './ids.ts';
+import { newRequestId, randomHex } from './ids.ts';
 import { formatTraceparent, parseTraceparent } from './traceparent.ts';
 import { workStorage } from './work.ts';
 
@@ -126,4 +126,15 @@ export function endServerSpan(span: Span, status: number): void {
 export function endSpan(span: Span, err?: unknown): void {
   if (err !== undefined) failSpan(span, err);
   span.end();
+}
+
+/**
+ * The `traceparent` of a call made outside any request or delivery (a background loop, e.g. the market's matcher
+ * asking for prices every round): a trace of its own, not sampled, so the callee records nothing. Otherwise every
+ * round would start a sampled trace at the callee and crowd the order traces out of its ring (and the backend).
+ * Work that wants a trace runs under a span of its own (OpenTelemetry's `context.with`).
+ */
+export function detachedTraceparent(): string {
+  const ids = randomHex(24);
+  return `00-${ids.slice(0, 32)}-${ids.slice(32)}-00`;
 }
