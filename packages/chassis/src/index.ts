@@ -18,3 +18,4 @@ export * from './resilience/index.ts';
 export * from './protection/index.ts';
 export { resilienceAdminRoutes, RESILIENCE_ADMIN_PATH, type ResilienceAdminOptions } from './service/admin.ts';
 export * from './trace/index.ts';
+export * from './metrics/index.ts';

@@ -197,6 +197,8 @@ export function createHttpServer(options: HttpServerOptions): { app: FastifyInst
   };
   app.addHook('onRoute', (route) => {
     if ((route.config as RouteMarks | undefined)?.[CONTRACT_ROUTE]) return;
+    // A route may opt out (`config: { accessLog: false }`): GET /metrics, scraped every few seconds, is no news.
+    if ((route.config as { accessLog?: boolean } | undefined)?.accessLog === false) return;
     const own = route.onResponse;
     route.onResponse = own === undefined ? [accessLogHook] : [accessLogHook, ...(Array.isArray(own) ? own : [own])];
     route.config = { ...route.config, [ACCESS_LOG_HOOK]: true };

@@ -6,7 +6,8 @@ export interface Delivery {
   attempt: number;
 }
 
-export type EventHandler = (event: EventEnvelope, delivery: Delivery) => Promise<void>;
+/** Resolves once the event is handled (the bus then acknowledges it); its value, if any, is for wrappers (metrics). */
+export type EventHandler = (event: EventEnvelope, delivery: Delivery) => Promise<unknown>;
 
 export interface SubscriptionOptions {
   /**
@@ -45,6 +46,14 @@ export function leaseSecondsOf(sub: Pick<SubscriptionOptions, 'name' | 'leaseSec
   return lease;
 }
 
+export interface SubscriptionStats {
+  subscription: string;
+  /** Events not yet done for this subscription: waiting, waiting for a retry, or being handled. */
+  pending: number;
+  /** Events in its dead-letter queue. */
+  deadLetters: number;
+}
+
 export interface DeadLetter {
   id: string;
   subscription: string;
@@ -73,6 +82,8 @@ export interface Bus {
   deadLetters(subscription: string, limit?: number): Promise<DeadLetter[]>;
   /** Re-deliver a dead-lettered event to its subscription; returns false if unknown. */
   replay(subscription: string, deadLetterId: string): Promise<boolean>;
+  /** Backlog and dead letters of the subscriptions made on this bus instance, for metrics (read at scrape time). */
+  subscriptionStats?(): Promise<SubscriptionStats[]>;
   /** Throws when the bus is unreachable (readiness). */
   ping(): Promise<void>;
   /** Stop taking new deliveries, wait for in-flight handlers, then close connections. */

@@ -2,10 +2,16 @@ import type { Db, Queryable, TxClient } from '../data/db.ts';
 import { sql } from '../data/literal.ts';
 import type { Tracer } from '@opentelemetry/api';
 import { runConsumer } from '../trace/consumer.ts';
-import type { Delivery, EventHandler } from './bus.ts';
+import type { Delivery } from './bus.ts';
 import type { EventEnvelope } from './envelope.ts';
 
 export type InboxHandler = (event: EventEnvelope, tx: Queryable, delivery: Delivery) => Promise<void>;
+
+/** What became of a delivery: its effect was applied, or it was a duplicate the inbox turned away (metrics). */
+export type InboxOutcome = 'handled' | 'duplicate';
+
+/** An EventHandler that also says whether the delivery had its effect or was a duplicate. */
+export type InboxEventHandler = (event: EventEnvelope, delivery: Delivery) => Promise<InboxOutcome>;
 
 export interface InboxOptions {
   /**
@@ -40,18 +46,18 @@ const DUPLICATE = Symbol('duplicate event');
  * see retention.ts), so a redelivery of an event handled longer ago than that is not recognised and is handled
  * again.
  */
-export function idempotentHandler(db: Db, consumer: string, fn: InboxHandler, options: InboxOptions = {}): EventHandler {
+export function idempotentHandler(db: Db, consumer: string, fn: InboxHandler, options: InboxOptions = {}): InboxEventHandler {
   // Values inlined (escaped), so the insert travels with the BEGIN: one round trip for both.
   const record = (event: EventEnvelope) => sql`INSERT INTO inbox (consumer, event_id) VALUES (${consumer}, ${event.id}::uuid)`;
   return (event, delivery) =>
     runConsumer(options.tracer, consumer, event, delivery.attempt, async () => {
       if (!options.withFirstQuery) {
-        await db.tx(async (tx) => {
+        return db.tx(async (tx): Promise<InboxOutcome> => {
           const inserted = await tx.query(`${record(event)} ON CONFLICT DO NOTHING`);
-          if (inserted.rowCount === 0) return;
+          if (inserted.rowCount === 0) return 'duplicate';
           await fn(event, tx, delivery);
+          return 'handled';
         });
-        return;
       }
       try {
         await db.tx(async (tx: TxClient) => {
@@ -65,9 +71,10 @@ export function idempotentHandler(db: Db, consumer: string, fn: InboxHandler, op
           // The handler may have caught its first query's error: the transaction is aborted all the same.
           if (isInboxConflict(tx.firstMessageError)) throw DUPLICATE;
         });
+        return 'handled';
       } catch (err) {
         // A handler that made no query meets the inbox only at the commit, whose message then fails the same way.
-        if (err === DUPLICATE || isInboxConflict(err)) return;
+        if (err === DUPLICATE || isInboxConflict(err)) return 'duplicate';
         throw err;
       }
     });

@@ -1,5 +1,5 @@
 export { createEnvelope, type EventEnvelope, type NewEvent } from './envelope.ts';
-export { DEFAULT_LEASE_SECONDS, type Bus, type DeadLetter, type Delivery, type EventHandler, type SubscriptionOptions } from './bus.ts';
+export { DEFAULT_LEASE_SECONDS, type Bus, type DeadLetter, type Delivery, type EventHandler, type SubscriptionOptions, type SubscriptionStats } from './bus.ts';
 export { appendToOutbox, onOutboxCommit, OUTBOX_CHANNEL } from './outbox.ts';
 export { startOutboxRelay, type OutboxRelay, type OutboxRelayOptions } from './relay.ts';
 export {
@@ -8,7 +8,7 @@ export {
   DEFAULT_OUTBOX_RETENTION_MS,
   type MessagingRetention,
 } from './retention.ts';
-export { idempotentHandler, type InboxHandler, type InboxOptions } from './inbox.ts';
+export { idempotentHandler, type InboxEventHandler, type InboxHandler, type InboxOptions, type InboxOutcome } from './inbox.ts';
 export { createBus, type CreateBusOptions } from './create-bus.ts';
 export { createPgBossBus, BUS_CHANNEL, type PgBossBusOptions } from './pgboss-bus.ts';
 export { createNatsBus, type NatsBusOptions } from './nats-bus.ts';

@@ -112,6 +112,8 @@ export function createNatsBus(options: NatsBusOptions): Bus {
   let closing = false;
   let handlersInFlight = 0;
   const consumers: { messages: ConsumerMessages; loop: Promise<void> }[] = [];
+  /** The durables of each subscription made here, for subscriptionStats(). */
+  const subscribed = new Map<string, string[]>();
 
   const conn = () => {
     if (!nc || !js || !jsm) throw new Error('NATS bus not started');
@@ -282,6 +284,7 @@ export function createNatsBus(options: NatsBusOptions): Bus {
       const slots = limiter(concurrency);
       for (const b of bindings) await ensureConsumer(b.durable, b.subject, maxAckPending, leaseMs);
       for (const b of bindings) await consume(sub, b.durable, slots, leaseMs);
+      subscribed.set(sub.name, bindings.map((b) => b.durable));
     },
 
     async deadLetters(subscription, limit = 100) {
@@ -324,6 +327,22 @@ export function createNatsBus(options: NatsBusOptions): Bus {
         if (!isNotFound(err)) throw err;
       });
       return true;
+    },
+
+    // Per subscription: messages its durables have not had acknowledged yet (not delivered, or delivered and not
+    // acked: being handled or waiting for a retry), and its subject's messages in the DLQ stream (one request for all).
+    async subscriptionStats() {
+      if (subscribed.size === 0) return [];
+      const { jsm } = conn();
+      const dlq = await jsm.streams.info(dlqStream, { subjects_filter: `${root}dlq.>` });
+      const dead = dlq.state.subjects ?? {};
+      return Promise.all(
+        [...subscribed].map(async ([subscription, durables]) => {
+          const infos = await Promise.all(durables.map((d) => jsm.consumers.info(eventsStream, d)));
+          const pending = infos.reduce((n, i) => n + i.num_pending + i.num_ack_pending, 0);
+          return { subscription, pending, deadLetters: dead[dlqSubject(subscription)] ?? 0 };
+        }),
+      );
     },
 
     async ping() {

@@ -400,6 +400,19 @@ export function createPgBossBus(options: PgBossBusOptions): Bus {
       });
     },
 
+    // Jobs not yet completed (created, retry, active) per queue, and the DLQ queues' jobs, in one query; pg-boss 10
+    // keeps a partition per queue, so only our queues' partitions are read.
+    async subscriptionStats() {
+      const queues = [...new Set(subscriptions.map((s) => s.queue))];
+      if (queues.length === 0) return [];
+      const { rows } = await pool.query<{ name: string; n: number }>(
+        `SELECT name, count(*)::int AS n FROM ${schema}.job WHERE name = ANY($1::text[]) AND state < 'completed' GROUP BY name`,
+        [[...queues, ...queues.map(deadLetterQueueName)]],
+      );
+      const count = new Map(rows.map((r) => [r.name, r.n]));
+      return queues.map((q) => ({ subscription: q, pending: count.get(q) ?? 0, deadLetters: count.get(deadLetterQueueName(q)) ?? 0 }));
+    },
+
     async ping() {
       await pool.query('SELECT 1');
     },

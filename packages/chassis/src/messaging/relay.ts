@@ -23,6 +23,8 @@ export interface OutboxRelayOptions extends MessagingRetention {
    * inboxRetentionMs; see retention.ts). Default 60 000 ms; 0 turns pruning off.
    */
   pruneIntervalMs?: number;
+  /** Told how many events each batch published, once they are marked (metrics). */
+  onPublished?: (count: number) => void;
 }
 
 export interface OutboxRelay {
@@ -156,7 +158,10 @@ export function startOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
         busy = r.busy;
         if (failures > 0) log.info({ afterFailures: failures }, 'outbox relay recovered');
         failures = 0;
-        if (r.published > 0) log.debug({ published: r.published }, 'outbox relayed');
+        if (r.published > 0) {
+          options.onPublished?.(r.published);
+          log.debug({ published: r.published }, 'outbox relayed');
+        }
       } catch (err) {
         failures++;
         const backoff = Math.min(200 * 2 ** (failures - 1), MAX_BACKOFF_MS);

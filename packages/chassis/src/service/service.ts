@@ -6,6 +6,7 @@ import { baseConfigShape, loadConfig, type BaseConfig } from '../config/config.t
 import type { Contract, EventData, EventDef, Handlers } from '../contract/define.ts';
 import { createDb, type Db, type Queryable } from '../data/db.ts';
 import { migrate } from '../data/migrate.ts';
+import { clientMetrics, createServiceMetrics, httpServerMetrics, loadSheddingMetrics, messagingMetrics, metricsRoute, resilienceMetrics, type ServiceMetrics } from '../metrics/index.ts';
 import { createHttpServer } from '../http/server.ts';
 import { createLogger } from '../log/logger.ts';
 import type { Bus } from '../messaging/bus.ts';
@@ -55,6 +56,8 @@ export interface ServiceContext<Cfg, Deps extends Record<string, Contract>> {
   clients: { [K in keyof Deps]: Client<Deps[K]> };
   /** The resilience pipeline of each dependency, by its service name (breaker, bulkhead, budget, stats). */
   resilience: ReadonlyMap<string, ResiliencePipeline>;
+  /** This instance's Prometheus metrics (`GET /metrics`): declare business metrics here (docs/observability.md). */
+  metrics: ServiceMetrics;
   /**
    * Appends events to the outbox inside the caller's transaction; the relay publishes them after commit. The event
    * continues the current request's or delivery's trace, or `trace` when given (a context stored with the work).
@@ -152,6 +155,7 @@ export async function startService<C extends Contract, S extends z.ZodRawShape, 
   // The chassis' own keys, typed (the config above is typed for the service's keys).
   const own = config as unknown as ProtectionConfig & { REQUEST_DEADLINE_MS: number };
   const log = createLogger({ service: name, version: def.contract.version, level: config.LOG_LEVEL, ...(config.SERVICE_INSTANCE ? { instance: config.SERVICE_INSTANCE } : {}) });
+  const metrics = createServiceMetrics({ onOverflow: (metric) => log.warn({ metric }, 'metric has too many label sets; further ones are counted as "other"') });
   // Spans unless OTEL_SDK_DISABLED: a ring of recent ones for /admin/traces, and OTLP export when configured.
   const tracing = createTracing({
     service: name,
@@ -171,6 +175,8 @@ export async function startService<C extends Contract, S extends z.ZodRawShape, 
   // One registry for the server's incoming faults and the clients' outgoing ones; off unless FAULTS_ENABLED.
   const faults = createFaultRegistry({ enabled: own.FAULTS_ENABLED });
   const pipelines = createPipelines(def, env, log);
+  resilienceMetrics(metrics, pipelines);
+  const dependencyMetrics = clientMetrics(metrics);
   const clients: Record<string, Client<Contract>> = {};
   for (const [key, dep] of Object.entries(def.dependencies ?? {})) {
     const pipeline = pipelines.get(dep.service);
@@ -183,7 +189,9 @@ export async function startService<C extends Contract, S extends z.ZodRawShape, 
       // Outermost first: the pipeline, then the service's own, then injected faults innermost, so retry, breaker
       // and bulkhead see an injected failure as a real attempt. A disabled policy is not in the list at all.
       policies: [
+        dependencyMetrics.calls(dep.service), // metrics: one logical call, outside everything
         ...(pipeline?.policies ?? []),
+        dependencyMetrics.attempts(dep.service), // metrics: each attempt the retry and breaker let out
         ...(def.clientPolicies?.(dep.service) ?? []),
         ...(faults.enabled ? [faultPolicy(faults, dep.service, { attemptTimeoutMs })] : []),
       ],
@@ -198,6 +206,7 @@ export async function startService<C extends Contract, S extends z.ZodRawShape, 
     bus: bus ?? (missing('bus') as Bus),
     clients: clients as ServiceContext<unknown, Deps>['clients'],
     resilience: pipelines,
+    metrics,
     async publish(tx, event, message) {
       const parsed = event.data.parse(message.data);
       const [envelope] = await appendToOutbox(tx, name, [{ type: event.type, subject: message.subject, data: parsed, ...(message.correlationId ? { correlationId: message.correlationId } : {}), ...(message.causationId ? { causationId: message.causationId } : {}), ...(message.trace ? { trace: message.trace } : {}) }], tracing?.tracer);
@@ -221,16 +230,20 @@ export async function startService<C extends Contract, S extends z.ZodRawShape, 
     // Before the routes: protection attaches its hooks to each route as it is declared.
     beforeRoutes: (app) => {
       protection = registerProtection(app, { config: own, env, serviceToken: config.SERVICE_TOKEN, log, faults, ...def.protection });
+      httpServerMetrics(app, metrics, { rateLimitGroup: (routeKey) => protection.limiter?.ruleFor(routeKey)?.group });
     },
   });
   // Not ready while shedding load, so a balancer steers traffic to other instances.
   Object.assign(readiness, protection.readiness);
   resilienceAdminRoutes(app, { pipelines, protection, serviceToken: config.SERVICE_TOKEN, log });
+  loadSheddingMetrics(metrics, protection.shedder);
+  metricsRoute(app, metrics);
   traceAdminRoutes(app, { service: name, tracing, serviceToken: config.SERVICE_TOKEN });
   parts.extend?.(app);
 
   // Consumers subscribe before this service publishes or serves anything: with pg-boss an event reaches only
   // the queues subscribed when it is published, so subscriptions must exist before any event can be caused.
+  const messaging = db && bus ? messagingMetrics(metrics, { db, bus, log }) : undefined;
   if (bus && db) {
     for (const sub of parts.subscriptions ?? []) {
       const schemas = new Map(sub.events.map((e) => [e.type, e.data]));
@@ -240,7 +253,7 @@ export async function startService<C extends Contract, S extends z.ZodRawShape, 
         ...(sub.maxAttempts !== undefined ? { maxAttempts: sub.maxAttempts } : {}),
         ...(sub.backoffMs !== undefined ? { backoffMs: sub.backoffMs } : {}),
         ...(sub.concurrency !== undefined ? { concurrency: sub.concurrency } : {}),
-        handler: idempotentHandler(
+        handler: messaging!.handler(sub.name, sub.events.map((e) => e.type), idempotentHandler(
           db,
           sub.name,
           async (event, tx, delivery) => {
@@ -249,12 +262,12 @@ export async function startService<C extends Contract, S extends z.ZodRawShape, 
             await sub.handle({ ...event, data } as EventEnvelope<never>, tx, delivery.attempt);
           },
           { withFirstQuery: sub.inboxWithFirstQuery === true, tracer: tracing?.tracer },
-        ),
+        )),
       });
     }
   }
   let relay: OutboxRelay | undefined;
-  if (db && bus) relay = startOutboxRelay({ db, bus, log, tracer: tracing?.tracer });
+  if (db && bus) relay = startOutboxRelay({ db, bus, log, tracer: tracing?.tracer, onPublished: messaging!.published });
   await app.listen({ port: config.PORT, host: config.HOST });
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.PORT;

@@ -1,0 +1,129 @@
+import { performance } from 'node:perf_hooks';
+import type { Db } from '../data/db.ts';
+import type { Bus, Delivery, EventHandler } from '../messaging/bus.ts';
+import type { EventEnvelope } from '../messaging/envelope.ts';
+import type { InboxOutcome } from '../messaging/inbox.ts';
+import { LATENCY_BUCKETS, type ServiceMetrics } from './registry.ts';
+import { throttledWarn, type WarnLog } from '../protection/warn-throttle.ts';
+import { sampler } from './sampler.ts';
+import type { HistogramSeries } from './series.ts';
+
+export interface MessagingMetricsOptions {
+  /** The service's database: its outbox is measured at scrape time. */
+  db: Db;
+  /** The bus: consumer backlog and dead letters at scrape time, when the adapter reports them. */
+  bus: Bus;
+  /** Where a failed or timed-out scrape-time read is reported (at most once a minute each); the gauges keep their last values. */
+  log?: WarnLog;
+}
+
+export interface MessagingMetrics {
+  /** `OutboxRelayOptions.onPublished`: counts what the relay published. */
+  published(count: number): void;
+  /**
+   * Wraps a subscription's handler: `bus_handler_duration_seconds{subscription, event_type, outcome}` (outcome
+   * `duplicate` when the inbox turned the delivery away) and `bus_redeliveries_total{subscription}`. `types` are the
+   * subscription's event types; anything else delivered to it is labelled `other`, so labels stay bounded.
+   */
+  handler(subscription: string, types: readonly string[], handle: (event: EventEnvelope, delivery: Delivery) => Promise<InboxOutcome | void>): EventHandler;
+}
+
+/**
+ * One query for both outbox gauges: rows not yet published and the age of the oldest. The partial index
+ * `outbox_unpublished_idx` holds exactly those rows, so the cost follows the backlog, not the table.
+ */
+const OUTBOX_SQL = `SELECT count(*)::int AS backlog, COALESCE(EXTRACT(EPOCH FROM now() - min(created_at)), 0)::float8 AS lag
+  FROM outbox WHERE published_at IS NULL`;
+
+type HandlerLabels = 'subscription' | 'event_type' | 'outcome';
+type HandlerOutcome = 'ok' | 'error' | 'duplicate';
+
+/**
+ * Messaging metrics of a service with an outbox and subscriptions. What costs a query (outbox backlog and lag,
+ * consumer backlog, dead letters) is read at scrape time, once per scrape, with a timeout; the relay and the
+ * handlers only bump resolved series.
+ */
+export function messagingMetrics(metrics: ServiceMetrics, options: MessagingMetricsOptions): MessagingMetrics {
+  const { db, bus } = options;
+  const warnOutbox = throttledWarn(options.log, 60_000);
+  const warnBus = throttledWarn(options.log, 60_000);
+
+  const outbox = sampler(() => db.one<{ backlog: number; lag: number }>(OUTBOX_SQL), { onError: (err) => warnOutbox({ err }, 'could not read the outbox backlog for metrics') });
+  metrics.gauge({
+    name: 'outbox_backlog_events',
+    help: 'events written to the outbox and not yet published',
+    async collect() {
+      const row = await outbox();
+      if (row) this.set(row.backlog);
+    },
+  });
+  metrics.gauge({
+    name: 'outbox_lag_seconds',
+    help: 'age of the oldest unpublished outbox event (0 when none)',
+    async collect() {
+      const row = await outbox();
+      if (row) this.set(row.lag);
+    },
+  });
+  const published = metrics.counter({ name: 'outbox_published_total', help: 'events the outbox relay published' }).series({});
+
+  const stats = bus.subscriptionStats?.bind(bus);
+  if (stats) {
+    const subscriptions = sampler(stats, { onError: (err) => warnBus({ err }, 'could not read subscription backlogs from the bus for metrics') });
+    metrics.gauge<'subscription'>({
+      name: 'bus_consumer_lag_events',
+      help: 'events not yet handled by a subscription (waiting, waiting for a retry, or being handled)',
+      labelNames: ['subscription'],
+      async collect() {
+        for (const s of (await subscriptions()) ?? []) this.set({ subscription: s.subscription }, s.pending);
+      },
+    });
+    metrics.gauge<'subscription'>({
+      name: 'bus_dead_letter_events',
+      help: "events in a subscription's dead-letter queue",
+      labelNames: ['subscription'],
+      async collect() {
+        for (const s of (await subscriptions()) ?? []) this.set({ subscription: s.subscription }, s.deadLetters);
+      },
+    });
+  }
+
+  const duration = metrics.histogram<HandlerLabels>({
+    name: 'bus_handler_duration_seconds',
+    help: 'event deliveries handled, by subscription, event type and outcome (ok, error, duplicate)',
+    labelNames: ['subscription', 'event_type', 'outcome'],
+    buckets: LATENCY_BUCKETS,
+  });
+  const redeliveries = metrics.counter<'subscription'>({
+    name: 'bus_redeliveries_total',
+    help: 'deliveries after the first of an event, by subscription',
+    labelNames: ['subscription'],
+  });
+
+  return {
+    published: (count) => published.inc(count),
+
+    handler(subscription, types, handle) {
+      const redelivered = redeliveries.series({ subscription });
+      const known = new Set(types);
+      const byType = new Map<string, Record<HandlerOutcome, HistogramSeries | undefined>>();
+      const observe = (type: string, outcome: HandlerOutcome, started: number) => {
+        const eventType = known.has(type) ? type : 'other';
+        let slots = byType.get(eventType);
+        if (!slots) byType.set(eventType, (slots = { ok: undefined, error: undefined, duplicate: undefined }));
+        (slots[outcome] ??= duration.series({ subscription, event_type: eventType, outcome })).observe((performance.now() - started) / 1000);
+      };
+      return (event, delivery) => {
+        const started = performance.now();
+        if (delivery.attempt > 1) redelivered.inc();
+        return handle(event, delivery).then(
+          (result) => observe(event.type, result === 'duplicate' ? 'duplicate' : 'ok', started),
+          (err: unknown) => {
+            observe(event.type, 'error', started);
+            throw err;
+          },
+        );
+      };
+    },
+  };
+}

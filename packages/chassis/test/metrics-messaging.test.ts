@@ -1,0 +1,193 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { connect } from 'nats';
+import { z } from 'zod';
+import {
+  createEnvelope,
+  createServiceMetrics,
+  defineContract,
+  defineService,
+  event,
+  idempotentHandler,
+  implement,
+  messagingMetrics,
+  parseExposition,
+  route,
+  sampleValue,
+  startService,
+  type Bus,
+  type Exposition,
+  type RunningService,
+} from '../src/index.ts';
+import { createTestDatabase, type TestDatabase } from '../src/testing/postgres.ts';
+import { cleanupStack, serviceDatabase, waitFor } from './messaging/helpers.ts';
+
+// Messaging metrics of a real service on a real bus: outbox backlog and relay, handler outcomes, redeliveries,
+// consumer backlog and dead letters, on pg-boss and (when it runs) NATS JetStream.
+
+const TOKEN = 'test-service-token-0123456789';
+
+const contract = defineContract({
+  service: 'metered',
+  routes: {
+    emit: route({ method: 'POST', path: '/emit/:kind', params: z.object({ kind: z.enum(['fine', 'flaky', 'poison']) }), responses: { 202: z.object({}) } }),
+  },
+  events: { Happened: event('metered.Happened.v1', z.object({ kind: z.string() })) },
+});
+
+const failedOnce = new Set<string>();
+const metered = defineService({
+  contract,
+  defaultPort: 0,
+  migrations: new URL('./fixtures/migrations/', import.meta.url),
+  bus: true,
+  setup: (ctx) => ({
+    routes: implement(contract, {
+      emit: async ({ params }) => {
+        await ctx.db.tx((tx) => ctx.publish(tx, contract.events.Happened, { subject: params.kind, data: { kind: params.kind } }));
+        return { status: 202, body: {} };
+      },
+    }),
+    subscriptions: [
+      {
+        name: 'metered.react',
+        events: [contract.events.Happened],
+        maxAttempts: 2,
+        backoffMs: 10,
+        async handle(e) {
+          const { kind } = e.data as { kind: string };
+          if (kind === 'poison') throw new Error('cannot handle this one');
+          if (kind === 'flaky' && !failedOnce.has(e.id)) {
+            failedOnce.add(e.id);
+            throw new Error('fails the first time');
+          }
+        },
+      },
+    ],
+  }),
+});
+
+async function natsReachable(url: string): Promise<boolean> {
+  try {
+    const nc = await connect({ servers: url, timeout: 2000, maxReconnectAttempts: 0 });
+    await nc.close();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const NATS_URL = process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
+const natsUp = await natsReachable(NATS_URL);
+
+for (const engine of ['pg-boss', 'nats'] as const) {
+  describe(`messaging metrics on ${engine}`, { skip: engine === 'nats' && !natsUp ? 'needs NATS JetStream at 127.0.0.1:4222 (or set NATS_URL)' : false }, () => {
+    const cleanup = cleanupStack();
+    let service: RunningService;
+
+    before(async () => {
+      const data: TestDatabase = await createTestDatabase('metrics_svc');
+      cleanup.add(() => data.drop());
+      let busUrl: string;
+      if (engine === 'pg-boss') {
+        const busDb = await createTestDatabase('metrics_bus');
+        cleanup.add(() => busDb.drop());
+        busUrl = busDb.url;
+      } else {
+        const prefix = `M${randomBytes(5).toString('hex').toUpperCase()}`;
+        busUrl = `${NATS_URL}?streams=${prefix}`;
+        cleanup.add(async () => {
+          const nc = await connect({ servers: NATS_URL });
+          try {
+            const jsm = await nc.jetstreamManager();
+            for (const s of [`${prefix}_EVENTS`, `${prefix}_DLQ`]) await jsm.streams.delete(s).catch(() => false);
+          } finally {
+            await nc.close();
+          }
+        });
+      }
+      service = await startService(metered, { PORT: '0', SERVICE_TOKEN: TOKEN, LOG_LEVEL: 'silent', DATABASE_URL: data.url, BUS_URL: busUrl });
+      cleanup.add(() => service.stop());
+    });
+    after(() => cleanup.run());
+
+    const scrape = async (): Promise<Exposition> => parseExposition(await (await fetch(`${service.url}/metrics`)).text());
+    const emit = async (kind: string) => assert.equal((await fetch(`${service.url}/emit/${kind}`, { method: 'POST' })).status, 202);
+    const handled = (e: Exposition, outcome: string) =>
+      sampleValue(e, 'bus_handler_duration_seconds_count', { subscription: 'metered.react', event_type: 'metered.Happened.v1', outcome });
+
+    test('every messaging metric is exported from the start', async () => {
+      const e = await scrape();
+      for (const name of ['outbox_backlog_events', 'outbox_lag_seconds', 'outbox_published_total', 'bus_consumer_lag_events', 'bus_handler_duration_seconds', 'bus_redeliveries_total', 'bus_dead_letter_events']) {
+        assert.ok(e.families.has(name), `${name} is declared`);
+      }
+      assert.equal(sampleValue(e, 'bus_redeliveries_total', { subscription: 'metered.react' }), 0);
+      assert.equal(sampleValue(e, 'bus_dead_letter_events', { subscription: 'metered.react' }), 0);
+      assert.ok(e.samples.some((s) => s.name === 'bus_consumer_lag_events' && s.labels.subscription === 'metered.react'));
+    });
+
+    test('published events, handled deliveries, a redelivery and a dead letter show up', async () => {
+      await emit('fine');
+      await emit('flaky');
+      await emit('poison');
+      const e = await waitFor('the deliveries to be handled and dead-lettered', async () => {
+        const x = await scrape();
+        return handled(x, 'ok') === 2 && sampleValue(x, 'bus_dead_letter_events', { subscription: 'metered.react' }) === 1 ? x : undefined;
+      });
+      assert.equal(sampleValue(e, 'outbox_published_total'), 3);
+      assert.equal(sampleValue(e, 'outbox_backlog_events'), 0);
+      assert.equal(sampleValue(e, 'outbox_lag_seconds'), 0);
+      // flaky failed once, poison twice (maxAttempts 2): three errors, two of them followed by a redelivery.
+      assert.equal(handled(e, 'error'), 3);
+      assert.equal(sampleValue(e, 'bus_redeliveries_total', { subscription: 'metered.react' }), 2);
+      const lag = await waitFor('the consumer backlog to drain', async () => {
+        const x = await scrape();
+        return sampleValue(x, 'bus_consumer_lag_events', { subscription: 'metered.react' }) === 0 ? x : undefined;
+      });
+      assert.ok(lag);
+    });
+  });
+}
+
+test('outbox backlog and lag are read at scrape time; a duplicate delivery is its own outcome', async () => {
+  const cleanup = cleanupStack();
+  try {
+    const db = await serviceDatabase('metrics_outbox', cleanup.add);
+    const metrics = createServiceMetrics({ defaultMetrics: false });
+    // A bus that reports nothing: the consumer gauges are then not declared.
+    const bus = {} as Bus;
+    const messaging = messagingMetrics(metrics, { db, bus });
+    const envelope = createEnvelope('metered', { type: 'metered.Happened.v1', subject: 's', data: {} }, {});
+    await db.query(`INSERT INTO outbox (id, type, subject, envelope, created_at) VALUES ($1, $2, $3, $4, now() - interval '30 seconds')`, [envelope.id, envelope.type, envelope.subject, JSON.stringify(envelope)]);
+    let e = parseExposition((await metrics.scrape()).body);
+    assert.equal(sampleValue(e, 'outbox_backlog_events'), 1);
+    assert.ok(sampleValue(e, 'outbox_lag_seconds') >= 30);
+    assert.equal(e.families.has('bus_consumer_lag_events'), false);
+
+    const handler = messaging.handler('metered.react', ['metered.Happened.v1'], idempotentHandler(db, 'metered.react', async () => {}));
+    const delivered = { ...envelope, id: randomUUID() };
+    await handler(delivered, { attempt: 1 });
+    await handler(delivered, { attempt: 2 });
+    await handler({ ...delivered, id: randomUUID(), type: 'unexpected.Type.v1' }, { attempt: 1 });
+    // A second scrape within a second reuses the first one's outbox read.
+    e = parseExposition((await metrics.scrape()).body);
+    const count = (event_type: string, outcome: string) => sampleValue(e, 'bus_handler_duration_seconds_count', { subscription: 'metered.react', event_type, outcome });
+    assert.equal(count('metered.Happened.v1', 'ok'), 1);
+    assert.equal(count('metered.Happened.v1', 'duplicate'), 1);
+    assert.equal(count('other', 'ok'), 1, 'a type the subscription did not declare is labelled other');
+    assert.equal(sampleValue(e, 'bus_redeliveries_total', { subscription: 'metered.react' }), 1);
+  } finally {
+    await cleanup.run();
+  }
+});
+
+test('a scrape still answers when the outbox cannot be read', async () => {
+  const metrics = createServiceMetrics({ defaultMetrics: false });
+  const db = { one: () => Promise.reject(new Error('database down')) } as unknown as Parameters<typeof messagingMetrics>[1]['db'];
+  const warnings: string[] = [];
+  messagingMetrics(metrics, { db, bus: {} as Bus, log: { warn: (_obj, msg) => void warnings.push(msg) } });
+  const e = parseExposition((await metrics.scrape()).body);
+  assert.ok(e.families.has('outbox_backlog_events'));
+  assert.deepEqual(warnings, ['could not read the outbox backlog for metrics']);
+});
