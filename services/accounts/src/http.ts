@@ -55,6 +55,7 @@ function availableOf({ sums, holds }: Balances, assets: Iterable<string>): Map<s
 
 export function accountRoutes(ctx: AccountsContext): Pick<AccountsHandlers, 'openAccount' | 'listAccounts' | 'getAccount' | 'deposit' | 'listEntries' | 'ledgerTotals'> {
   const { db } = ctx;
+  const deposits = ctx.metrics.counter<'currency'>({ name: 'simplebank_deposits_total', help: 'deposits accepted (a repeated idempotency key is not a new one), by currency', labelNames: ['currency'] });
   return {
     async openAccount({ body }) {
       const { account, created, summary } = await db.tx(async (tx) => {
@@ -96,6 +97,7 @@ export function accountRoutes(ctx: AccountsContext): Pick<AccountsHandlers, 'ope
           subject: account.id,
           data: { accountId: account.id, depositId, amount: formatMoney(amount) },
         });
+        tx.afterCommit(() => deposits.inc({ currency: account.currency }));
         return { id: depositId, accountId: account.id, entryId, amount: formatMoney(amount) };
       });
       return { status: 201, body: result };

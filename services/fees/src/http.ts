@@ -5,7 +5,7 @@ import { findCharge, insertCharge, markRefunded, toCharge, type ChargeRow } from
 import { computeFee, type FeeSchedule } from './domain/fee.ts';
 
 /** What the handlers need from the service context; narrow so tests or other wiring can supply it. */
-export type FeesContext = Pick<ServiceContext<unknown, Record<never, Contract>>, 'db' | 'publish'>;
+export type FeesContext = Pick<ServiceContext<unknown, Record<never, Contract>>, 'db' | 'publish' | 'metrics'>;
 
 const chargeNotFound = (orderId: string) => new ProblemError(404, 'charge_not_found', `no fee was charged for order ${orderId}`);
 
@@ -25,6 +25,8 @@ function assertSameTerms(row: ChargeRow, accountId: string, notional: bigint): v
 
 export function feeRoutes(ctx: FeesContext, schedule: FeeSchedule): Handlers<typeof feesContract> {
   const { events } = feesContract;
+  // Fees are charged in the accounts' cash currency, USD (the only one the ledger has).
+  const charged = ctx.metrics.counter<'currency'>({ name: 'simplebank_fees_charged_total', help: 'fees charged (a repeated charge of an order is not a new one), by currency', labelNames: ['currency'] }).series({ currency: 'USD' });
   return {
     getSchedule: async () => ({
       status: 200,
@@ -46,6 +48,7 @@ export function feeRoutes(ctx: FeesContext, schedule: FeeSchedule): Handlers<typ
             subject: inserted.order_id,
             data: { orderId: inserted.order_id, accountId: inserted.account_id, fee: formatMoney(BigInt(inserted.fee)) },
           });
+          tx.afterCommit(() => charged.inc());
           return { created: true, row: inserted };
         }
         // A repeat: the stored charge wins, fee included, even if the schedule has changed since.

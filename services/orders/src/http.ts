@@ -9,6 +9,7 @@ import type { z } from 'zod';
 import { ordersContract, type Order as OrderDto } from './contract.ts';
 import { findByIdempotencyKey, findOrder, historyOf, insertOrder, listOrders, lockOrder, logStep, saveOrder, traceIdOf } from './data.ts';
 import { isOrderError, Order, type HistoryEntry } from './domain/order.ts';
+import type { OrderMetrics } from './metrics.ts';
 
 type PlaceBody = z.infer<typeof ordersContract.routes.placeOrder.body>;
 
@@ -53,7 +54,7 @@ function visible(order: Order | undefined, customerId: string | undefined): orde
   return order !== undefined && (customerId === undefined || order.state.customerId === customerId);
 }
 
-export function routes(ctx: Pick<ServiceContext<unknown, Record<string, Contract>>, 'db' | 'publish'>): Handlers<typeof ordersContract> {
+export function routes(ctx: Pick<ServiceContext<unknown, Record<string, Contract>>, 'db' | 'publish'>, metrics: OrderMetrics): Handlers<typeof ordersContract> {
   const db: Db = ctx.db;
   const ev = ordersContract.events;
 
@@ -78,6 +79,7 @@ export function routes(ctx: Pick<ServiceContext<unknown, Record<string, Contract
         // The order keeps its trace id: the saga's every step, in every service, is in that trace.
         if (await insertOrder(tx, order, key, fingerprint, currentContext()?.traceId)) {
           await logStep(tx, order.id, 'submit', 'ok', { idempotencyKey: key });
+          metrics.transitions(tx, order);
           // Same transaction as the insert: the saga starts if and only if the order exists.
           await ctx.publish(tx, ev.OrderSubmitted, { subject: order.id, correlationId: order.id, data: { orderId: order.id, accountId: order.state.accountId } });
           return { order, created: true };
@@ -118,6 +120,7 @@ export function routes(ctx: Pick<ServiceContext<unknown, Record<string, Contract
             // Nothing is held yet; if the reserve step is mid-flight it sees `cancelled` and releases its hold.
             order.cancel(now);
             await saveOrder(tx, order);
+            metrics.transitions(tx, order);
             await logStep(tx, order.id, 'cancel', 'ok', { by: 'customer' });
             await ctx.publish(tx, ev.OrderCancelled, { subject: order.id, correlationId: order.id, data: { ...ref, customerId: s.customerId } });
           } else if (order.requestCancel(now)) {

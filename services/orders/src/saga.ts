@@ -23,6 +23,7 @@ import { formatMoney, parseMoney, times } from '@simplebank/money';
 import type { z } from 'zod';
 import { ordersContract } from './contract.ts';
 import { lockOrder, findOrder, logStep, saveOrder } from './data.ts';
+import type { OrderMetrics } from './metrics.ts';
 import { isOrderError, type Order } from './domain/order.ts';
 import { holdsCash, maxNotional, planReservation } from './domain/reservation.ts';
 import { OwnershipCache } from './ownership.ts';
@@ -55,6 +56,8 @@ export interface SagaOptions {
   priceCacheMs: number;
   /** How long fees' quote for a notional is reused (prices.ts); 0 asks fees for every order. */
   quoteCacheMs: number;
+  /** Transitions and compensations, counted after commit (metrics.ts). */
+  metrics: OrderMetrics;
 }
 
 /** A saga step taken before its transaction, written to the saga log with it. */
@@ -95,7 +98,7 @@ const upstreamDetail = (err: unknown): Record<string, unknown> =>
     : { error: err instanceof Error ? err.message : String(err) };
 
 export function createSaga(options: SagaOptions) {
-  const { clients, publish, log } = options;
+  const { clients, publish, log, metrics } = options;
   const ownership = new OwnershipCache(10_000);
   const prices = new PriceCache(options.priceCacheMs, async (symbol) => parseMoney((await clients.marketData.getPrice({ params: { symbol } })).body.price));
   const quotes = new QuoteCache(options.quoteCacheMs, 10_000, async (notional) => (await clients.fees.quote({ body: { notional } })).body.fee);
@@ -107,6 +110,7 @@ export function createSaga(options: SagaOptions) {
   async function reject(tx: Queryable, order: Order, reason: string): Promise<void> {
     order.reject(reason, new Date());
     await saveOrder(tx, order);
+    metrics.transitions(tx, order);
     await logStep(tx, order.id, 'reject', 'ok', { reason });
     await publish(tx, ev.OrderRejected, { ...subject(order), data: { ...ref(order), customerId: order.state.customerId, reason } });
   }
@@ -197,6 +201,7 @@ export function createSaga(options: SagaOptions) {
         // accounts: release whatever that attempt may have held. A no-op when nothing was held.
         if (!current.isFinal || current.status === 'filled') return;
         await release(tx, current, `order ${current.status} before it was reserved`);
+        metrics.compensated(tx, 'cancelled');
         return;
       }
 
@@ -222,6 +227,7 @@ export function createSaga(options: SagaOptions) {
         const err = failure;
         log.error({ err, orderId, attempt }, 'reserve step failed for good; rejecting the order');
         await release(tx, current, 'reserve step gave up');
+        metrics.compensated(tx, 'failed');
         const reason = isTransient(err) ? 'could not reserve: a service is unavailable' : `could not reserve (${isUpstreamError(err) ? err.code : 'error'})`;
         refusal = new Refused(reason, 'reserve', { ...upstreamDetail(err), attempt });
       }
@@ -236,11 +242,15 @@ export function createSaga(options: SagaOptions) {
       if (order.status !== 'pending') {
         // Already accepted (or further): this step ran before, nothing to undo. Ended without a fill (the customer
         // cancelled before or while we were reserving): give back whatever the calls held instead of going on.
-        if (order.isFinal && order.status !== 'filled') await release(tx, order, `order ${order.status} while reserving`);
+        if (order.isFinal && order.status !== 'filled') {
+          await release(tx, order, `order ${order.status} while reserving`);
+          metrics.compensated(tx, 'cancelled');
+        }
         return;
       }
       order.accept(new Date());
       await saveOrder(tx, order);
+      metrics.transitions(tx, order);
       await logStep(tx, orderId, 'accept', 'ok');
       const s = order.state;
       await publish(tx, ev.OrderAccepted, {
@@ -267,6 +277,7 @@ export function createSaga(options: SagaOptions) {
       }
       order.place(new Date());
       await saveOrder(tx, order);
+      metrics.transitions(tx, order);
       await logStep(tx, order.id, 'place', 'ok', { expiresAt: data.expiresAt });
     },
 
@@ -317,6 +328,7 @@ export function createSaga(options: SagaOptions) {
 
       order.fill({ quantity: data.quantity, price, fee }, now);
       await saveOrder(tx, order);
+      metrics.transitions(tx, order);
       await logStep(tx, order.id, 'fill', 'ok', detail);
       await publish(tx, ev.OrderFilled, {
         ...subject(order),
@@ -366,6 +378,8 @@ export function createSaga(options: SagaOptions) {
         await saveOrder(tx, order);
         await publish(tx, ev.OrderCancelled, { ...base, data: { ...ref(order), customerId: s.customerId } });
       }
+      metrics.transitions(tx, order);
+      metrics.compensated(tx, outcome);
       await logStep(tx, order.id, step, 'ok', data.reason ? { reason: data.reason } : undefined);
     },
   };

@@ -4,6 +4,7 @@ import { ordersContract } from './contract.ts';
 import { DEFAULT_SLIPPAGE_BPS } from './domain/reservation.ts';
 import { sagaConcurrency, subscriptions } from './events.ts';
 import { routes } from './http.ts';
+import { orderMetrics } from './metrics.ts';
 import { createSaga, dependencies } from './saga.ts';
 
 export const service = defineService({
@@ -44,6 +45,7 @@ export const service = defineService({
       .describe('how long the fee quoted for a notional is reused (a quote is a pure function of the notional and the schedule); 0 = ask fees every time'),
   },
   setup(ctx) {
+    const metrics = orderMetrics(ctx.metrics, ctx.db, ctx.log);
     const saga = createSaga({
       db: ctx.db,
       clients: ctx.clients,
@@ -53,8 +55,9 @@ export const service = defineService({
       reserveMaxAttempts: ctx.config.ORDER_RESERVE_ATTEMPTS,
       priceCacheMs: ctx.config.ORDER_PRICE_CACHE_MS,
       quoteCacheMs: ctx.config.ORDER_QUOTE_CACHE_MS,
+      metrics,
     });
     const retry = { reserveAttempts: ctx.config.ORDER_RESERVE_ATTEMPTS, backoffMs: ctx.config.ORDER_RETRY_BACKOFF_MS };
-    return { routes: routes(ctx), subscriptions: subscriptions(saga, retry, sagaConcurrency(ctx.config.DB_POOL_MAX)) };
+    return { routes: routes(ctx, metrics), subscriptions: subscriptions(saga, retry, sagaConcurrency(ctx.config.DB_POOL_MAX)) };
   },
 });
