@@ -17,8 +17,9 @@ const FINAL: OrderStatus[] = ['filled', 'rejected', 'expired', 'cancelled'];
 let bank: Bank;
 
 before(async () => {
-  // Few, quick retries so the give-up path of the reserve step is reachable in a test.
-  bank = await startBank({ ORDER_RESERVE_ATTEMPTS: '4', ORDER_RETRY_BACKOFF_MS: '50' });
+  // Few, quick retries so the give-up path of the reserve step is reachable in a test. The client's own retries of
+  // a failed call to accounts are off: these tests count the saga's redeliveries, one call to accounts each.
+  bank = await startBank({ ORDER_RESERVE_ATTEMPTS: '4', ORDER_RETRY_BACKOFF_MS: '50', RESILIENCE_ACCOUNTS_RETRY_ATTEMPTS: '1' });
 });
 
 after(async () => {
