@@ -24,6 +24,15 @@ export const REDACT_PATHS = [
   'req.headers["x-service-token"]',
   'secret',
   '*.secret',
+  // Card and bank numbers, should a payload ever carry one.
+  'cardNumber',
+  '*.cardNumber',
+  'pan',
+  '*.pan',
+  'iban',
+  '*.iban',
+  'accountNumber',
+  '*.accountNumber',
 ];
 
 export interface LoggerOptions {
@@ -44,7 +53,10 @@ export function createLogger(options: LoggerOptions): Logger {
       // Every line carries the ids of the request/trace it was written under, without threading a child logger around.
       mixin() {
         const ctx = currentContext();
-        return ctx ? { requestId: ctx.requestId, traceId: ctx.traceId, spanId: ctx.spanId } : {};
+        if (!ctx) return {};
+        return ctx.customerId === undefined
+          ? { requestId: ctx.requestId, traceId: ctx.traceId, spanId: ctx.spanId }
+          : { requestId: ctx.requestId, traceId: ctx.traceId, spanId: ctx.spanId, customerId: ctx.customerId };
       },
     },
     options.destination,
