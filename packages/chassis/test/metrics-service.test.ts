@@ -180,3 +180,23 @@ test('call outcomes: how each failure is classified', () => {
   assert.equal(callOutcome(new UpstreamRejectedError({ code: 'bulkhead_full', service: 's', operation: 'o', dependency: 's', message: 'x' })), 'rejected_bulkhead');
   assert.equal(callOutcome(new Error('bug')), 'error');
 });
+
+test('METRICS_ENABLED=false: no per-request or per-call recording, /metrics still served', async () => {
+  const quiet = (await startService(caller, {
+    PORT: '0',
+    SERVICE_TOKEN: TOKEN,
+    LOG_LEVEL: 'silent',
+    CALLEE_URL: calleeService.url,
+    METRICS_ENABLED: 'false',
+  })) as unknown as RunningService;
+  try {
+    const res = await fetch(`${quiet.url}/run/ok`, { method: 'POST' });
+    assert.equal(res.status, 200);
+    const e = await scrape(quiet);
+    assert.ok(e.families.has('process_cpu_seconds_total'));
+    assert.equal(e.samples.some((s) => s.name === 'http_server_request_duration_seconds_count'), false);
+    assert.equal(e.samples.some((s) => s.name === 'http_client_request_duration_seconds_count'), false);
+  } finally {
+    await quiet.stop();
+  }
+});

@@ -1,6 +1,20 @@
 import { z } from 'zod';
 
 /** Config every service reads from its environment. Each key documents itself. */
+const TRUE = new Set(['true', '1', 'yes', 'on']);
+const FALSE = new Set(['false', '0', 'no', 'off']);
+
+/** An on/off env setting: true/false, 1/0, yes/no, on/off (any case); anything else stops start-up naming it. */
+export const envFlag = (fallback: boolean, description: string) =>
+  z
+    .string()
+    .trim()
+    .toLowerCase()
+    .refine((v) => TRUE.has(v) || FALSE.has(v), 'must be true or false')
+    .transform((v) => TRUE.has(v))
+    .default(fallback)
+    .describe(description);
+
 export const baseConfigShape = {
   PORT: z.coerce.number().int().min(0).max(65535).describe('TCP port to listen on (0 = any free port)'),
   HOST: z.string().default('127.0.0.1').describe('interface to bind'),
@@ -10,6 +24,7 @@ export const baseConfigShape = {
   DATABASE_URL: z.string().url().optional().describe('the service\'s own PostgreSQL database'),
   BUS_URL: z.string().url().optional().describe('event bus: postgres://… (pg-boss) or nats://… (JetStream)'),
   DB_POOL_MAX: z.coerce.number().int().min(1).max(500).default(10).describe('connections in the service\'s database pool'),
+  METRICS_ENABLED: envFlag(true, 'record per-request and per-call metrics (HTTP server, dependencies); messaging, business and process metrics are always kept'),
   SHUTDOWN_GRACE_MS: z.coerce.number().int().positive().default(10_000).describe('time allowed to drain on SIGTERM'),
 };
 

@@ -1,20 +1,9 @@
 import { z } from 'zod';
-import { ConfigError } from '../config/config.ts';
+import { ConfigError, envFlag } from '../config/config.ts';
 import { LOAD_SHEDDING_DEFAULTS } from './load-shedding.ts';
 import { RATE_LIMIT_DEFAULTS, type RateLimitGroup } from './rate-limit.ts';
 
-const TRUE = new Set(['true', '1', 'yes', 'on']);
-const FALSE = new Set(['false', '0', 'no', 'off']);
-
-const flag = (fallback: boolean, description: string) =>
-  z
-    .string()
-    .trim()
-    .toLowerCase()
-    .refine((v) => TRUE.has(v) || FALSE.has(v), 'must be true or false')
-    .transform((v) => TRUE.has(v))
-    .default(fallback)
-    .describe(description);
+const flag = envFlag;
 
 /** `POST /orders=32, GET /prices/:symbol=64` → `{ 'POST /orders': 32, 'GET /prices/:symbol': 64 }`. */
 export function parseRouteConcurrency(value: string): Record<string, number> {

@@ -189,9 +189,9 @@ export async function startService<C extends Contract, S extends z.ZodRawShape, 
       // Outermost first: the pipeline, then the service's own, then injected faults innermost, so retry, breaker
       // and bulkhead see an injected failure as a real attempt. A disabled policy is not in the list at all.
       policies: [
-        dependencyMetrics.calls(dep.service), // metrics: one logical call, outside everything
+        ...(config.METRICS_ENABLED ? [dependencyMetrics.calls(dep.service)] : []), // metrics: one logical call, outside everything
         ...(pipeline?.policies ?? []),
-        dependencyMetrics.attempts(dep.service), // metrics: each attempt the retry and breaker let out
+        ...(config.METRICS_ENABLED ? [dependencyMetrics.attempts(dep.service)] : []), // metrics: each attempt the retry and breaker let out
         ...(def.clientPolicies?.(dep.service) ?? []),
         ...(faults.enabled ? [faultPolicy(faults, dep.service, { attemptTimeoutMs })] : []),
       ],
@@ -230,7 +230,7 @@ export async function startService<C extends Contract, S extends z.ZodRawShape, 
     // Before the routes: protection attaches its hooks to each route as it is declared.
     beforeRoutes: (app) => {
       protection = registerProtection(app, { config: own, env, serviceToken: config.SERVICE_TOKEN, log, faults, ...def.protection });
-      httpServerMetrics(app, metrics, { rateLimitGroup: (routeKey) => protection.limiter?.ruleFor(routeKey)?.group });
+      if (config.METRICS_ENABLED) httpServerMetrics(app, metrics, { rateLimitGroup: (routeKey) => protection.limiter?.ruleFor(routeKey)?.group });
     },
   });
   // Not ready while shedding load, so a balancer steers traffic to other instances.

@@ -1,7 +1,5 @@
 import { z } from 'zod';
-
-const TRUE = new Set(['true', '1', 'yes', 'on']);
-const FALSE = new Set(['false', '0', 'no', 'off']);
+import { envFlag } from '../config/config.ts';
 
 /** The sampler names of the OpenTelemetry environment specification (OTEL_TRACES_SAMPLER). */
 export const SAMPLERS = ['always_on', 'always_off', 'traceidratio', 'parentbased_always_on', 'parentbased_always_off', 'parentbased_traceidratio'] as const;
@@ -13,14 +11,7 @@ export type SamplerName = (typeof SAMPLERS)[number];
  * rather than silently falling back as the SDK would.
  */
 export const tracingConfigShape = {
-  OTEL_SDK_DISABLED: z
-    .string()
-    .trim()
-    .toLowerCase()
-    .refine((v) => TRUE.has(v) || FALSE.has(v), 'must be true or false')
-    .transform((v) => TRUE.has(v))
-    .default(false)
-    .describe('true: no spans at all (trace ids still travel on calls and events, and appear in logs)'),
+  OTEL_SDK_DISABLED: envFlag(false, 'true: no spans at all (trace ids still travel on calls and events, and appear in logs)'),
   OTEL_TRACES_SAMPLER: z.enum(SAMPLERS).default('parentbased_always_on').describe('which traces are recorded: an OpenTelemetry sampler name'),
   OTEL_TRACES_SAMPLER_ARG: z.coerce
     .number()
