@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
-import { defineContract, defineService, route } from '@simplebank/chassis';
+import { defineContract, defineService, RESILIENCE_DEFAULTS, route } from '@simplebank/chassis';
 
 /**
  * The smallest useful call: a path parameter in, a small JSON object out. Anything heavier would hide the
@@ -18,7 +18,10 @@ export const echoContract = defineContract({
   },
 });
 
-/** A stateless chassis service, started exactly as a real one (startService), so the benchmark sees every hook. */
+/**
+ * A stateless chassis service: started by startService as a real one is (its switches deciding what is on), or as the
+ * chassis core (every switch off).
+ */
 export const echoService = defineService({
   contract: echoContract,
   defaultPort: 0,
@@ -56,8 +59,5 @@ export function cpuReport(): CpuReport {
   return { ...process.cpuUsage(), waitUs };
 }
 
-export type Mode = 'chassis' | 'bare';
-export const isMode = (v: string | undefined): v is Mode => v === 'chassis' || v === 'bare';
-
-/** Keep-alive connections per client, identical for both so only the code differs (the chassis default). */
-export const CONNECTIONS = 32;
+/** Keep-alive connections of the bare undici Pool: the chassis client's default, so only the code differs. */
+export const CONNECTIONS = RESILIENCE_DEFAULTS.connections;

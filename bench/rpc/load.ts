@@ -1,34 +1,16 @@
 // One load-generator process: a closed loop of `concurrency` callers against one server for warm-up + duration.
-// Prints one JSON line with the measured figures. Separate from the server so they don't share an event loop.
+// Prints one line, `RESULT {json}`, with the measured figures. Separate from the server so they don't share an event loop.
 import { createHistogram } from 'node:perf_hooks';
-import { Pool } from 'undici';
-import { createClient } from '@simplebank/chassis';
-import { CONNECTIONS, CPU_PATH, cpuReport, echoContract, isMode, type CpuReport } from './echo.ts';
+import { stackCaller } from './callers.ts';
+import { CPU_PATH, cpuReport, type CpuReport } from './echo.ts';
+import { isStack } from './stacks.ts';
 
-const [mode, url, concurrencyArg, warmupArg, durationArg] = process.argv.slice(2);
-if (!isMode(mode) || !url) throw new Error('usage: load.ts chassis|bare <url> <concurrency> <warmupS> <durationS>');
+const [stack, url, concurrencyArg, warmupArg, durationArg] = process.argv.slice(2);
+if (!isStack(stack) || !url) throw new Error('usage: load.ts <stack> <url> <concurrency> <warmupS> <durationS>');
 const concurrency = Number(concurrencyArg ?? 64);
 const warmupMs = Number(warmupArg ?? 2) * 1000;
 const durationMs = Number(durationArg ?? 10) * 1000;
-
-let call: (id: string) => Promise<void>;
-let close: () => Promise<void>;
-if (mode === 'chassis') {
-  const client = createClient(echoContract, { baseUrl: url, connections: CONNECTIONS });
-  call = async (id) => {
-    const res = await client.echo({ params: { id } });
-    if (res.body.id !== id) throw new Error('wrong echo');
-  };
-  close = () => client.close();
-} else {
-  const pool = new Pool(url, { connections: CONNECTIONS, pipelining: 1 });
-  call = async (id) => {
-    const res = await pool.request({ method: 'GET', path: `/echo/${encodeURIComponent(id)}` });
-    const body = (await res.body.json()) as { id: string };
-    if (res.statusCode !== 200 || body.id !== id) throw new Error('wrong echo');
-  };
-  close = () => pool.close();
-}
+const { call, close } = await stackCaller(stack, url, concurrency);
 
 // CPU snapshots of both processes at the window's edges (one extra request each: noise, not load).
 const serverCpu = async () => (await (await fetch(new URL(CPU_PATH, url))).json()) as CpuReport;
@@ -39,6 +21,7 @@ type Snapshot = Awaited<ReturnType<typeof snapshot>>;
 const latency = createHistogram({ lowest: 1, highest: 60_000_000, figures: 3 });
 let calls = 0;
 let errors = 0;
+let firstError: string | undefined;
 const start = performance.now();
 const measureFrom = start + warmupMs;
 const measureUntil = measureFrom + durationMs;
@@ -51,9 +34,10 @@ async function caller(n: number) {
     const t0 = performance.now();
     if (t0 >= measureUntil) return;
     try {
-      await call(`${n}-${i++}`);
-    } catch {
+      await call(n, `${n}-${i++}`);
+    } catch (err) {
       errors++;
+      firstError ??= (err as Error).message;
       continue;
     }
     const t1 = performance.now();
@@ -68,13 +52,15 @@ async function caller(n: number) {
 await Promise.all(Array.from({ length: concurrency }, (_, n) => caller(n)));
 const [from, until] = await Promise.all([windowStart, windowEnd]);
 await close();
+// Prefixed: a wired caller's own log lines (JSON) go to stdout too.
 process.stdout.write(
-  `${JSON.stringify({
-    mode,
+  `RESULT ${JSON.stringify({
+    stack,
     concurrency,
     seconds: durationMs / 1000,
     calls,
     errors,
+    ...(firstError ? { firstError } : {}),
     throughput: calls / (durationMs / 1000),
     p50Ms: latency.percentile(50) / 1000,
     p99Ms: latency.percentile(99) / 1000,
@@ -89,3 +75,4 @@ process.stdout.write(
     serverWaited: (until.server.waitUs - from.server.waitUs) / (durationMs * 1000),
   })}\n`,
 );
+process.exit(0);

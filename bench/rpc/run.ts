@@ -1,25 +1,28 @@
-// RPC overhead benchmark: the chassis client + chassis server against bare fastify + an undici Pool.
+// RPC overhead benchmark: one trivial call through several stacks in one run — bare fastify + an undici Pool, the
+// chassis core, the chassis with its client pipeline, with its observability — judged against the budgets of issues
+// 2, 3 and 4 (stacks.ts says what each stack includes and which ratio each budget is).
 //
-//   node --import tsx bench/rpc/run.ts [--duration=5] [--warmup=2] [--concurrency=64] [--rounds=5] [--profile] [--source]
+//   node --import tsx bench/rpc/run.ts [--duration=5] [--warmup=2] [--concurrency=64] [--rounds=5]
+//                                      [--stacks=bare,chassis,…|all] [--profile] [--source]
 //
-// Both servers run in one process each, pinned to CPU 0; each measurement is a fresh load process pinned to
-// CPU 1 (when `taskset` exists), so server and client never share an event loop or a core. The two stacks
-// alternate (chassis, bare, bare, chassis, …) so drift on a shared machine hits both alike, and the verdict is the
-// median over rounds of chassis/bare in the same round (one noisy round cannot swing it).
+// Every server runs in its own process pinned to CPU 0; each measurement is a fresh load process pinned to CPU 1
+// (when `taskset` exists), so server and client never share an event loop or a core. The stacks alternate, in
+// reverse order every other round (ABBA), so drift on a shared machine hits all alike, and each budget's verdict is
+// the median over rounds of stack / reference in the same round (one noisy round cannot swing it).
 // --profile writes V8 CPU profiles of the servers and load processes to bench/rpc/profiles/.
 //
-// Both sides run compiled, as production would: server.ts and load.ts (with the chassis sources they import) are
-// bundled once by esbuild into node_modules/.cache/bench-rpc/ and run with plain `node`; third-party packages stay
-// external, so fastify, undici, zod and pino are the very files both stacks load. --source runs the .ts files
-// under tsx instead (its transform keeps function names: every closure made per call pays a `__name()` wrapper).
+// Everything runs compiled, as production would: server.ts and load.ts (with the chassis sources they import) are
+// bundled once by esbuild and run with plain `node`; third-party packages stay external, so fastify, undici, zod
+// and pino are the very files every stack loads. --source runs the .ts files under tsx instead (its transform
+// keeps function names: every closure made per call pays a `__name()` wrapper).
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import path from 'node:path';
 import { compileEntries } from '../../tools/cli/src/compile.ts';
-import { availableParallelism } from 'node:os';
+import { availableParallelism, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
-import type { Mode } from './echo.ts';
+import { BUDGETS, DEFAULT_STACKS, INFO, isStack, STACKS, type ServerKind, type Stack } from './stacks.ts';
 
 const arg = (name: string, fallback: number): number => {
   const hit = process.argv.find((a) => a.startsWith(`--${name}=`));
@@ -33,11 +36,15 @@ const concurrency = arg('concurrency', 64);
 const rounds = arg('rounds', 5);
 const profile = process.argv.includes('--profile');
 const fromSource = process.argv.includes('--source');
-const BUDGET = 0.85;
+const stacksArg = process.argv.find((a) => a.startsWith('--stacks='))?.split('=')[1];
+const stacks: Stack[] = stacksArg === 'all' ? (Object.keys(STACKS) as Stack[]) : stacksArg ? stacksArg.split(',').map((s) => s.trim()) as Stack[] : DEFAULT_STACKS;
+for (const s of stacks) if (!isStack(s)) throw new Error(`unknown stack ${s}; known: ${Object.keys(STACKS).join(', ')}`);
+if (stacks.length < 2) throw new Error('--stacks: at least two, to have a ratio');
 
 const here = (f: string) => fileURLToPath(new URL(f, import.meta.url));
 const profileDir = here('./profiles/');
 const hasTaskset = spawnSync('taskset', ['--version']).status === 0 && availableParallelism() >= 2;
+const commit = spawnSync('git', ['describe', '--always', '--dirty'], { encoding: 'utf8' }).stdout?.trim() || 'unknown';
 
 /** Each entry's bundle, once compiled. */
 const compiled: Record<string, string> = {};
@@ -49,11 +56,19 @@ async function compile(): Promise<void> {
   process.once('exit', () => rmSync(path.dirname(Object.values(bundles.files)[0]!), { recursive: true, force: true }));
 }
 
+const children = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+});
+
 function node(cpu: number, script: string, args: string[]): ChildProcess {
   const entry = fromSource ? ['--import', 'tsx', here(`./${script}.ts`)] : [compiled[script]!];
   const nodeArgs = [...(profile ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []), ...entry, ...args];
   const [cmd, argv] = hasTaskset ? ['taskset', ['-c', String(cpu), process.execPath, ...nodeArgs]] : [process.execPath, nodeArgs];
-  return spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'inherit'] });
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+  return child;
 }
 
 async function firstLine(child: ChildProcess, match: (line: string) => boolean): Promise<string> {
@@ -66,19 +81,25 @@ async function firstLine(child: ChildProcess, match: (line: string) => boolean):
   });
 }
 
-async function startServer(mode: Mode): Promise<{ url: string; stop(): Promise<void> }> {
-  const child = node(0, 'server', [mode]);
+async function startServer(kind: ServerKind): Promise<{ url: string; stop(): Promise<void> }> {
+  const child = node(0, 'server', [kind]);
   const line = await firstLine(child, (l) => l.startsWith('READY '));
   return {
     url: line.slice('READY '.length).trim(),
-    stop: () => new Promise((resolve) => { child.once('exit', () => resolve()); child.kill('SIGTERM'); }),
+    stop: () =>
+      new Promise((resolve) => {
+        if (child.exitCode !== null) return resolve();
+        child.once('exit', () => resolve());
+        child.kill('SIGTERM');
+      }),
   };
 }
 
 interface Result {
-  mode: Mode;
+  stack: Stack;
   calls: number;
   errors: number;
+  firstError?: string;
   throughput: number;
   p50Ms: number;
   p99Ms: number;
@@ -91,38 +112,40 @@ interface Result {
   serverWaited: number;
 }
 
-async function measure(mode: Mode, url: string): Promise<Result> {
-  const child = node(1, 'load', [mode, url, String(concurrency), String(warmup), String(duration)]);
-  const line = await firstLine(child, (l) => l.startsWith('{'));
+async function measure(stack: Stack, url: string): Promise<Result> {
+  const child = node(1, 'load', [stack, url, String(concurrency), String(warmup), String(duration)]);
+  const line = await firstLine(child, (l) => l.startsWith('RESULT '));
   await new Promise((resolve) => (child.exitCode !== null ? resolve(undefined) : child.once('exit', resolve)));
-  return JSON.parse(line) as Result;
+  return JSON.parse(line.slice('RESULT '.length)) as Result;
 }
 
+const load = () => loadavg().map((v) => v.toFixed(1)).join(' ');
 if (!fromSource) await compile();
-const servers = { chassis: await startServer('chassis'), bare: await startServer('bare') };
-const results: Result[] = [];
-const roundRatios: number[] = [];
+const startedAt = new Date();
+const loadBefore = load();
+const servers = new Map<ServerKind, { url: string; stop(): Promise<void> }>();
+const results = new Map<Stack, Result[]>(stacks.map((s) => [s, []]));
 try {
+  for (const s of stacks) {
+    const kind = STACKS[s].server;
+    if (!servers.has(kind)) servers.set(kind, await startServer(kind));
+  }
   for (let round = 1; round <= rounds; round++) {
-    const inRound: Partial<Record<Mode, Result>> = {};
-    // ABBA order (chassis first in odd rounds, bare first in even ones), so a steady drift favours neither.
-    for (const mode of round % 2 ? (['chassis', 'bare'] as const) : (['bare', 'chassis'] as const)) {
-      const r = await measure(mode, servers[mode].url);
-      results.push(r);
-      inRound[mode] = r;
+    // ABBA order (forward in odd rounds, reversed in even ones), so a steady drift favours no stack.
+    for (const stack of round % 2 ? stacks : [...stacks].reverse()) {
+      const r = await measure(stack, servers.get(STACKS[stack].server)!.url);
+      results.get(stack)!.push(r);
       console.error(
-        `round ${round} ${mode.padEnd(7)} ${r.throughput.toFixed(0).padStart(6)} calls/s  p50 ${r.p50Ms.toFixed(2)} ms  p99 ${r.p99Ms.toFixed(2)} ms  ` +
+        `round ${round} ${stack.padEnd(21)} ${r.throughput.toFixed(0).padStart(6)} calls/s  p50 ${r.p50Ms.toFixed(2)} ms  p99 ${r.p99Ms.toFixed(2)} ms  ` +
           `CPU/call client ${r.clientCpuUsPerCall.toFixed(1)} µs (sys ${r.clientSysUsPerCall.toFixed(1)}) server ${r.serverCpuUsPerCall.toFixed(1)} µs (sys ${r.serverSysUsPerCall.toFixed(1)})  ` +
-          `waited for a CPU client ${(r.clientWaited * 100).toFixed(0)}% server ${(r.serverWaited * 100).toFixed(0)}%  errors ${r.errors}`,
+          `waited for a CPU client ${(r.clientWaited * 100).toFixed(0)}% server ${(r.serverWaited * 100).toFixed(0)}%  load ${load()}  errors ${r.errors}${r.firstError ? ` (${r.firstError})` : ''}`,
       );
     }
-    const roundRatio = inRound.chassis!.throughput / inRound.bare!.throughput;
-    roundRatios.push(roundRatio);
-    console.error(`round ${round} chassis / bare ${(roundRatio * 100).toFixed(1)}%`);
   }
 } finally {
-  await Promise.all([servers.chassis.stop(), servers.bare.stop()]);
+  await Promise.all([...servers.values()].map((s) => s.stop()));
 }
+const loadAfter = load();
 
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 const median = (xs: number[]) => {
@@ -130,8 +153,8 @@ const median = (xs: number[]) => {
   const mid = sorted.length >> 1;
   return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 };
-const summary = (mode: Mode) => {
-  const rs = results.filter((r) => r.mode === mode);
+const summary = (stack: Stack) => {
+  const rs = results.get(stack)!;
   return {
     throughput: mean(rs.map((r) => r.throughput)),
     p50: mean(rs.map((r) => r.p50Ms)),
@@ -139,28 +162,60 @@ const summary = (mode: Mode) => {
     // Interference from other processes only adds CPU time, so the lowest round is the best estimate of the code's own cost.
     clientCpu: Math.min(...rs.map((r) => r.clientCpuUsPerCall)),
     serverCpu: Math.min(...rs.map((r) => r.serverCpuUsPerCall)),
+    waited: Math.max(...rs.map((r) => Math.max(r.clientWaited, r.serverWaited))),
     errors: rs.reduce((a, r) => a + r.errors, 0),
   };
 };
-const chassis = summary('chassis');
-const bare = summary('bare');
-const ratio = median(roundRatios);
-// What the CPU figures alone predict: each stack runs at the speed of its busier side (client and server have a core each).
-const cpuRatio = Math.max(bare.clientCpu, bare.serverCpu) / Math.max(chassis.clientCpu, chassis.serverCpu);
+const sums = new Map(stacks.map((s) => [s, summary(s)]));
 
-const row = (name: string, s: ReturnType<typeof summary>) =>
-  `| ${name} | ${s.throughput.toFixed(0)} | ${s.p50.toFixed(2)} | ${s.p99.toFixed(2)} | ${s.clientCpu.toFixed(1)} | ${s.serverCpu.toFixed(1)} | ${s.errors} |`;
+/** stack / reference: the median of the per-round ratios, the rounds' ratios, and what CPU per call predicts. */
+function compare(stack: Stack, reference: Stack) {
+  const a = results.get(stack);
+  const b = results.get(reference);
+  if (!a || !b) return undefined;
+  const perRound = a.map((r, i) => r.throughput / b[i]!.throughput);
+  const sa = sums.get(stack)!;
+  const sb = sums.get(reference)!;
+  // Each stack runs at the speed of its busier side (client and server have a core each).
+  const byCpu = Math.max(sb.clientCpu, sb.serverCpu) / Math.max(sa.clientCpu, sa.serverCpu);
+  return { median: median(perRound), perRound, ofMeans: sa.throughput / sb.throughput, byCpu };
+}
+const pct = (v: number) => `${(v * 100).toFixed(1)}%`;
+
+const row = (stack: Stack) => {
+  const s = sums.get(stack)!;
+  return `| ${stack} | ${s.throughput.toFixed(0)} | ${s.p50.toFixed(2)} | ${s.p99.toFixed(2)} | ${s.clientCpu.toFixed(1)} | ${s.serverCpu.toFixed(1)} | ${(s.waited * 100).toFixed(0)}% | ${s.errors} |`;
+};
 console.log(`
-${availableParallelism()} CPUs, node ${process.version}, ${fromSource ? 'from source under tsx' : 'compiled (esbuild bundle)'}, ${concurrency} in flight, ${warmup} s warm-up + ${duration} s × ${rounds} rounds each, alternating${hasTaskset ? '; server on CPU 0, client on CPU 1' : ''}
+${startedAt.toISOString()} · commit ${commit} · ${availableParallelism()} CPUs, node ${process.version}, ${fromSource ? 'from source under tsx' : 'compiled (esbuild bundle)'} · ${concurrency} in flight, ${warmup} s warm-up + ${duration} s × ${rounds} rounds per stack, ABBA order${hasTaskset ? '; server on CPU 0, client on CPU 1' : ''}
+load average (1, 5, 15 min) before ${loadBefore}, after ${loadAfter}${profile ? ' · --profile: CPU profiling on, do not quote these figures' : ''}
 
-| stack | calls/s | p50 ms | p99 ms | client CPU µs/call | server CPU µs/call | errors |
-|---|---:|---:|---:|---:|---:|---:|
-${row('chassis client + chassis server', chassis)}
-${row('undici Pool + bare fastify', bare)}
+${stacks.map((s) => `- ${s}: ${STACKS[s].what}`).join('\n')}
 
-chassis / bare throughput: ${(ratio * 100).toFixed(1)}% (median of the ${rounds} rounds' ratios; budget ≥ ${BUDGET * 100}%: ${ratio >= BUDGET ? 'met' : 'MISSED'})
-  per round: ${roundRatios.map((r) => `${(r * 100).toFixed(1)}%`).join(', ')}; ratio of the mean throughputs: ${((chassis.throughput / bare.throughput) * 100).toFixed(1)}%
-  predicted by CPU per call (busier side of each stack): ${(cpuRatio * 100).toFixed(1)}%
-throughput and latency are means over rounds; CPU per call is the lowest round (neighbours only ever add to it)`);
+| stack | calls/s | p50 ms | p99 ms | client CPU µs/call | server CPU µs/call | worst wait for a CPU | errors |
+|---|---:|---:|---:|---:|---:|---:|---:|
+${stacks.map(row).join('\n')}
+`);
+for (const b of BUDGETS) {
+  const c = compare(b.stack, b.reference);
+  if (!c) {
+    console.log(`issue ${b.issue}: ${b.stack} / ${b.reference} not measured in this run (--stacks)`);
+    continue;
+  }
+  console.log(
+    `issue ${b.issue}: ${b.stack} / ${b.reference} = ${pct(c.median)} (median of per-round ratios; budget ≥ ${pct(b.min)}: ${c.median >= b.min ? 'met' : 'MISSED'}) — ${b.what}\n` +
+      `  per round ${c.perRound.map(pct).join(', ')}; ratio of mean throughputs ${pct(c.ofMeans)}; predicted by CPU per call ${pct(c.byCpu)} (${c.byCpu >= b.min ? 'within' : 'outside'} budget)`,
+  );
+}
+const info = INFO.map(([a, b, what]) => ({ a, b, what, c: compare(a, b) })).filter((x) => x.c);
+if (info.length) {
+  console.log('\nfor attribution (not budgets):');
+  for (const { a, b, what, c } of info) console.log(`  ${a} / ${b} = ${pct(c!.median)} (per round ${c!.perRound.map(pct).join(', ')}; by CPU ${pct(c!.byCpu)}): ${what}`);
+}
+console.log(`
+throughput and latency are means over rounds; CPU per call is the lowest round (neighbours only ever add to it);
+"wait for a CPU": worst share of a window either side was runnable while another process had its core — a round
+where it is high was decided by the machine, not the code. Quote figures with the load average above.`);
 if (profile) console.log(`CPU profiles: ${profileDir}`);
-process.exitCode = chassis.errors + bare.errors > 0 ? 1 : 0;
+const errors = [...sums.values()].reduce((a, s) => a + s.errors, 0);
+process.exitCode = errors > 0 ? 1 : 0;
