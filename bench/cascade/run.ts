@@ -1,9 +1,10 @@
 // Cascade benchmark: chapter 6.2.2 of Microservices in Action (cascading failure), run twice — chassis resilience
-// policies off, then on — against the same scenario. See docs/resilience.md, "The cascade, shown".
+// off (`resilience: false`, no load shedding), then on (the pipeline and protection startService wires) — against the
+// same scenario. See docs/resilience.md, "The cascade, shown".
 //
 //   node --import tsx bench/cascade/run.ts [--rate=300] [--duration=40] [--fault-from=10] [--fault-to=25]
 //                                          [--warmup=5] [--slo=1000] [--b-slots=8] [--b-service-ms=20] [--only=off|on]
-//                                          [--tries=3] [--max-wait=50] [--sized] [--source] [--replot]
+//                                          [--tries=3] [--max-wait=50] [--sized] [--source] [--replot] [--out=DIR]
 //
 // Each run starts fresh processes (loopback only): holdings (A), prices (B), the edge, and an open-loop load
 // process. At t = fault-from s B loses half its worker slots (its capacity halves); at t = fault-to s they come back.
@@ -25,7 +26,7 @@ import { availableParallelism, loadavg } from 'node:os';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import type { Sample } from './load.ts';
-import { CAPACITY_PATH, EDGE_OFF, EDGE_ON, EDGE_SIZED_PRICES, STATS_PATH, type EdgeMode, type EdgeStats, type PricesStats } from './services.ts';
+import { CAPACITY_PATH, EDGE_OFF, EDGE_ON, EDGE_SIZED_PRICES, edgeResilience, runEnv, STATS_PATH, type EdgeMode, type EdgeStats, type PricesStats } from './services.ts';
 import { lineChart, type Series } from './svg.ts';
 
 const arg = (name: string, fallback: number): number => {
@@ -269,9 +270,12 @@ function aggregate(samples: Sample[], gauges: Gauge[], sendLagMs: number[]): Sec
 }
 
 async function runOnce(mode: EdgeMode): Promise<RunResult> {
-  const holdings = await service('holdings');
-  const prices = await service('prices', { B_SLOTS: String(B_SLOTS), B_SERVICE_MS: String(B_SERVICE_MS) });
-  const edge = await service(`edge-${mode}`, { HOLDINGS_URL: holdings.url, PRICES_URL: prices.url });
+  // The off run is the unprotected baseline: no pipeline at the edge (its definition says `resilience: false`) and no
+  // load shedding anywhere; the on runs get what startService gives every service.
+  const env = runEnv(mode);
+  const holdings = await service('holdings', env);
+  const prices = await service('prices', { ...env, B_SLOTS: String(B_SLOTS), B_SERVICE_MS: String(B_SERVICE_MS) });
+  const edge = await service(`edge-${mode}`, { ...env, HOLDINGS_URL: holdings.url, PRICES_URL: prices.url });
   const timers: NodeJS.Timeout[] = [];
   try {
     const t0 = Date.now() + 1_000 + WARMUP_S * 1000;
@@ -426,8 +430,12 @@ function charts(all: RunResult[]): Record<string, string> {
 
 type Meta = { date: string; machine: string; rate: number; durationS: number; fault: number[]; sloMs: number; b: { slots: number; serviceMs: number; capacityPerS: number } } & Record<string, unknown>;
 
-const outFile = here('./results.json');
-const imgDir = fileURLToPath(new URL('../../docs/img/', import.meta.url));
+// --out=DIR: results.json and the charts go there instead of bench/cascade/ and docs/img/ (a trial run must not
+// replace the charts the write-up shows).
+const outArg = process.argv.find((a) => a.startsWith('--out='))?.slice('--out='.length);
+const outFile = outArg ? path.resolve(outArg, 'results.json') : here('./results.json');
+const imgDir = outArg ? `${path.resolve(outArg)}/` : fileURLToPath(new URL('../../docs/img/', import.meta.url));
+if (outArg) mkdirSync(outArg, { recursive: true });
 let meta: Meta;
 let results: RunResult[] = [];
 let discarded: { mode: EdgeMode; reason: string }[] = [];
@@ -463,8 +471,8 @@ if (replot) {
     fault: [FAULT_FROM_S, FAULT_TO_S],
     sloMs: SLO_MS,
     b: { slots: B_SLOTS, serviceMs: B_SERVICE_MS, capacityPerS: (B_SLOTS * 1000) / B_SERVICE_MS },
-    edgeOff: EDGE_OFF,
-    edgeOn: EDGE_ON,
+    edgeOff: { ...EDGE_OFF, resilience: false, env: runEnv('off') },
+    edgeOn: { ...EDGE_ON, resilience: edgeResilience('on') },
     edgeSizedPrices: EDGE_SIZED_PRICES,
   };
   writeFileSync(outFile, `${JSON.stringify({ meta, discarded, results }, null, 1)}\n`);

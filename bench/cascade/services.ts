@@ -10,9 +10,20 @@
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
-import { defineContract, defineService, implement, ProblemError, route, currentContext, runWithContext, isUpstreamError, type Client } from '@simplebank/chassis';
-// The resilience module is not re-exported from the chassis index yet; import it from its folder.
-import { createResiliencePipeline, createStaleCache, withFallback, type ResiliencePipeline } from '../../packages/chassis/src/resilience/index.ts';
+import {
+  createStaleCache,
+  currentContext,
+  defineContract,
+  defineService,
+  implement,
+  isUpstreamError,
+  ProblemError,
+  route,
+  runWithContext,
+  withFallback,
+  type Client,
+  type ResilienceOptions,
+} from '@simplebank/chassis';
 
 export const STATS_PATH = '/__bench/stats';
 
@@ -175,8 +186,15 @@ export const pricesService = defineService({
 
 // ── edge: the read path that fans out ──────────────────────────────────────────────────────────────────
 
-/** off: no policies (naive retries); on: chassis defaults; sized: on, with B's bulkhead sized to B's capacity. */
+/**
+ * off: `resilience: false`, no load shedding (LOAD_SHED_ENABLED=false in every process of the run), naive retries;
+ * on: the chassis' own pipeline per dependency, as startService wires it (defaults), and its server protection;
+ * sized: on, with B's bulkhead sized to B's capacity.
+ */
 export type EdgeMode = 'off' | 'on' | 'sized';
+
+/** The env of every process of a run: the off run is the unprotected baseline, so no server protection either. */
+export const runEnv = (mode: EdgeMode): Record<string, string> => (mode === 'off' ? { LOAD_SHED_ENABLED: 'false' } : {});
 
 export interface EdgeStats {
   mode: EdgeMode;
@@ -198,9 +216,15 @@ export interface EdgeStats {
 export const EDGE_ON = {
   /** The whole screen must answer within this (its SLO is 1 s; leave room for the edge itself). */
   deadlineMs: 800,
-  /** Per-attempt timeout on each dependency call (B's normal p99 is ~40 ms). */
+  /** Per-attempt timeout on each dependency call (B's normal p99 is ~40 ms): the pipeline's `attemptTimeoutMs`. */
   callTimeoutMs: 250,
 } as const;
+
+/** The on runs' options over the chassis defaults, per dependency, as the edge's definition passes them (`resilience`). */
+export const edgeResilience = (mode: 'on' | 'sized'): Record<'holdings' | 'prices', Partial<ResilienceOptions>> => ({
+  holdings: { attemptTimeoutMs: EDGE_ON.callTimeoutMs },
+  prices: { attemptTimeoutMs: EDGE_ON.callTimeoutMs, ...(mode === 'sized' ? EDGE_SIZED_PRICES : {}) },
+});
 
 /**
  * The `sized` variant: B's bulkhead sized from B's capacity instead of the default 64 + 64. Little's law: ~400 req/s
@@ -228,16 +252,16 @@ const dependencyFailed = (err: unknown): unknown => (isUpstreamError(err) ? new 
 type EdgeClients = { holdings: Client<typeof holdingsContract>; prices: Client<typeof pricesContract> };
 
 export function edgeService(mode: EdgeMode) {
-  // One pipeline per dependency per process, as docs/resilience.md says; defaults throughout.
-  const pipelines: Record<'holdings' | 'prices', ResiliencePipeline> | undefined =
-    mode === 'off' ? undefined : { holdings: createResiliencePipeline('holdings'), prices: createResiliencePipeline('prices', mode === 'sized' ? EDGE_SIZED_PRICES : {}) };
   return defineService({
     contract: edgeContract,
     defaultPort: 0,
     dependencies: { holdings: holdingsContract, prices: pricesContract },
-    ...(pipelines ? { clientPolicies: (dependency: string) => pipelines[dependency as 'holdings' | 'prices'].policies } : {}),
+    // The chassis wires one pipeline per dependency (its defaults, these options over them, RESILIENCE_* env over
+    // both); the off run has none.
+    resilience: mode === 'off' ? false : edgeResilience(mode),
     setup: (ctx) => {
       const clients: EdgeClients = ctx.clients;
+      const pricesPipeline = ctx.resilience.get('prices');
       let inFlight = 0;
       let pricesPending = 0;
       const loopDelay = loopDelayMeter();
@@ -270,7 +294,7 @@ export function edgeService(mode: EdgeMode) {
             try {
               return await withFallback(
                 async (): Promise<PriceView> => {
-                  const got = await cache.get(sym, async () => (await clients.prices.price({ params: { symbol: sym }, timeoutMs: EDGE_ON.callTimeoutMs })).body);
+                  const got = await cache.get(sym, async () => (await clients.prices.price({ params: { symbol: sym } })).body);
                   return got.stale ? { status: 'stale', ...got.value, ageMs: got.ageMs } : { status: 'fresh', ...got.value };
                 },
                 (): PriceView => ({ status: 'unavailable', symbol: sym }),
@@ -279,7 +303,7 @@ export function edgeService(mode: EdgeMode) {
               pricesPending--;
             }
           })();
-          const [h, p] = await Promise.all([clients.holdings.holdings({ params: { customer: customerId }, timeoutMs: EDGE_ON.callTimeoutMs }), pricePart]);
+          const [h, p] = await Promise.all([clients.holdings.holdings({ params: { customer: customerId } }), pricePart]);
           return { customer: customerId, positions: h.body.positions, price: p };
         });
       };
@@ -302,7 +326,7 @@ export function edgeService(mode: EdgeMode) {
         }),
         extend: (app) => {
           app.get(STATS_PATH, async (): Promise<EdgeStats> => {
-            const p = pipelines?.prices.stats();
+            const p = pricesPipeline?.stats();
             const worst = handlerMaxMs;
             handlerMaxMs = 0;
             return {
