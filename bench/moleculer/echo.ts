@@ -1,11 +1,12 @@
 // The call both stacks make: a path/param `id` in, `{ id, ok: true }` out, validated on the way in.
-// Chassis: a contract + a service started with startService. Moleculer: an `echo` service with an `echo` action
+// Chassis: a contract + a service started with startService (bench/lib/chassis.ts). Moleculer: an `echo` service with an `echo` action
 // (fastest-validator on the params, Moleculer's default), and the broker options for "features on" and "off".
 import { readFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { z } from 'zod';
 import type { BrokerOptions, ServiceSchema } from 'moleculer';
 import { defineContract, defineService, route } from '@simplebank/chassis';
+import type { WiredOptions } from '../lib/chassis.ts';
 
 export const echoContract = defineContract({
   service: 'echo',
@@ -65,19 +66,26 @@ export const echoSchema: ServiceSchema = {
   },
 };
 
+/** What bench/moleculer measures (load.ts says what each is). */
+export const VARIANTS = ['chassis-bare', 'chassis-full', 'moleculer-full', 'moleculer-bare'] as const;
+export type Variant = (typeof VARIANTS)[number];
+
 export type Transport = 'tcp' | 'nats';
 export const NATS_URL = 'nats://127.0.0.1:4222';
 
-/** Keep-alive connections of the chassis client (its default). */
-export const CONNECTIONS = 32;
+/**
+ * The chassis side of `chassis-full`, callee and caller: what startService gives every service by default — the
+ * resilience pipeline on the caller's dependency, load shedding, metrics, tracing at 100 % (in-memory ring).
+ */
+export const CHASSIS_FULL: WiredOptions = { resilience: true, protection: true, metrics: true, tracing: true };
 
 /**
  * The Moleculer equivalents of the chassis client pipeline, set like the chassis defaults (docs/resilience.md):
  * per-request timeout 5 s; 3 attempts in total with exponential backoff from 50 ms; a breaker opening above 50 %
  * failures over 10 s once 20 requests were seen, half-open after 5 s; a bulkhead of 64 in flight + 64 queued.
- * Plus what the chassis does not have yet (issue 4): metrics (every request counted and timed; Prometheus reporter
- * listening on 127.0.0.1, not scraped during the run) and tracing (every call a span on both sides, sampled 100 %,
- * Event exporter batching finished spans every 5 s: the cheapest exporter that really exports).
+ * Plus metrics (every request counted and timed; Prometheus reporter listening on 127.0.0.1, not scraped during the
+ * run) and tracing (every call a span on both sides, sampled 100 %, Event exporter batching finished spans every 5 s:
+ * the cheapest exporter that really exports), as the chassis side has its own on (CHASSIS_FULL).
  */
 export const MOLECULER_FEATURE_NAMES = ['timeout', 'retry', 'breaker', 'bulkhead', 'metrics', 'tracing'] as const;
 type Feature = (typeof MOLECULER_FEATURE_NAMES)[number];

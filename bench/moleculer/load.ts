@@ -1,30 +1,24 @@
 // One load process: a closed loop of `concurrency` callers against one server, warm-up then the measured window.
-// Prints one JSON line with the figures. Separate from the server, so they never share an event loop.
+// Prints one line, `RESULT {json}`, with the figures. Separate from the server, so they never share an event loop.
 //
 //   load.mjs <variant> <target> <concurrency> <warmupS> <durationS> [tcp|nats] [namespace]
 //
 // Variants:
-//   chassis-bare      the typed client without policies, no work context (what bench/rpc measures)
-//   chassis-ctx       the bare client, each call inside a work context with a 5 s deadline, as a handler's
-//                     outgoing call is: request id, traceparent and the remaining deadline (x-deadline-ms) travel
-//                     with it, and AsyncLocalStorage is live in the process (on Node 20 that puts promise hooks on
-//                     every promise) — what every chassis service pays anyway, policies or not
-//   chassis-policies  + the full resilience pipeline (createResiliencePipeline defaults: bulkhead, retry + budget,
-//                     breaker; the per-attempt timeout is in the client either way)
-//   chassis-full      both: the pipeline, inside a work context with a deadline (deadline propagation on)
-//                     TODO(issue 4): switch on the chassis metrics and tracing policies here once they exist.
+//   chassis-bare      the chassis core: a startService caller with every switch off (`resilience: false`, metrics
+//                     and tracing off), calls outside any work context, against the echo service likewise — what
+//                     bench/rpc's `chassis` stack measures
+//   chassis-full      the chassis as a bank service runs, both sides started by startService with the defaults: the
+//                     caller's client behind the pipeline the chassis wires (bulkhead, retry + budget, breaker,
+//                     attempt timeout) and its metrics and client spans; each call inside a traced unit of work with
+//                     a 5 s deadline (deadline propagation on, 100 % sampled); the callee with load shedding, metrics
+//                     and tracing (in-memory ring) on
 //   moleculer-full    broker.call over the transporter, with circuit breaker, retry, timeout, bulkhead, metrics,
 //                     tracing on (echo.ts: moleculerFeatures)
 //   moleculer-bare    broker.call over the same transporter, all of those off
 import { createHistogram } from 'node:perf_hooks';
 import { ServiceBroker } from 'moleculer';
-import { contextFrom, createClient, runWithContext, type WorkContext } from '@simplebank/chassis';
-// The resilience module is not re-exported from the chassis index yet; import it from its folder.
-import { createResiliencePipeline } from '../../packages/chassis/src/resilience/index.ts';
-import { brokerOptions, CONNECTIONS, CPU_PATH, echoContract, processStats, type ProcessStats, type Transport } from './echo.ts';
-
-export const VARIANTS = ['chassis-bare', 'chassis-ctx', 'chassis-policies', 'chassis-full', 'moleculer-full', 'moleculer-bare'] as const;
-export type Variant = (typeof VARIANTS)[number];
+import { wiredCaller, workRunner } from '../lib/chassis.ts';
+import { brokerOptions, CHASSIS_FULL, CPU_PATH, echoContract, processStats, VARIANTS, type ProcessStats, type Transport } from './echo.ts';
 
 const [variantArg, target, concurrencyArg, warmupArg, durationArg, transportArg, namespace] = process.argv.slice(2);
 const variant = VARIANTS.find((v) => v === variantArg);
@@ -37,21 +31,16 @@ let call: (n: number, id: string) => Promise<void>;
 let serverStats: () => Promise<ProcessStats>;
 let close: () => Promise<unknown>;
 if (variant.startsWith('chassis')) {
-  const policies = variant === 'chassis-policies' || variant === 'chassis-full' ? createResiliencePipeline('echo').policies : [];
-  const client = createClient(echoContract, { baseUrl: target, connections: CONNECTIONS, policies });
+  const full = variant === 'chassis-full';
+  const caller = await wiredCaller(echoContract, target, full ? CHASSIS_FULL : {});
+  const inWork = workRunner(full ? 'traced' : 'none', concurrency, caller.tracer);
   const echo = async (id: string) => {
-    const res = await client.echo({ params: { id } });
+    const res = await caller.client.echo({ params: { id } });
     if (res.body.id !== id) throw new Error('wrong echo');
   };
-  if (variant === 'chassis-full' || variant === 'chassis-ctx') {
-    // One unit of work per caller (as a request handler has), a fresh 5 s deadline per call.
-    const work: WorkContext[] = Array.from({ length: concurrency }, () => contextFrom({}));
-    call = (n, id) => runWithContext({ ...work[n]!, deadline: Date.now() + 5_000 }, () => echo(id));
-  } else {
-    call = (_n, id) => echo(id);
-  }
+  call = full ? (n, id) => inWork(n, () => echo(id)) : (_n, id) => echo(id);
   serverStats = async () => (await (await fetch(new URL(CPU_PATH, target))).json()) as ProcessStats;
-  close = () => client.close();
+  close = () => caller.stop();
 } else {
   if (transportArg !== 'tcp' && transportArg !== 'nats') throw new Error('moleculer variants need a transport');
   const transport: Transport = transportArg;
@@ -113,8 +102,9 @@ async function caller(n: number) {
 await Promise.all(Array.from({ length: concurrency }, (_, n) => caller(n)));
 const [from, until] = await Promise.all([windowStart, windowEnd]);
 await close();
+// Prefixed: a chassis caller's own log lines (JSON) go to stdout too.
 process.stdout.write(
-  `${JSON.stringify({
+  `RESULT ${JSON.stringify({
     variant,
     transport: variant.startsWith('moleculer') ? transportArg : 'http',
     concurrency,

@@ -1,18 +1,18 @@
-// One server process: `chassis` (startService + the chassis HTTP server) or a Moleculer callee broker with the
-// `echo` service, its features on (`moleculer-full`) or off (`moleculer-bare`).
+// One server process: the chassis echo service started by startService with every switch off (`chassis-bare`) or
+// with the defaults a bank service runs with (`chassis-full`), or a Moleculer callee broker with the `echo` service,
+// its features on (`moleculer-full`) or off (`moleculer-bare`).
 //
-//   server.mjs chassis
+//   server.mjs chassis-bare|chassis-full
 //   server.mjs moleculer-full|moleculer-bare <tcp|nats> <namespace>
 //
 // Prints `READY <target>` once serving: the chassis base URL, or `<nodeID>@<host:port>` (TCP) / `<nodeID>` (NATS).
 import { ServiceBroker } from 'moleculer';
-import { startService } from '@simplebank/chassis';
-import { brokerOptions, echoSchema, echoService, freePort, type Transport } from './echo.ts';
+import { startWiredServer } from '../lib/chassis.ts';
+import { brokerOptions, CHASSIS_FULL, echoSchema, echoService, freePort, type Transport } from './echo.ts';
 
 const [kind, transportArg, namespace] = process.argv.slice(2);
-if (kind === 'chassis') {
-  // LOG_LEVEL info as in production: the per-request log line is debug, so it is filtered, but its check is paid.
-  const running = await startService(echoService, { PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', SERVICE_TOKEN: 'bench-token-0123456789' });
+if (kind === 'chassis-bare' || kind === 'chassis-full') {
+  const running = await startWiredServer(echoService, kind === 'chassis-full' ? CHASSIS_FULL : {});
   process.stdout.write(`READY ${running.url}\n`);
 } else if ((kind === 'moleculer-full' || kind === 'moleculer-bare') && (transportArg === 'tcp' || transportArg === 'nats') && namespace) {
   const transport: Transport = transportArg;
@@ -23,7 +23,7 @@ if (kind === 'chassis') {
   await broker.start();
   process.stdout.write(`READY ${nodeID}${tcpPort ? `@127.0.0.1:${tcpPort}` : ''}\n`);
 } else {
-  throw new Error('usage: server.ts chassis | moleculer-full|moleculer-bare tcp|nats <namespace>');
+  throw new Error('usage: server.ts chassis-bare|chassis-full | moleculer-full|moleculer-bare tcp|nats <namespace>');
 }
 // No graceful drain: the measurement is over when the runner stops a server.
 process.once('SIGTERM', () => process.exit(0));
