@@ -1,7 +1,9 @@
 // Bundles benchmark entry points as tools/cli/src/compile.ts does (workspace code inside, npm packages external, one
 // directory per run under node_modules/.cache so `import 'fastify'` resolves as from the sources), optionally with
-// source files swapped for variants: the same-run A/B of one file that docs/benchmarks.md's attribution method uses,
-// without touching the working tree.
+// source files swapped for variants (the same-run A/B of one file that docs/benchmarks.md's attribution method uses,
+// without touching the working tree), or with the workspace's sources as committed at a git revision (`at`): on a
+// tree shared with other engineers' uncommitted work, a benchmark then measures a commit, not whatever is half-done.
+import { spawnSync } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -10,11 +12,32 @@ import { build, type Plugin } from 'esbuild';
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const CACHE = path.join(REPO_ROOT, 'node_modules', '.cache', 'simplebank');
 
-/**
- * `swaps`: absolute path of a source file → absolute path of the file to compile in its place (it keeps the
- * original's location, so its relative imports resolve as the original's do).
- */
-export async function bundle(entries: Record<string, string>, swaps: Record<string, string> = {}): Promise<{ files: Record<string, string>; dir: string }> {
+export interface BundleOptions {
+  /** Absolute path of a source file → absolute path of the file to compile in its place (it keeps the original's
+   * location, so its relative imports resolve as the original's do). */
+  swaps?: Record<string, string>;
+  /** A git revision: the repository's own .ts files are compiled as committed there (files it lacks: as on disk). */
+  at?: string;
+}
+
+/** The commit `at` names, or the working tree's HEAD with `-dirty` when it has uncommitted changes. */
+export function describeSources(at: string | undefined): string {
+  const git = (...args: string[]) => spawnSync('git', args, { cwd: REPO_ROOT, encoding: 'utf8' }).stdout?.trim() || 'unknown';
+  return at ? `${git('rev-parse', '--short', at)} (sources as committed)` : `${git('describe', '--always', '--dirty')} (working tree)`;
+}
+
+export async function bundle(entries: Record<string, string>, options: BundleOptions = {}): Promise<{ files: Record<string, string>; dir: string }> {
+  const swaps = options.swaps ?? {};
+  const at = options.at;
+  if (at && spawnSync('git', ['rev-parse', '--verify', '--quiet', `${at}^{commit}`], { cwd: REPO_ROOT }).status !== 0) throw new Error(`--at: no commit ${at}`);
+  const source = async (file: string): Promise<string> => {
+    const rel = path.relative(REPO_ROOT, file);
+    if (at && !rel.startsWith('..')) {
+      const r = spawnSync('git', ['show', `${at}:${rel.split(path.sep).join('/')}`], { cwd: REPO_ROOT, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+      if (r.status === 0) return r.stdout;
+    }
+    return readFile(file, 'utf8');
+  };
   await mkdir(CACHE, { recursive: true });
   const outdir = await mkdtemp(path.join(CACHE, 'run-'));
   const external: Plugin = {
@@ -28,7 +51,7 @@ export async function bundle(entries: Record<string, string>, swaps: Record<stri
     setup(b) {
       b.onLoad({ filter: /\.ts$/ }, async (a) => {
         if (a.path.includes(`${path.sep}node_modules${path.sep}`)) return undefined;
-        const text = await readFile(swaps[a.path] ?? a.path, 'utf8');
+        const text = swaps[a.path] ? await readFile(swaps[a.path]!, 'utf8') : await source(a.path);
         return { contents: text.replaceAll('import.meta.url', JSON.stringify(pathToFileURL(a.path).href)), loader: 'ts' };
       });
     },

@@ -2,7 +2,7 @@
 //
 //   node --import tsx bench/moleculer/run.ts [--duration=10] [--warmup=2] [--concurrency=64] [--rounds=2]
 //                                            [--transport=tcp,nats|tcp|nats] [--variants=a,b,…] [--source]
-//                                            [--max-wait=15] [--tries=3]
+//                                            [--max-wait=15] [--tries=3] [--at=HEAD]
 //
 // Variants (load.ts): chassis-bare (the chassis core: every switch off), chassis-full (startService defaults on both
 // sides: the wired pipeline, load shedding, metrics, tracing 100 %, calls in a traced unit of work with a deadline),
@@ -19,8 +19,7 @@
 // moleculer — stay external); --source runs the .ts files under tsx instead.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { rmSync } from 'node:fs';
-import path from 'node:path';
-import { compileEntries } from '../../tools/cli/src/compile.ts';
+import { bundle, describeSources } from '../lib/bundle.ts';
 import { availableParallelism, loadavg } from 'node:os';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -58,13 +57,16 @@ const here = (f: string) => fileURLToPath(new URL(f, import.meta.url));
 const compiled: Record<string, string> = {};
 const hasTaskset = spawnSync('taskset', ['--version']).status === 0 && availableParallelism() >= 2;
 const namespace = `bench-moleculer-${process.pid}`;
-const commit = spawnSync('git', ['describe', '--always', '--dirty'], { encoding: 'utf8' }).stdout?.trim() || 'unknown';
+/** --at=<git revision>: compile the sources as committed there (HEAD: leave others' uncommitted work out). */
+const at = process.argv.find((a) => a.startsWith('--at='))?.slice('--at='.length);
+if (at && fromSource) throw new Error('--at compiles; it does not go with --source');
+const commit = describeSources(at);
 
 /** Bundles the entry points with the workspace's own code (the chassis), as the bank runner does; npm packages stay external. */
 async function compile(): Promise<void> {
-  const bundles = await compileEntries({ server: here('./server.ts'), load: here('./load.ts') });
+  const bundles = await bundle({ server: here('./server.ts'), load: here('./load.ts') }, at ? { at } : {});
   Object.assign(compiled, bundles.files);
-  process.once('exit', () => rmSync(path.dirname(Object.values(bundles.files)[0]!), { recursive: true, force: true }));
+  process.once('exit', () => rmSync(bundles.dir, { recursive: true, force: true }));
 }
 
 const children = new Set<ChildProcess>();

@@ -5,20 +5,22 @@
 //   node --import tsx bench/rpc/instructions.ts [--stacks=chassis,chassis+pipeline,…] [--side=client,server]
 //                                               [--warm=10000] [--calls=30000] [--concurrency=64] [--keep]
 //                                               [--swap=packages/chassis/src/client/client.ts:/tmp/client-variant.ts,…]
+//                                               [--at=<git revision>]
 //
 // For each stack and side: that side runs under valgrind's callgrind with instrumentation off, the other natively;
 // after `warm` calls `callgrind_control -i on`, then `calls` calls are counted, `-i off`. User-space instructions of
 // the whole process (all its threads: GC and compiler included) divided by the calls. --keep leaves the
 // callgrind.out files in bench/rpc/profiles/callgrind/ (git-ignored) for `callgrind_annotate` (diff two of them to see where they go).
 // --swap compiles a variant of a source file in its place (esbuild onLoad; the working tree is not touched): run
-// once without and once with it to see what one change buys.
+// once without and once with it to see what one change buys. --at=HEAD compiles the sources as committed (others'
+// uncommitted work in the tree left out).
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { bundle } from '../lib/bundle.ts';
+import { bundle, describeSources } from '../lib/bundle.ts';
 import { isStack, STACKS, type Stack } from './stacks.ts';
 
 const arg = (name: string, fallback: number): number => {
@@ -48,7 +50,9 @@ if (spawnSync('valgrind', ['--version']).status !== 0) throw new Error('valgrind
 const here = (f: string) => fileURLToPath(new URL(f, import.meta.url));
 const outDir = keep ? here('./profiles/callgrind/') : path.join(tmpdir(), `bench-rpc-callgrind-${process.pid}`);
 mkdirSync(outDir, { recursive: true });
-const bundles = await bundle({ server: here('./server.ts'), count: here('./count.ts') }, swaps);
+const at = process.argv.find((a) => a.startsWith('--at='))?.slice('--at='.length);
+const bundles = await bundle({ server: here('./server.ts'), count: here('./count.ts') }, { swaps, ...(at ? { at } : {}) });
+console.error(`sources: ${describeSources(at)}${Object.keys(swaps).length ? `, swapped: ${Object.entries(swaps).map(([a, b]) => `${path.relative(repoRoot, a)} ← ${b}`).join(', ')}` : ''}`);
 const children = new Set<ChildProcess>();
 process.once('exit', () => {
   for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');

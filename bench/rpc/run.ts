@@ -3,7 +3,7 @@
 // 2, 3 and 4 (stacks.ts says what each stack includes and which ratio each budget is).
 //
 //   node --import tsx bench/rpc/run.ts [--duration=5] [--warmup=2] [--concurrency=64] [--rounds=5]
-//                                      [--stacks=bare,chassis,…|all] [--profile] [--source]
+//                                      [--stacks=bare,chassis,…|all] [--profile] [--source] [--at=HEAD]
 //
 // Every server runs in its own process pinned to CPU 0; each measurement is a fresh load process pinned to CPU 1
 // (when `taskset` exists), so server and client never share an event loop or a core. The stacks alternate, in
@@ -14,11 +14,11 @@
 // Everything runs compiled, as production would: server.ts and load.ts (with the chassis sources they import) are
 // bundled once by esbuild and run with plain `node`; third-party packages stay external, so fastify, undici, zod
 // and pino are the very files every stack loads. --source runs the .ts files under tsx instead (its transform
-// keeps function names: every closure made per call pays a `__name()` wrapper).
+// keeps function names: every closure made per call pays a `__name()` wrapper). --at=<rev> compiles the sources as
+// committed at that git revision, leaving uncommitted work in the tree out (the header says which).
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { rmSync } from 'node:fs';
-import path from 'node:path';
-import { compileEntries } from '../../tools/cli/src/compile.ts';
+import { bundle, describeSources } from '../lib/bundle.ts';
 import { availableParallelism, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
@@ -44,16 +44,19 @@ if (stacks.length < 2) throw new Error('--stacks: at least two, to have a ratio'
 const here = (f: string) => fileURLToPath(new URL(f, import.meta.url));
 const profileDir = here('./profiles/');
 const hasTaskset = spawnSync('taskset', ['--version']).status === 0 && availableParallelism() >= 2;
-const commit = spawnSync('git', ['describe', '--always', '--dirty'], { encoding: 'utf8' }).stdout?.trim() || 'unknown';
+/** --at=<git revision>: compile the sources as committed there (HEAD: leave others' uncommitted work out). */
+const at = process.argv.find((a) => a.startsWith('--at='))?.slice('--at='.length);
+if (at && fromSource) throw new Error('--at compiles; it does not go with --source');
+const commit = describeSources(at);
 
 /** Each entry's bundle, once compiled. */
 const compiled: Record<string, string> = {};
 
 /** Bundles the entry points with the workspace's own code (the chassis), as the bank runner does; npm packages stay external. */
 async function compile(): Promise<void> {
-  const bundles = await compileEntries({ server: here('./server.ts'), load: here('./load.ts') });
+  const bundles = await bundle({ server: here('./server.ts'), load: here('./load.ts') }, at ? { at } : {});
   Object.assign(compiled, bundles.files);
-  process.once('exit', () => rmSync(path.dirname(Object.values(bundles.files)[0]!), { recursive: true, force: true }));
+  process.once('exit', () => rmSync(bundles.dir, { recursive: true, force: true }));
 }
 
 const children = new Set<ChildProcess>();
