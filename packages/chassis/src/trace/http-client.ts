@@ -1,7 +1,7 @@
-import { ROOT_CONTEXT, SpanKind, trace, type Attributes, type Span } from '@opentelemetry/api';
+import { SpanKind, type Attributes, type Span } from '@opentelemetry/api';
 import { isUpstreamError } from '../client/errors.ts';
 import type { WorkContext } from './context.ts';
-import { failSpan, traceparentOf } from './spans.ts';
+import { failSpan, spanUnder, traceparentOf } from './spans.ts';
 
 /** What a client span needs of a contract route (client.ts's RouteCall). */
 interface RouteRef {
@@ -44,7 +44,7 @@ export class ClientCallSpan {
     const parent = work?.span;
     if (parent === undefined) return undefined;
     const { name, attributes } = describe(route);
-    const span = work!.tracer!.startSpan(name, { kind: SpanKind.CLIENT, attributes }, trace.setSpan(ROOT_CONTEXT, parent));
+    const span = spanUnder(work!.tracer!, name, SpanKind.CLIENT, attributes, parent.spanContext(), true);
     return new ClientCallSpan(work!, span, name);
   }
 
@@ -60,11 +60,7 @@ export class ClientCallSpan {
     this.attempts++;
     if (this.attempts === 1) return undefined;
     const resends = this.attempts - 1;
-    const span = this.work.tracer!.startSpan(
-      `${this.name} #${this.attempts}`,
-      { kind: SpanKind.CLIENT, attributes: { 'http.request.resend_count': resends } },
-      trace.setSpan(ROOT_CONTEXT, this.span),
-    );
+    const span = spanUnder(this.work.tracer!, `${this.name} #${this.attempts}`, SpanKind.CLIENT, { 'http.request.resend_count': resends }, this.span.spanContext(), true);
     headers[traceparentHeader] = traceparentOf(span);
     return span;
   }

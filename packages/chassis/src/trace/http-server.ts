@@ -12,7 +12,7 @@ export function serverSpanHook(tracer: Tracer, method: string, path: string): on
   const name = `${method} ${path}`;
   const attributes = Object.freeze({ 'http.request.method': method, 'http.route': path });
   return (request, _reply, done) => {
-    traceWork(request.work, tracer, name, SpanKind.SERVER, attributes);
+    traceWork(request.work, tracer, name, SpanKind.SERVER, attributes, true);
     done();
   };
 }

@@ -7,6 +7,7 @@ import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import type { WorkContext } from './context.ts';
 import { newRequestId, randomHex } from './ids.ts';
 import { formatTraceparent, parseTraceparent } from './traceparent.ts';
+import { ChassisTracer } from './tracer.ts';
 import { workStorage } from './work.ts';
 
 export { SpanKind };
@@ -30,6 +31,15 @@ export function remoteParent(traceparent: string | undefined, tracestate: string
 export function traceparentOf(span: Span): string {
   const sc = span.spanContext();
   return formatTraceparent({ traceId: sc.traceId, spanId: sc.spanId, sampled: (sc.traceFlags & 1) === 1 });
+}
+
+/**
+ * A span child of `parent` (or a root): the chassis tracer's direct path, else the generic OpenTelemetry call.
+ * `trusted`: the attributes are frozen and valid, shared by many spans (see ChassisTracer.startChild).
+ */
+export function spanUnder(tracer: Tracer, name: string, kind: SpanKind, attributes: Attributes | undefined, parent: SpanContext | undefined, trusted = false): Span {
+  if (tracer instanceof ChassisTracer) return tracer.startChild(name, kind, attributes, parent, trusted);
+  return tracer.startSpan(name, { kind, attributes }, parent ? trace.setSpanContext(ROOT_CONTEXT, parent) : ROOT_CONTEXT);
 }
 
 /**
@@ -67,14 +77,13 @@ export function startWork(
  * what other hooks recorded, e.g. the customer) a span of its own, child of the remote parent it names, and makes
  * that span the work's: its ids become the work's trace and span ids. The sampler decides, as in startWork().
  */
-export function traceWork(work: WorkContext, tracer: Tracer, name: string, kind: SpanKind, attributes?: Attributes): void {
-  let parent = ROOT_CONTEXT;
+export function traceWork(work: WorkContext, tracer: Tracer, name: string, kind: SpanKind, attributes?: Attributes, trusted = false): void {
+  let parent: SpanContext | undefined;
   if (work.parentSpanId !== undefined) {
-    const spanContext: SpanContext = { traceId: work.traceId, spanId: work.parentSpanId, traceFlags: work.sampled ? 1 : 0, isRemote: true };
-    if (work.tracestate) spanContext.traceState = new TraceState(work.tracestate);
-    parent = trace.setSpanContext(ROOT_CONTEXT, spanContext);
+    parent = { traceId: work.traceId, spanId: work.parentSpanId, traceFlags: work.sampled ? 1 : 0, isRemote: true };
+    if (work.tracestate) parent.traceState = new TraceState(work.tracestate);
   }
-  const span = tracer.startSpan(name, { kind, attributes }, parent);
+  const span = spanUnder(tracer, name, kind, attributes, parent, trusted);
   const sc = span.spanContext();
   work.traceId = sc.traceId;
   work.spanId = sc.spanId;
@@ -89,7 +98,7 @@ export function traceWork(work: WorkContext, tracer: Tracer, name: string, kind:
 export function startChild(work: WorkContext | undefined, name: string, kind: SpanKind, attributes?: Attributes): Span | undefined {
   const parent = work?.span;
   if (parent === undefined) return undefined;
-  return work!.tracer!.startSpan(name, { kind, attributes }, trace.setSpan(ROOT_CONTEXT, parent));
+  return spanUnder(work!.tracer!, name, kind, attributes, parent.spanContext());
 }
 
 /** The work continued under `span` (a transaction's, a span a service starts): logs and children follow it. */
