@@ -77,8 +77,13 @@ const EMPTY: Attributes = Object.freeze({});
 /** One span of a ChassisTracer: the OpenTelemetry `Span` the chassis records into, and the `ReadableSpan` exporters read. */
 export class ChassisSpan implements Span, ReadableSpan {
   #attributes: Attributes;
-  /** Whether #attributes is the caller's (frozen) object, to be copied before the first change. */
+  /** Whether #attributes is the caller's (frozen) object, not to be changed. */
   #shared: boolean;
+  /**
+   * Attributes added to a shared set, as key, value, key, value…: merged into a copy only when the attributes are
+   * read (export, ring read), not on the request path (the response status every HTTP span gets).
+   */
+  #added: (string | AttributeValue)[] | undefined;
   #attributeCount: number;
   #droppedAttributes = 0;
   #events: TimedEvent[] = NO_EVENTS;
@@ -158,14 +163,27 @@ export class ChassisSpan implements Span, ReadableSpan {
       diag.warn(`Invalid attribute value set for key: ${key}`);
       return this;
     }
+    const added = this.#added;
+    if (added !== undefined) {
+      for (let i = 0; i < added.length; i += 2)
+        if (added[i] === key) {
+          added[i + 1] = this.#truncate(value);
+          return this;
+        }
+    }
     const isNew = !Object.hasOwn(this.#attributes, key);
     if (isNew && this.#attributeCount >= this.tracer.limits.attributeCountLimit) {
       this.#droppedAttributes++;
       return this;
     }
     if (this.#shared) {
-      this.#attributes = { ...this.#attributes };
-      this.#shared = false;
+      if (isNew) {
+        if (added === undefined) this.#added = [key, this.#truncate(value)];
+        else added.push(key, this.#truncate(value));
+        this.#attributeCount++;
+        return this;
+      }
+      this.#merge();
     }
     (this.#attributes as Record<string, AttributeValue>)[key] = this.#truncate(value);
     if (isNew) this.#attributeCount++;
@@ -175,6 +193,17 @@ export class ChassisSpan implements Span, ReadableSpan {
   setAttributes(attributes: SpanAttributes): this {
     for (const key in attributes) if (Object.hasOwn(attributes, key)) this.setAttribute(key, attributes[key]!);
     return this;
+  }
+
+  /** The span's own copy of its attributes, with those added since start. */
+  #merge(): void {
+    if (!this.#shared) return;
+    const own: Record<string, AttributeValue> = Object.assign({}, this.#attributes) as Record<string, AttributeValue>;
+    const added = this.#added;
+    if (added !== undefined) for (let i = 0; i < added.length; i += 2) own[added[i] as string] = added[i + 1] as AttributeValue;
+    this.#attributes = own;
+    this.#added = undefined;
+    this.#shared = false;
   }
 
   #truncate(value: AttributeValue): AttributeValue {
@@ -298,6 +327,7 @@ export class ChassisSpan implements Span, ReadableSpan {
   }
 
   get attributes(): Attributes {
+    if (this.#added !== undefined) this.#merge();
     return this.#attributes;
   }
 
@@ -368,13 +398,15 @@ export class ChassisTracer implements Tracer {
 
   startSpan(name: string, options: SpanOptions = {}, ctx: Context = otelContext.active()): Span {
     if (options.root) ctx = trace.deleteSpan(ctx);
-    const parent = trace.getSpanContext(ctx);
+    let parent = trace.getSpanContext(ctx);
+    if (parent !== undefined && !trace.isSpanContextValid(parent)) parent = undefined;
     const links = options.links?.map((l) => ({ context: l.context, ...(l.attributes ? { attributes: sanitizeAttributes(l.attributes) } : {}) })) ?? [];
     return this.#start(name, options.kind ?? SpanKind.INTERNAL, sanitizeAttributes(options.attributes), false, parent, ctx, options.startTime, links);
   }
 
   /**
-   * The chassis' own spans, the parent a span context at hand (no Context made to carry it). `trusted`:
+   * The chassis' own spans, the parent a span context at hand (no Context made to carry it), valid (its ids come
+   * from the chassis: generated, or parsed from a `traceparent` that parseTraceparent checked). `trusted`:
    * `attributes` is frozen and valid (built once by the chassis and shared by every span of a route), so the span
    * keeps it as is and copies it only if an attribute is added; otherwise it is validated and copied, as startSpan does.
    */
@@ -393,13 +425,15 @@ export class ChassisTracer implements Tracer {
     startTime: TimeInput | undefined,
     links: Link[],
   ): Span {
-    const valid = parent !== undefined && trace.isSpanContextValid(parent);
+    const valid = parent !== undefined;
     const traceId = valid ? parent.traceId : randomHex(16);
     const spanId = randomHex(8);
     let sampled: boolean;
     let traceState = valid ? parent.traceState : undefined;
-    if (this.#root !== undefined && valid) sampled = (parent.traceFlags & 1) === 1;
-    else {
+    if (this.#root !== undefined && valid) {
+      sampled = (parent.traceFlags & 1) === 1;
+      if (!sampled) return trace.wrapSpanContext({ traceId, spanId, traceFlags: 0, traceState });
+    } else {
       const sampler = this.#root ?? this.#sampler;
       const result = sampler.shouldSample(ctx ?? ROOT_CONTEXT, traceId, name, kind, attributes, links);
       if (result.traceState) traceState = result.traceState;
@@ -411,8 +445,7 @@ export class ChassisTracer implements Tracer {
       sampled = result.decision === SamplingDecision.RECORD_AND_SAMPLED;
     }
     const spanContext: SpanContext = { traceId, spanId, traceFlags: sampled ? 1 : 0, traceState };
-    if (!sampled && this.#root !== undefined) return trace.wrapSpanContext(spanContext);
-    const span = new ChassisSpan(this, spanContext, name, kind, valid ? parent : undefined, attributes, shared, startTime, links);
+    const span = new ChassisSpan(this, spanContext, name, kind, parent, attributes, shared, startTime, links);
     if (this.#onStart.length > 0) {
       const parentContext = ctx ?? (valid ? trace.setSpanContext(ROOT_CONTEXT, parent) : ROOT_CONTEXT);
       for (const p of this.#onStart) p.onStart(span as never, parentContext);
