@@ -28,26 +28,36 @@ const expect = async (word: string) => {
   if (line !== word) throw new Error(`expected ${word}, got ${line}`);
 };
 
-/** `total` calls from `concurrency` loops; every call must succeed. */
-async function run(total: number): Promise<number> {
+/**
+ * `total` calls from `concurrency` loops. Counted calls must all succeed; during the warm-up a failure is tolerated
+ * (a side under valgrind starts very slowly and an early call can reach the 5 s attempt timeout).
+ */
+async function run(total: number, warmUp: boolean): Promise<number> {
   let left = total;
   let done = 0;
+  let failed = 0;
   await Promise.all(
     Array.from({ length: concurrency }, async (_, n) => {
       for (let i = 0; left > 0; i++) {
         left--;
-        await call(n, `${n}-${i}`);
-        done++;
+        try {
+          await call(n, `${n}-${i}`);
+          done++;
+        } catch (err) {
+          if (!warmUp) throw err;
+          failed++;
+        }
       }
     }),
   );
+  if (failed) process.stderr.write(`${failed} warm-up calls failed (not counted)\n`);
   return done;
 }
 
-await run(Number(warmArg ?? 10_000));
+await run(Number(warmArg ?? 10_000), true);
 process.stdout.write('WARM\n');
 await expect('GO');
-const counted = await run(Number(callsArg ?? 10_000));
+const counted = await run(Number(callsArg ?? 30_000), false);
 process.stdout.write(`COUNTED ${counted}\n`);
 await expect('STOP');
 await close();
