@@ -6,8 +6,9 @@
 import { spawnSync } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
-import { build, type Plugin } from 'esbuild';
+import { fileURLToPath } from 'node:url';
+import { build } from 'esbuild';
+import { externalPackages, sourceLocations } from '../../tools/cli/src/compile.ts';
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const CACHE = path.join(REPO_ROOT, 'node_modules', '.cache', 'simplebank');
@@ -40,22 +41,9 @@ export async function bundle(entries: Record<string, string>, options: BundleOpt
   };
   await mkdir(CACHE, { recursive: true });
   const outdir = await mkdtemp(path.join(CACHE, 'run-'));
-  const external: Plugin = {
-    name: 'external-npm-packages',
-    setup(b) {
-      b.onResolve({ filter: /^[^./]/ }, (a) => (a.path.startsWith('@simplebank/') || a.path.startsWith('node:') ? undefined : { path: a.path, external: true }));
-    },
-  };
-  const sources: Plugin = {
-    name: 'sources-and-swaps',
-    setup(b) {
-      b.onLoad({ filter: /\.ts$/ }, async (a) => {
-        if (a.path.includes(`${path.sep}node_modules${path.sep}`)) return undefined;
-        const text = swaps[a.path] ? await readFile(swaps[a.path]!, 'utf8') : await source(a.path);
-        return { contents: text.replaceAll('import.meta.url', JSON.stringify(pathToFileURL(a.path).href)), loader: 'ts' };
-      });
-    },
-  };
+  // The bank runner's plugins: npm packages external, each module keeping its source's import.meta.url; read from
+  // a swapped variant or from the commit asked for.
+  const plugins = [externalPackages, sourceLocations((file) => (swaps[file] ? readFile(swaps[file]!, 'utf8') : source(file)))];
   try {
     await build({
       entryPoints: entries,
@@ -67,7 +55,7 @@ export async function bundle(entries: Record<string, string>, options: BundleOpt
       format: 'esm',
       target: `node${process.versions.node}`,
       logLevel: 'silent',
-      plugins: [external, sources],
+      plugins,
     });
   } catch (err) {
     await rm(outdir, { recursive: true, force: true });

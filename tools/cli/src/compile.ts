@@ -38,7 +38,7 @@ export async function compileEntries(entries: Record<string, string>): Promise<C
       target: `node${process.versions.node}`,
       sourcemap: 'linked',
       logLevel: 'silent',
-      plugins: [externalPackages, sourceLocations],
+      plugins: [externalPackages, sourceLocations()],
     });
   } catch (err) {
     await rm(outdir, { recursive: true, force: true });
@@ -49,7 +49,7 @@ export async function compileEntries(entries: Record<string, string>): Promise<C
 }
 
 /** Bare specifiers are npm packages, except the workspace's own (@simplebank/*), which are bundled. */
-const externalPackages: Plugin = {
+export const externalPackages: Plugin = {
   name: 'external-npm-packages',
   setup(b) {
     b.onResolve({ filter: /^[^./]/ }, (a) => (a.path.startsWith('@simplebank/') || a.path.startsWith('node:') ? undefined : { path: a.path, external: true }));
@@ -60,16 +60,16 @@ const externalPackages: Plugin = {
  * `import.meta.url` in a bundled module would name the bundle; the workspace code uses it to find files next to
  * its source (migrations), so each module keeps its own source file's URL.
  */
-const sourceLocations: Plugin = {
+export const sourceLocations = (read: (file: string) => Promise<string> = (file) => readFile(file, 'utf8')): Plugin => ({
   name: 'source-import-meta-url',
   setup(b) {
     b.onLoad({ filter: /\.ts$/ }, async (a) => {
       if (a.path.includes(`${path.sep}node_modules${path.sep}`)) return undefined;
-      const text = await readFile(a.path, 'utf8');
+      const text = await read(a.path);
       return { contents: text.replaceAll('import.meta.url', JSON.stringify(pathToFileURL(a.path).href)), loader: 'ts' };
     });
   },
-};
+});
 
 async function pruneStale(): Promise<void> {
   const names = await readdir(CACHE).catch(() => [] as string[]);
