@@ -1,4 +1,5 @@
 import { setMaxListeners } from 'node:events';
+import type { Span } from '@opentelemetry/api';
 import { Pool, type Dispatcher } from 'undici';
 import type { CallInput, CallOutput, Contract, RouteDef } from '../contract/define.ts';
 import type { Problem } from '../errors/problem.ts';
@@ -25,6 +26,41 @@ export interface ClientPolicy {
   execute<T>(attempt: (signal: AbortSignal) => Promise<T>, call: CallInfo, signal: AbortSignal): Promise<T>;
 }
 
+/**
+ * Watches calls, or attempts, without wrapping them: told when one starts, and once how it ended. Goes in
+ * `ClientOptions.policies` like a policy, and its place there says what it sees: before every policy, each logical
+ * call (retries, backoff and queueing included); after every policy, each attempt the policies let out. There the
+ * client tells it from the one promise reaction it has anyway (the call's outcome, or the attempt's response), so
+ * it costs no promise of its own; between two policies it is wrapped as one (observerPolicy). Metrics plug in here.
+ */
+export interface ClientObserver<S = unknown> {
+  /** A call (or attempt) starts; what this returns is handed back to `settled`. */
+  start(call: CallInfo): S;
+  /** It ended: `failed` with `error`, or not (a declared success response). Called once. */
+  settled(call: CallInfo, state: S, failed: boolean, error: unknown): void;
+}
+
+const isPolicy = (p: ClientPolicy | ClientObserver): p is ClientPolicy => typeof (p as Partial<ClientPolicy>).execute === 'function';
+
+/** An observer as a policy: for one between two policies, which sees what the policies inside it let through. */
+export function observerPolicy(observer: ClientObserver): ClientPolicy {
+  return {
+    execute<T>(attempt: (signal: AbortSignal) => Promise<T>, call: CallInfo, signal: AbortSignal): Promise<T> {
+      const state = observer.start(call);
+      return attempt(signal).then(
+        (value) => {
+          observer.settled(call, state, false, undefined);
+          return value;
+        },
+        (err: unknown) => {
+          observer.settled(call, state, true, err);
+          throw err;
+        },
+      );
+    },
+  };
+}
+
 export interface ClientOptions {
   baseUrl: string;
   /** Service credential sent on every call (service-only routes require it). */
@@ -33,7 +69,8 @@ export interface ClientOptions {
   timeoutMs?: number;
   /** Keep-alive connections to this dependency (default 32). */
   connections?: number;
-  policies?: ClientPolicy[];
+  /** Policies and observers, outermost first (see ClientObserver for where an observer sees what). */
+  policies?: readonly (ClientPolicy | ClientObserver)[];
 }
 
 export type Client<C extends Contract> = {
@@ -82,6 +119,45 @@ function isIdempotent(def: RouteDef, headers: Record<string, string>): boolean {
   return def.method !== 'POST' && def.method !== 'PATCH' ? true : Boolean(headers[HEADERS.idempotencyKey]);
 }
 
+/**
+ * The observers and span of one call (or one attempt), told once how it ended: from the one promise reaction the
+ * call (the attempt) has, not from promise wrappers of their own, each of which pays the async hooks on Node 20.
+ */
+class Watch {
+  constructor(
+    readonly call: CallInfo,
+    readonly observers: readonly ClientObserver[],
+    readonly states: unknown[] | undefined,
+    readonly callSpan: ClientCallSpan | undefined,
+    /** The span to end: the call's, or a retry's. */
+    readonly span: Span | undefined,
+  ) {}
+
+  ok(out: CallOutput<RouteDef>): void {
+    this.settle(out.status, false, undefined);
+  }
+
+  fail(err: unknown): void {
+    this.settle(undefined, true, err);
+  }
+
+  private settle(status: number | undefined, failed: boolean, err: unknown): void {
+    const { call, observers, states } = this;
+    for (let i = 0; i < observers.length; i++) observers[i]!.settled(call, states![i], failed, err);
+    if (this.span) this.callSpan!.end(this.span, status, failed, err);
+  }
+}
+
+const NO_OBSERVERS: readonly ClientObserver[] = Object.freeze([]);
+
+/** Starts the observers (and takes the span) of a call or an attempt; undefined when there is nothing to tell. */
+function watch(call: CallInfo | undefined, observers: readonly ClientObserver[], callSpan: ClientCallSpan | undefined, span: Span | undefined): Watch | undefined {
+  if (observers.length === 0) return span ? new Watch(call!, NO_OBSERVERS, undefined, callSpan, span) : undefined;
+  const states = new Array<unknown>(observers.length);
+  for (let i = 0; i < observers.length; i++) states[i] = observers[i]!.start(call!);
+  return new Watch(call!, observers, states, callSpan, span);
+}
+
 /** What createClient works out once per route, so a call does only the per-call part. */
 interface RouteCall {
   service: string;
@@ -92,6 +168,23 @@ interface RouteCall {
   finish: (exchange: Exchange) => CallOutput<RouteDef>;
 }
 
+/** One call's request, worked out once and shared by its attempts. */
+interface Outgoing {
+  pool: Pool;
+  route: RouteCall;
+  path: string;
+  headers: Record<string, string>;
+  body: string | undefined;
+  deadline: number | undefined;
+  input: CallInput<RouteDef>;
+  defaultTimeout: number;
+  callSpan: ClientCallSpan | undefined;
+  /** Set when there are policies or observers. */
+  call: CallInfo | undefined;
+  /** Observers of each attempt (after every policy). */
+  attemptObservers: readonly ClientObserver[];
+}
+
 const transportError = (route: RouteCall, err: unknown): UpstreamError =>
   new UpstreamError({
     kind: 'connection',
@@ -100,6 +193,15 @@ const transportError = (route: RouteCall, err: unknown): UpstreamError =>
     message: `${route.service}.${route.operation} failed: ${(err as Error | undefined)?.message}`,
     cause: err,
   });
+
+/**
+ * A call the caller aborted rejects with the same error wherever the abort found it: on the wire (the attempt turns
+ * the reason into this transport error), or before (queued in the bulkhead, in a retry's backoff), where the policy
+ * rejects with the bare reason.
+ */
+function rethrowCallerAbort(route: RouteCall, signal: AbortSignal, err: unknown): never {
+  throw signal.aborted && err === signal.reason ? transportError(route, err) : err;
+}
 
 /**
  * One attempt on the wire: the undici dispatch handler, the attempt's timer and its outcome in one object.
@@ -117,6 +219,10 @@ class Exchange implements Dispatcher.DispatchHandler {
   headers = NO_HEADERS;
   /** Set once the attempt has an outcome; later callbacks from undici are ignored. */
   settled = false;
+  /** Why the attempt failed, when it did before a response was read (the outcome promise resolves either way). */
+  failure: UpstreamError | undefined = undefined;
+  /** Told how the attempt ended, from the same reaction that reads the response. */
+  watch: Watch | undefined = undefined;
   private first: Buffer | undefined = undefined;
   private rest: Buffer[] | undefined = undefined;
   private controller: Dispatcher.DispatchController | undefined = undefined;
@@ -127,7 +233,6 @@ class Exchange implements Dispatcher.DispatchHandler {
   upstream: AbortSignal[] | undefined = undefined;
   forward: ((event: Event) => void) | undefined = undefined;
   resolve!: (exchange: Exchange) => void;
-  reject!: (err: UpstreamError) => void;
 
   constructor(
     readonly route: RouteCall,
@@ -159,14 +264,16 @@ class Exchange implements Dispatcher.DispatchHandler {
   onResponseError(_controller: Dispatcher.DispatchController | undefined, err: Error): void {
     if (this.settled) return;
     this.settle();
-    this.reject(transportError(this.route, err));
+    this.failure = transportError(this.route, err);
+    this.resolve(this);
   }
 
   /** Ends the attempt now with `error`; the request, if undici has it, is aborted with `reason`. */
   abandon(error: UpstreamError, reason: Error): void {
     if (this.settled) return;
     this.settle();
-    this.reject(error);
+    this.failure = error;
+    this.resolve(this);
     if (this.controller) this.controller.abort(reason);
     else this.abortReason = reason;
   }
@@ -196,6 +303,28 @@ function onAttemptTimeout(exchange: Exchange): void {
 function retryAfterOf(headers: Record<string, string | string[] | undefined>): number | undefined {
   const value = headers['retry-after'];
   return parseRetryAfter(Array.isArray(value) ? value[0] : value);
+}
+
+/**
+ * The reaction to an attempt's outcome (one per attempt): the result, or its error, told to the attempt's watch
+ * (its observers, a retry's span; with no policies, the whole call's) before the caller hears of it.
+ */
+function finishAttempt(route: RouteCall, exchange: Exchange): CallOutput<RouteDef> {
+  const { watch } = exchange;
+  if (exchange.failure) {
+    watch?.fail(exchange.failure);
+    throw exchange.failure;
+  }
+  if (!watch) return finishCall(route, exchange);
+  let out: CallOutput<RouteDef>;
+  try {
+    out = finishCall(route, exchange);
+  } catch (err) {
+    watch.fail(err);
+    throw err;
+  }
+  watch.ok(out);
+  return out;
 }
 
 /** Reads a finished exchange: the declared success status parsed with its schema, anything else an UpstreamError. */
@@ -234,38 +363,31 @@ function finishCall(route: RouteCall, exchange: Exchange): CallOutput<RouteDef> 
 
 /**
  * One attempt: the caller's deadline caps the timeout (and travels as the remaining budget), then the request
- * goes out on the pool. Never throws: every failure is a rejected promise, as policies expect.
+ * goes out on the pool. Never throws: every failure is a rejected promise, as policies expect. `callWatch`: the
+ * whole call's, when there are no policies (the call is this one attempt); else the attempt gets its own.
  */
-function attempt(
-  pool: Pool,
-  route: RouteCall,
-  path: string,
-  headers: Record<string, string>,
-  body: string | undefined,
-  deadline: number | undefined,
-  input: CallInput<RouteDef>,
-  defaultTimeout: number,
-  signal: AbortSignal,
-  callSpan?: ClientCallSpan,
-): Promise<CallOutput<RouteDef>> {
+function attempt(o: Outgoing, signal: AbortSignal, callWatch: Watch | undefined): Promise<CallOutput<RouteDef>> {
+  const { route, headers, deadline, input, callSpan } = o;
+  let attemptWatch = callWatch;
   try {
     // A retry gets a span of its own, and its traceparent in the headers.
     const retrySpan = callSpan?.attempt(headers, HEADERS.traceparent);
+    if (callWatch === undefined) attemptWatch = watch(o.call, o.attemptObservers, callSpan, retrySpan);
     const remaining = deadline !== undefined ? deadline - Date.now() : Infinity;
     if (remaining <= 0) {
       throw new UpstreamError({ kind: 'timeout', service: route.service, operation: route.operation, message: `deadline exceeded before calling ${route.service}.${route.operation}` });
     }
     if (deadline !== undefined) headers[HEADERS.deadline] = String(Math.max(0, Math.floor(remaining)));
-    const exchange = new Exchange(route, Math.min(input.timeoutMs ?? defaultTimeout, remaining));
-    const outcome = new Promise<Exchange>((resolve, reject) => {
+    const exchange = new Exchange(route, Math.min(input.timeoutMs ?? o.defaultTimeout, remaining));
+    const outcome = new Promise<Exchange>((resolve) => {
       exchange.resolve = resolve;
-      exchange.reject = reject;
     });
     // Reading the body is inside the timeout too: a server stalling mid-body is a timeout, not a hang.
     exchange.timer = setTimeout(onAttemptTimeout, exchange.timeoutMs, exchange);
     // The caller's and the policies' signals are listened to only when they can actually abort.
     if (signal !== NEVER_ABORTED || input.signal) {
-      const upstream = signal !== NEVER_ABORTED ? (input.signal ? [signal, input.signal] : [signal]) : [input.signal!];
+      // The policies pass the caller's signal (or one of their own, derived from it) on: listen to it once.
+      const upstream = signal === NEVER_ABORTED ? [input.signal!] : input.signal && input.signal !== signal ? [signal, input.signal] : [signal];
       const forward = (event: Event) => {
         const reason = (event.target as AbortSignal).reason as Error;
         exchange.abandon(transportError(route, reason), reason);
@@ -279,14 +401,17 @@ function attempt(
     }
     if (!exchange.settled) {
       try {
-        pool.dispatch({ method: route.def.method, path, headers, body: body ?? null }, exchange);
+        o.pool.dispatch({ method: route.def.method, path: o.path, headers, body: o.body ?? null }, exchange);
       } catch (err) {
         exchange.onResponseError(undefined, err as Error);
       }
     }
-    const result = outcome.then(route.finish);
-    return retrySpan ? callSpan!.endAttempt(retrySpan, result) : result;
+    // Last: from here on, the reaction tells the watch (nothing below can throw).
+    exchange.watch = attemptWatch;
+    attemptWatch = undefined;
+    return outcome.then(route.finish);
   } catch (err) {
+    attemptWatch?.fail(err);
     return Promise.reject(err);
   }
 }
@@ -298,14 +423,21 @@ function attempt(
 export function createClient<C extends Contract>(contract: C, options: ClientOptions): Client<C> {
   const pool = new Pool(options.baseUrl, { connections: options.connections ?? 32, pipelining: 1 });
   const defaultTimeout = options.timeoutMs ?? 5_000;
-  const policies = options.policies ?? [];
+  // Observers before the first policy see each call, those after the last one each attempt (ClientObserver).
+  const listed = options.policies ?? [];
+  const first = listed.findIndex(isPolicy);
+  const last = listed.findLastIndex(isPolicy);
+  const callObservers = (first < 0 ? listed : listed.slice(0, first)) as ClientObserver[];
+  const attemptObservers = (first < 0 ? [] : listed.slice(last + 1)) as ClientObserver[];
+  const policies = first < 0 ? [] : listed.slice(first, last + 1).map((p) => (isPolicy(p) ? p : observerPolicy(p)));
+  const needsCallInfo = listed.length > 0;
   const serviceToken = options.serviceToken;
   const client: Record<string, unknown> = {
     close: () => pool.close(),
   };
 
   for (const [operation, def] of Object.entries(contract.routes) as [string, RouteDef][]) {
-    const route: RouteCall = { service: contract.service, operation, def, fillPath: compilePath(def.path), finish: (exchange) => finishCall(route, exchange) };
+    const route: RouteCall = { service: contract.service, operation, def, fillPath: compilePath(def.path), finish: (exchange) => finishAttempt(route, exchange) };
     const hasBody = def.body !== undefined;
     client[operation] = (input: CallInput<RouteDef> = {} as CallInput<RouteDef>): Promise<CallOutput<RouteDef>> => {
       try {
@@ -326,19 +458,31 @@ export function createClient<C extends Contract>(contract: C, options: ClientOpt
           body = JSON.stringify(input.body);
           headers['content-type'] = 'application/json';
         }
-        const deadline = ctx?.deadline;
-        if (policies.length === 0) {
-          const single = attempt(pool, route, path, headers, body, deadline, input, defaultTimeout, NEVER_ABORTED, callSpan);
-          return callSpan ? callSpan.track(single) : single;
-        }
+        const call: CallInfo | undefined = needsCallInfo ? { service: contract.service, operation, method: def.method, retryable: isIdempotent(def, headers) } : undefined;
+        const o: Outgoing = { pool, route, path, headers, body, deadline: ctx?.deadline, input, defaultTimeout, callSpan, call, attemptObservers };
+        // The call's observers and span, told from one reaction: the attempt's own when there are no policies.
+        const callWatch = watch(call, callObservers, callSpan, callSpan?.span);
+        if (policies.length === 0) return attempt(o, NEVER_ABORTED, callWatch);
 
-        const call: CallInfo = { service: contract.service, operation, method: def.method, retryable: isIdempotent(def, headers) };
         const run = policies.reduceRight<(signal: AbortSignal) => Promise<CallOutput<RouteDef>>>(
-          (next, policy) => (signal) => policy.execute(next, call, signal),
-          (signal) => attempt(pool, route, path, headers, body, deadline, input, defaultTimeout, signal, callSpan),
+          (next, policy) => (signal) => policy.execute(next, call!, signal),
+          (signal) => attempt(o, signal, undefined),
         );
-        const result = run(NEVER_ABORTED);
-        return callSpan ? callSpan.track(result) : result;
+        // The policies get the caller's signal: an abort leaves the bulkhead's queue and a retry's backoff at once, is
+        // not retried, and is neutral to the breaker (a caller giving up says nothing about the dependency).
+        const callerSignal = input.signal;
+        const result = callerSignal ? run(callerSignal).catch((err: unknown) => rethrowCallerAbort(o.route, callerSignal, err)) : run(NEVER_ABORTED);
+        if (!callWatch) return result;
+        return result.then(
+          (out) => {
+            callWatch.ok(out);
+            return out;
+          },
+          (err: unknown) => {
+            callWatch.fail(err);
+            throw err;
+          },
+        );
       } catch (err) {
         return Promise.reject(err);
       }

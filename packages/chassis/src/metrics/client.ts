@@ -1,5 +1,5 @@
 import { performance } from 'node:perf_hooks';
-import type { CallInfo, ClientPolicy } from '../client/client.ts';
+import type { CallInfo, ClientObserver } from '../client/client.ts';
 import { isUpstreamError } from '../client/errors.ts';
 import { LATENCY_BUCKETS, type ServiceMetrics } from './registry.ts';
 import type { CounterFamily, CounterSeries, HistogramFamily, HistogramSeries } from './series.ts';
@@ -57,17 +57,18 @@ class OperationSeries<S> {
 
 export interface ClientMetrics {
   /**
-   * Outermost policy of a dependency's clients: one observation per logical call, its retries, backoff and queueing
-   * for a bulkhead slot included (`http_client_request_duration_seconds`).
+   * Observer before every policy of a dependency's clients: one observation per logical call, its retries, backoff
+   * and queueing for a bulkhead slot included (`http_client_request_duration_seconds`).
    */
-  calls(dependency: string): ClientPolicy;
-  /** Policy inside retry and breaker: one count per attempt that went out (`http_client_attempts_total`). */
-  attempts(dependency: string): ClientPolicy;
+  calls(dependency: string): ClientObserver<number>;
+  /** Observer inside retry and breaker: one count per attempt that went out (`http_client_attempts_total`). */
+  attempts(dependency: string): ClientObserver<undefined>;
 }
 
 /**
- * Dependency (client-side RED) metrics as two client policies. `dependency` and `operation` come from code (the
- * callee's contract), never from input, so the labels are bounded by the contracts.
+ * Dependency (client-side RED) metrics as two client observers (not policies: the client tells them how a call or
+ * attempt ended from the reaction it has anyway, so they add no promise of their own). `dependency` and
+ * `operation` come from code (the callee's contract), never from input, so the labels are bounded by the contracts.
  */
 export function clientMetrics(metrics: ServiceMetrics): ClientMetrics {
   // Declared with the first dependency, so a service that calls nobody exports no empty client metrics.
@@ -79,18 +80,9 @@ export function clientMetrics(metrics: ServiceMetrics): ClientMetrics {
       const { duration } = declare();
       const series = new OperationSeries<HistogramSeries>(dependency, (l) => duration.series(l));
       return {
-        execute<T>(attempt: (signal: AbortSignal) => Promise<T>, call: CallInfo, signal: AbortSignal): Promise<T> {
-          const started = performance.now();
-          return attempt(signal).then(
-            (value) => {
-              series.get(call.operation, 'ok').observe((performance.now() - started) / 1000);
-              return value;
-            },
-            (err: unknown) => {
-              series.get(call.operation, callOutcome(err)).observe((performance.now() - started) / 1000);
-              throw err;
-            },
-          );
+        start: () => performance.now(),
+        settled(call: CallInfo, started: number, failed: boolean, error: unknown): void {
+          series.get(call.operation, failed ? callOutcome(error) : 'ok').observe((performance.now() - started) / 1000);
         },
       };
     },
@@ -99,17 +91,9 @@ export function clientMetrics(metrics: ServiceMetrics): ClientMetrics {
       const { attempts } = declare();
       const series = new OperationSeries<CounterSeries>(dependency, (l) => attempts.series(l));
       return {
-        execute<T>(attempt: (signal: AbortSignal) => Promise<T>, call: CallInfo, signal: AbortSignal): Promise<T> {
-          return attempt(signal).then(
-            (value) => {
-              series.get(call.operation, 'ok').inc();
-              return value;
-            },
-            (err: unknown) => {
-              series.get(call.operation, callOutcome(err)).inc();
-              throw err;
-            },
-          );
+        start: () => undefined,
+        settled(call: CallInfo, _state: undefined, failed: boolean, error: unknown): void {
+          series.get(call.operation, failed ? callOutcome(error) : 'ok').inc();
         },
       };
     },

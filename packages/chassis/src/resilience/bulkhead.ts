@@ -92,27 +92,48 @@ export function createBulkhead(dependency: string, options: BulkheadOptions = {}
       }
     });
 
+  /** The attempt in a slot, released when it settles (before the caller hears of it). */
+  const run = <T>(attempt: (signal: AbortSignal) => Promise<T>, signal: AbortSignal): Promise<T> => {
+    let outcome: Promise<T>;
+    try {
+      outcome = attempt(signal);
+    } catch (err) {
+      release();
+      return Promise.reject(err);
+    }
+    return outcome.then(
+      (value) => {
+        release();
+        return value;
+      },
+      (err: unknown) => {
+        release();
+        throw err;
+      },
+    );
+  };
+
   return {
     dependency,
-    async execute<T>(attempt: (signal: AbortSignal) => Promise<T>, call: CallInfo, signal: AbortSignal): Promise<T> {
-      if (signal.aborted) throw abortReason(signal);
-      if (inUse < maxConcurrent) inUse++;
-      else if (queue.length < maxQueue) await wait(call, signal);
-      else {
-        rejected++;
-        throw new UpstreamRejectedError({
+    // Not async: a call that gets a slot at once (the normal case) costs one promise reaction, not an async
+    // function's promise, its await and their async hooks (bench/rpc, docs/benchmarks.md).
+    execute<T>(attempt: (signal: AbortSignal) => Promise<T>, call: CallInfo, signal: AbortSignal): Promise<T> {
+      if (signal.aborted) return Promise.reject(abortReason(signal));
+      if (inUse < maxConcurrent) {
+        inUse++;
+        return run(attempt, signal);
+      }
+      if (queue.length < maxQueue) return wait(call, signal).then(() => run(attempt, signal));
+      rejected++;
+      return Promise.reject(
+        new UpstreamRejectedError({
           code: 'bulkhead_full',
           service: call.service,
           operation: call.operation,
           dependency,
           message: `${dependency} bulkhead full (${maxConcurrent} in flight, ${maxQueue} queued); ${call.service}.${call.operation} not attempted`,
-        });
-      }
-      try {
-        return await attempt(signal);
-      } finally {
-        release();
-      }
+        }),
+      );
     },
     stats: () => ({ maxConcurrent, maxQueue, inUse, queued: queue.length, rejected }),
   };

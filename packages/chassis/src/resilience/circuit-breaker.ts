@@ -75,6 +75,38 @@ interface Outcome<T> {
   error?: unknown;
 }
 
+/** One cockatiel breaker (reset() replaces it) with its sampling window and the calls the fast path has in flight on it. */
+interface Generation {
+  policy: CircuitBreakerPolicy;
+  sampling: SamplingBreaker;
+  /** Calls cockatiel has in hand on this breaker (its `execute` not settled yet): slow-path calls and adopted ones. */
+  pending: number;
+  /** Fast-path calls in flight that cockatiel does not know about (yet): a list linked through the calls. */
+  fast: FastCall | undefined;
+}
+
+/** A call let through by the fast path (see execute), and cockatiel's result for it once it was adopted. */
+interface FastCall {
+  call: CallInfo;
+  signal: AbortSignal;
+  adopted: Promise<unknown> | undefined;
+  /** Once adopted: hands the attempt's outcome to cockatiel, from the call's own reaction (see adoptAll). */
+  resolve: ((value: unknown) => void) | undefined;
+  reject: ((error: unknown) => void) | undefined;
+  prev: FastCall | undefined;
+  next: FastCall | undefined;
+}
+
+const passOn = <T>(value: T): T => value;
+
+/** Takes a fast-path call off its generation's list (it settled, or cockatiel adopted it). */
+function unlink(gen: Generation, fast: FastCall): void {
+  if (fast.prev) fast.prev.next = fast.next;
+  else gen.fast = fast.next;
+  if (fast.next) fast.next.prev = fast.prev;
+  fast.prev = fast.next = undefined;
+}
+
 /**
  * A circuit breaker per dependency: cockatiel's `circuitBreaker` with a `SamplingBreaker` (failure rate over a
  * time window, with a minimum throughput). What we add around it, minimally:
@@ -85,7 +117,8 @@ interface Outcome<T> {
  *    nothing while closed, and as success while half-open). We make 4xx count as successes (the dependency
  *    answered) by passing them through as values, and make an aborted probe count as a failure rather than
  *    closing the circuit on no evidence;
- *  - a typed state (discriminated union) and state-change events with from/to and manual.
+ *  - a typed state (discriminated union) and state-change events with from/to and manual;
+ *  - a fast path for the closed circuit (see execute).
  * Note: SamplingBreaker expires one 1-s slot per slot of activity, so after a quiet spell old samples linger
  * until traffic rotates them out; the half-open success resets them.
  */
@@ -126,8 +159,8 @@ export function createCircuitBreaker(dependency: string, options: CircuitBreaker
     }
   };
 
-  const create = (): CircuitBreakerPolicy => {
-    const breaker = new SamplingBreaker({
+  const create = (): Generation => {
+    const sampling = new SamplingBreaker({
       threshold,
       duration: windowMs,
       // SamplingBreaker wants a rate; it opens only when `calls >= windowMs · rate`. Half a call less than the
@@ -136,19 +169,86 @@ export function createCircuitBreaker(dependency: string, options: CircuitBreaker
     });
     const created = circuitBreaker(
       handleWhen((err) => (err instanceof Aborted ? err.countsAsFailure : isBreakerFailure(err))),
-      { breaker, halfOpenAfter },
+      { breaker: sampling, halfOpenAfter },
     );
     created.onStateChange((s) => {
-      if (created !== policy) return; // a breaker replaced by reset() may still finish a call
+      if (created !== current.policy) return; // a breaker replaced by reset() may still finish a call
       const at = Date.now();
       const status = STATUS[s];
       if (status === 'open') transition({ status, since: at, halfOpenAt: at + lastHalfOpenDelay, reason: created.lastFailure && 'error' in created.lastFailure ? created.lastFailure.error : undefined });
       else if (status === 'closed') transition({ status });
       else transition({ status, since: at });
     });
-    return created;
+    return { policy: created, sampling, pending: 0, fast: undefined };
   };
-  let policy = create();
+  let current = create();
+
+  /** The call through cockatiel: its `execute`, our failure definition inside, our errors outside. */
+  const enter = <T>(gen: Generation, run: () => Promise<T>, call: CallInfo, signal: AbortSignal): Promise<T> => {
+    const { policy } = gen;
+    gen.pending++;
+    return policy
+      .execute(async (): Promise<Outcome<T>> => {
+        try {
+          return { ok: true, value: await run() };
+        } catch (error) {
+          if (signal.aborted) {
+            // The caller gave up: no evidence about the dependency. Neutral while closed (unhandled: not
+            // counted); while probing, a failure, so the circuit re-opens instead of closing on nothing.
+            throw new Aborted(error, policy.state === CircuitState.HalfOpen);
+          }
+          if (isBreakerFailure(error)) throw error;
+          return { ok: false, error };
+        }
+      }, signal)
+      .then(
+        (outcome) => {
+          gen.pending--;
+          if (!outcome.ok) throw outcome.error;
+          return outcome.value as T;
+        },
+        (err: unknown) => {
+          gen.pending--;
+          if (isBrokenCircuitError(err)) {
+            const open = state.status === 'open' ? state : undefined;
+            throw new UpstreamRejectedError({
+              code: 'circuit_open',
+              service: call.service,
+              operation: call.operation,
+              dependency,
+              message: `circuit for ${dependency} is ${state.status === 'isolated' ? 'held open' : 'open'}; ${call.service}.${call.operation} not attempted`,
+              ...(open ? { retryAfterMs: Math.max(0, open.halfOpenAt - Date.now()), cause: open.reason } : {}),
+            });
+          }
+          if (err instanceof Aborted) throw err.original;
+          // cockatiel's isTaskCancelledError is broken in 3.2.1 (tests the wrong property), hence instanceof.
+          if (err instanceof TaskCancelledError) throw abortReason(signal);
+          throw err;
+        },
+      );
+  };
+
+  /**
+   * Hands every fast-path call in flight on `gen` to cockatiel, as if it had gone through cockatiel's `execute`
+   * from the start. Done before anything else enters cockatiel (and before trip()), while the circuit is still
+   * closed: so cockatiel sees them in its closed branch, exactly where they would have been. Each one's outcome
+   * reaches cockatiel from the call's own reaction, so cockatiel counts outcomes in the order the attempts ended
+   * (an attempt may have ended already, its reaction still queued), as it does when every call goes through it.
+   */
+  const adoptAll = (gen: Generation): void => {
+    for (let fast = gen.fast; fast; ) {
+      const next = fast.next;
+      const adopted = fast;
+      const outcome = new Promise<unknown>((resolve, reject) => {
+        adopted.resolve = resolve;
+        adopted.reject = reject;
+      });
+      adopted.adopted = enter(gen, () => outcome, adopted.call, adopted.signal);
+      adopted.prev = adopted.next = undefined;
+      fast = next;
+    }
+    gen.fast = undefined;
+  };
 
   return {
     dependency,
@@ -156,49 +256,77 @@ export function createCircuitBreaker(dependency: string, options: CircuitBreaker
       return state;
     },
 
-    async execute<T>(attempt: (signal: AbortSignal) => Promise<T>, call: CallInfo, signal: AbortSignal): Promise<T> {
-      const current = policy;
-      let outcome: Outcome<T>;
-      try {
-        outcome = await current.execute(async (): Promise<Outcome<T>> => {
-          try {
-            return { ok: true, value: await attempt(signal) };
-          } catch (error) {
-            if (signal.aborted) {
-              // The caller gave up: no evidence about the dependency. Neutral while closed (unhandled: not
-              // counted); while probing, a failure, so the circuit re-opens instead of closing on nothing.
-              throw new Aborted(error, current.state === CircuitState.HalfOpen);
-            }
-            if (isBreakerFailure(error)) throw error;
-            return { ok: false, error };
-          }
-        }, signal);
-      } catch (err) {
-        if (isBrokenCircuitError(err)) {
-          const open = state.status === 'open' ? state : undefined;
-          throw new UpstreamRejectedError({
-            code: 'circuit_open',
-            service: call.service,
-            operation: call.operation,
-            dependency,
-            message: `circuit for ${dependency} is ${state.status === 'isolated' ? 'held open' : 'open'}; ${call.service}.${call.operation} not attempted`,
-            ...(open ? { retryAfterMs: Math.max(0, open.halfOpenAt - Date.now()), cause: open.reason } : {}),
-          });
-        }
-        if (err instanceof Aborted) throw err.original;
-        // cockatiel's isTaskCancelledError is broken in 3.2.1 (tests the wrong property), hence instanceof.
-        if (err instanceof TaskCancelledError) throw abortReason(signal);
-        throw err;
+    /**
+     * The fast path. cockatiel's `execute` is two async functions (its own and its executor's `invoke`) around ours:
+     * on Node 20 with AsyncLocalStorage in use, each of their promises pays the async hooks, which made the breaker
+     * the largest part of the pipeline (bench/rpc: a chassis+pipeline call 162.7 k instructions with cockatiel on
+     * every call, 156.4 k with this path), for what is, while the circuit is closed, one count in the sampling
+     * window. So while the circuit is closed and cockatiel has no call in hand, a call goes
+     * straight to the attempt with one promise reaction, and its outcome is put in the same `SamplingBreaker`
+     * cockatiel's closed state puts it in (`success(Closed)`) — a success, a 4xx, or an aborted call (neutral).
+     * Only what can change the state goes through cockatiel itself: a failure (counted by cockatiel, which decides
+     * whether to open), every call while it is open, half-open or isolated, and trip(). Before anything enters
+     * cockatiel, the fast-path calls in flight are handed to it (adoptAll), and no new call takes the fast path
+     * until cockatiel is done with every call it has, so the circuit never leaves the closed state with a call
+     * cockatiel does not know about: a call that started while closed and ends after it opened (or while it probes)
+     * is counted, and can re-open it, exactly as if it had gone through cockatiel. Opening, half-open probes, the
+     * backoff, trip/reset and the state-change events are all still cockatiel's.
+     */
+    execute<T>(attempt: (signal: AbortSignal) => Promise<T>, call: CallInfo, signal: AbortSignal): Promise<T> {
+      const gen = current;
+      if (gen.pending > 0 || gen.policy.state !== CircuitState.Closed) {
+        adoptAll(gen);
+        // The outcome reaches cockatiel one reaction after the attempt ends, as an adopted call's does: cockatiel
+        // counts outcomes in the order the attempts ended, whichever way they came in.
+        return enter(gen, () => attempt(signal).then(passOn), call, signal);
       }
-      if (!outcome.ok) throw outcome.error;
-      return outcome.value as T;
+      let promise: Promise<T>;
+      try {
+        promise = attempt(signal);
+      } catch (err) {
+        promise = Promise.reject(err);
+      }
+      const fast: FastCall = { call, signal, adopted: undefined, resolve: undefined, reject: undefined, prev: undefined, next: gen.fast };
+      if (gen.fast) gen.fast.prev = fast;
+      gen.fast = fast;
+      return promise.then(
+        (value) => {
+          if (fast.adopted) {
+            fast.resolve!(value);
+            return fast.adopted as Promise<T>;
+          }
+          unlink(gen, fast);
+          gen.sampling.success(CircuitState.Closed);
+          return value;
+        },
+        (error: unknown) => {
+          if (fast.adopted) {
+            fast.reject!(error);
+            return fast.adopted as Promise<T>;
+          }
+          unlink(gen, fast);
+          // The caller gave up: neutral while closed (see enter); not counted at all.
+          if (signal.aborted) throw error;
+          if (!isBreakerFailure(error)) {
+            gen.sampling.success(CircuitState.Closed); // the dependency answered (a 4xx): a success
+            throw error;
+          }
+          // A failure: cockatiel counts it and decides whether to open; the caller sees the call end after that.
+          // It enters cockatiel before the calls in flight are handed over, so that cockatiel counts outcomes in
+          // the order the attempts ended (one that ended after this failure, in the same tick, is counted after it).
+          const counted = enter(gen, () => promise, call, signal);
+          adoptAll(gen);
+          return counted;
+        },
+      );
     },
 
     trip() {
       if (isolation) return;
+      adoptAll(current); // calls in flight end in cockatiel's closed branch, as if they had gone through it
       manual = true;
       try {
-        isolation = policy.isolate();
+        isolation = current.policy.isolate();
       } finally {
         manual = false;
       }
@@ -207,7 +335,7 @@ export function createCircuitBreaker(dependency: string, options: CircuitBreaker
     reset() {
       const wasClosed = state.status === 'closed';
       isolation = undefined; // belongs to the old breaker, which is dropped
-      policy = create();
+      current = create();
       if (wasClosed) return;
       manual = true;
       try {

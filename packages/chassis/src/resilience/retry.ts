@@ -103,19 +103,30 @@ export function createRetryPolicy(options: RetryOptions = {}): RetryPolicy {
   };
 
   return {
-    async execute<T>(attempt: (signal: AbortSignal) => Promise<T>, call: CallInfo, signal: AbortSignal): Promise<T> {
-      budget?.recordAttempt();
-      for (let n = 1; ; n++) {
+    // Not async: an attempt that succeeds (the normal case) costs one promise reaction, not an async function's
+    // promise, its await and their async hooks (bench/rpc, docs/benchmarks.md).
+    execute<T>(attempt: (signal: AbortSignal) => Promise<T>, call: CallInfo, signal: AbortSignal): Promise<T> {
+      try {
+        budget?.recordAttempt();
+      } catch (err) {
+        return Promise.reject(err);
+      }
+      const run = (n: number): Promise<T> => {
+        let outcome: Promise<T>;
         try {
-          return await attempt(signal);
+          outcome = attempt(signal);
         } catch (err) {
+          outcome = Promise.reject(err);
+        }
+        return outcome.then(undefined, (err: unknown) => {
           const delay = plan(err, n, call, signal);
           if (delay === undefined) throw err;
           stats.retries++;
           onRetry?.({ call, attempt: n + 1, delayMs: delay, error: err });
-          await sleep(delay, signal);
-        }
-      }
+          return sleep(delay, signal).then(() => run(n + 1));
+        });
+      };
+      return run(1);
     },
     stats: () => ({ ...stats }),
   };

@@ -1,4 +1,4 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import { createClient, type Client, type ClientPolicy } from '../client/client.ts';
@@ -74,6 +74,8 @@ export interface ServiceParts<C extends Contract> {
   background?: () => (() => Promise<void>) | void;
   /** Routes outside the contract that need the raw fastify app (e.g. a server-sent events stream). */
   extend?: (app: FastifyInstance) => void;
+  /** Who the caller is (services facing clients): run after load shedding, before rate limits (ProtectionOptions). */
+  authenticate?: (request: FastifyRequest) => Promise<void>;
 }
 
 export interface ServiceDefinition<C extends Contract, S extends z.ZodRawShape, Deps extends Record<string, Contract>> {
@@ -187,11 +189,13 @@ export async function startService<C extends Contract, S extends z.ZodRawShape, 
       timeoutMs: attemptTimeoutMs,
       connections,
       // Outermost first: the pipeline, then the service's own, then injected faults innermost, so retry, breaker
-      // and bulkhead see an injected failure as a real attempt. A disabled policy is not in the list at all.
+      // and bulkhead see an injected failure as a real attempt. A disabled policy is not in the list at all. The
+      // metrics are observers, not policies: the client tells them from the reaction it has on each call and each
+      // attempt (no promise of their own) when nothing sits between them and the call or the wire.
       policies: [
         ...(config.METRICS_ENABLED ? [dependencyMetrics.calls(dep.service)] : []), // metrics: one logical call, outside everything
         ...(pipeline?.policies ?? []),
-        ...(config.METRICS_ENABLED ? [dependencyMetrics.attempts(dep.service)] : []), // metrics: each attempt the retry and breaker let out
+        ...(config.METRICS_ENABLED ? [dependencyMetrics.attempts(dep.service)] : []), // metrics: each attempt the retry and breaker let out (inside the service's own policies and faults, if any)
         ...(def.clientPolicies?.(dep.service) ?? []),
         ...(faults.enabled ? [faultPolicy(faults, dep.service, { attemptTimeoutMs })] : []),
       ],
@@ -229,7 +233,7 @@ export async function startService<C extends Contract, S extends z.ZodRawShape, 
     tracing,
     // Before the routes: protection attaches its hooks to each route as it is declared.
     beforeRoutes: (app) => {
-      protection = registerProtection(app, { config: own, env, serviceToken: config.SERVICE_TOKEN, log, faults, ...def.protection });
+      protection = registerProtection(app, { config: own, env, serviceToken: config.SERVICE_TOKEN, log, faults, ...def.protection, ...(parts.authenticate ? { authenticate: parts.authenticate } : {}) });
       if (config.METRICS_ENABLED) httpServerMetrics(app, metrics, { rateLimitGroup: (routeKey) => protection.limiter?.ruleFor(routeKey)?.group });
     },
   });

@@ -54,7 +54,7 @@ export class ClientCallSpan {
 
   /**
    * An attempt starts: the first goes out under the call's span; a retry gets its own span, put in `headers`.
-   * Returns the retry's span, which the caller ends with endAttempt().
+   * Returns the retry's span, which the caller ends with end() when that attempt settles.
    */
   attempt(headers: Record<string, string>, traceparentHeader: string): Span | undefined {
     this.attempts++;
@@ -65,37 +65,13 @@ export class ClientCallSpan {
     return span;
   }
 
-  /** Ends the call's span when `call` settles, with its status code or its error; resolves as `call` does. */
-  track<T extends { status: number }>(call: Promise<T>): Promise<T> {
-    return call.then(
-      (out) => {
-        this.finish(this.span, out.status, undefined);
-        return out;
-      },
-      (err: unknown) => {
-        this.finish(this.span, undefined, err);
-        throw err;
-      },
-    );
-  }
-
-  /** Ends a retry's span when its attempt settles. */
-  endAttempt<T extends { status: number }>(span: Span, attempt: Promise<T>): Promise<T> {
-    return attempt.then(
-      (out) => {
-        this.finish(span, out.status, undefined);
-        return out;
-      },
-      (err: unknown) => {
-        this.finish(span, undefined, err);
-        throw err;
-      },
-    );
-  }
-
-  private finish(span: Span, status: number | undefined, err: unknown): void {
+  /**
+   * Ends `span` (the call's, or a retry's) as its call or attempt ended: with the response's status code, or as
+   * failed with `err`. Not a promise wrapper: client.ts calls it from the one reaction it has on the outcome.
+   */
+  end(span: Span, status: number | undefined, failed: boolean, err: unknown): void {
     if (span === this.span && this.attempts > 1) span.setAttribute('simplebank.attempts', this.attempts);
-    if (err === undefined) span.setAttribute('http.response.status_code', status!);
+    if (!failed) span.setAttribute('http.response.status_code', status!);
     else {
       if (isUpstreamError(err)) {
         if (err.status !== undefined) span.setAttribute('http.response.status_code', err.status);

@@ -174,3 +174,49 @@ test('a throwing listener does not break the call', async () => {
   process.off('warning', onWarning);
   assert.ok(warnings.some((w) => w.includes('metrics down')));
 });
+
+test('a call that started while closed and fails while the probe is out re-opens the circuit, as in cockatiel', async () => {
+  const breaker = createCircuitBreaker('dep', { minThroughput: 2, halfOpenAfterMs: 0, halfOpenJitter: 0 });
+  const changes: string[] = [];
+  breaker.onStateChange((c) => changes.push(`${c.from}→${c.to.status}`));
+  let failStraggler!: () => void;
+  const straggler = breaker.execute((_s) => new Promise<string>((_r, reject) => (failStraggler = () => reject(connectionError()))), call(), idle());
+  await run(breaker, fail, 2);
+  assert.equal(statusOf(breaker), 'open', '2 of 2 failed');
+  let release!: () => void;
+  const probe = breaker.execute(() => new Promise<string>((r) => (release = () => r('probe'))), call(), idle());
+  assert.equal(statusOf(breaker), 'half-open');
+  failStraggler();
+  await assert.rejects(straggler, { kind: 'connection' });
+  assert.equal(statusOf(breaker), 'open', "the straggler's failure counts (3 of 3) and opens the circuit again");
+  release();
+  assert.equal(await probe, 'probe');
+  assert.equal(statusOf(breaker), 'open', 'the probe does not close a circuit that re-opened meanwhile');
+  assert.deepEqual(changes, ['closed→open', 'open→half-open', 'half-open→open']);
+});
+
+test('calls in flight when the circuit opens or is tripped still count, and still end as they would', async () => {
+  const breaker = createCircuitBreaker('dep', { minThroughput: 4, halfOpenAfterMs: 60_000 });
+  const release: ((fail: boolean) => void)[] = [];
+  const inFlight = Array.from({ length: 3 }, () =>
+    breaker.execute((_s) => new Promise<string>((resolve, reject) => release.push((f) => (f ? reject(connectionError()) : resolve('late')))), call(), idle()),
+  );
+  await run(breaker, fail, 3);
+  assert.equal(statusOf(breaker), 'closed', '3 of 3 failed, below the minimum throughput');
+  release[0]!(true);
+  await assert.rejects(inFlight[0]!, { kind: 'connection' });
+  assert.equal(statusOf(breaker), 'open', 'the 4th failure, of a call that started while closed, opens it');
+  release[1]!(false);
+  assert.equal(await inFlight[1]!, 'late');
+  breaker.reset();
+  const more = breaker.execute((_s) => new Promise<string>((resolve) => release.push(() => resolve('after trip'))), call(), idle());
+  breaker.trip();
+  assert.equal(statusOf(breaker), 'isolated');
+  release[3]!(false);
+  assert.equal(await more, 'after trip', 'a call let through before the trip completes');
+  release[2]!(true);
+  await assert.rejects(inFlight[2]!, { kind: 'connection' });
+  assert.equal(statusOf(breaker), 'isolated', 'a late failure does not change a held-open circuit');
+  breaker.reset();
+  assert.equal(statusOf(breaker), 'closed');
+});
