@@ -79,17 +79,18 @@ export const service = defineService({
         }),
         budgetMs: ctx.config.GATEWAY_PRICE_BUDGET_MS,
       }),
+      // Before the body is read and validated (an anonymous caller learns nothing but 401), after load shedding (an
+      // overloaded gateway does not verify tokens it will not serve), before rate limits (which count per customer).
+      // The customer id goes on the request's work context, where the handlers (and logs) find it.
+      async authenticate(request) {
+        const url = request.routeOptions.url;
+        if (!url) return;
+        const operation = operations.get(`${request.method === 'HEAD' ? 'GET' : request.method} ${url}`);
+        if (!operation || anonymousRoutes.has(operation)) return;
+        // Inside the request's context, so a warning about unobtainable keys carries its request and trace ids.
+        request.work.customerId = await runWithContext(request.work, () => auth.verify(request.headers.authorization));
+      },
       extend(app) {
-        // Authenticate before the body is read and validated: an anonymous caller learns nothing but 401.
-        // The customer id goes on the request's work context, where the handlers (and logs) find it.
-        app.addHook('onRequest', async (request) => {
-          const url = request.routeOptions.url;
-          if (!url) return; // unknown route: the 404 handler answers
-          const operation = operations.get(`${request.method === 'HEAD' ? 'GET' : request.method} ${url}`);
-          if (!operation || anonymousRoutes.has(operation)) return;
-          // Inside the request's context, so a warning about unobtainable keys carries its request and trace ids.
-          request.work.customerId = await runWithContext(request.work, () => auth.verify(request.headers.authorization));
-        });
         app.addHook('onSend', async (request, _reply, payload) => (request.routeOptions.url === '/openapi.json' ? openapi : payload));
       },
     };

@@ -4,7 +4,7 @@ import { faultsPlugin } from './faults-http.ts';
 import { createFaultRegistry, type FaultRegistry } from './faults.ts';
 import { createLoadShedder, loadSheddingPlugin, type LoadShedder, type LoadSheddingStats } from './load-shedding.ts';
 import { createRedisRateLimitStore } from './rate-limit-redis-store.ts';
-import { isInfraPath } from './http-util.ts';
+import { addRouteHook, isInfraPath } from './http-util.ts';
 import type { RateLimitRule } from './rate-limit-store.ts';
 import { createRateLimiter, RATE_LIMIT_DEFAULTS, rateLimitPlugin, type RateLimitGroup, type RateLimiter, type RateLimiterStats } from './rate-limit.ts';
 
@@ -23,6 +23,13 @@ export interface ProtectionOptions {
    * server-sent events client would hold an in-flight slot for as long as it listens.
    */
   sheddingExempt?: string[];
+  /**
+   * Who the caller is, for services facing clients (the gateway): runs as a route-level onRequest hook after load
+   * shedding and incoming faults, so an overloaded service sheds before spending CPU on a token, and before rate
+   * limits, which count per identified client. Throw (e.g. a 401 problem) to refuse the request. Not run for
+   * health, metrics, admin and docs routes.
+   */
+  authenticate?: (request: FastifyRequest) => Promise<void>;
   /** Per-client rate limits: only services facing clients (the gateway) pass this. */
   rateLimit?: {
     /** The rule for routes in no group; `RATE_LIMIT_LIMIT` / `RATE_LIMIT_WINDOW_MS` win. Default 100 per 10 s. */
@@ -68,6 +75,14 @@ export function registerProtection(app: FastifyInstance, options: ProtectionOpti
 
   // Incoming faults right after shedding (see above); the admin routes come with them.
   faultsPlugin(app, { registry: faults, serviceToken: options.serviceToken, ...(log ? { log } : {}) });
+
+  const { authenticate } = options;
+  if (authenticate) {
+    const hook = (request: FastifyRequest) => authenticate(request);
+    app.addHook('onRoute', (route) => {
+      if (!isInfraPath(route.url)) addRouteHook(route, 'onRequest', hook);
+    });
+  }
 
   let limiter: RateLimiter | undefined;
   if (options.rateLimit && config.RATE_LIMIT_ENABLED) {

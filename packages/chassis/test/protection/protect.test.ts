@@ -129,3 +129,52 @@ test('a chassis client with faultPolicy: injected outgoing errors fail the call 
     await app.close();
   }
 });
+
+test('authentication runs after load shedding and before rate limits', async () => {
+  const verified: string[] = [];
+  let release!: () => void;
+  const held = new Promise<void>((resolve) => (release = resolve));
+  const clientOf = new WeakMap<object, string>();
+  let protection!: ReturnType<typeof registerProtection>;
+  const { app, url } = await startApp((app) => {
+    protection = registerProtection(app, {
+      config: config({ LOAD_SHED_MAX_IN_FLIGHT: '1', LOAD_SHED_MAX_EVENT_LOOP_DELAY_MS: '0', RATE_LIMIT_LIMIT: '1', RATE_LIMIT_WINDOW_MS: '60000' }),
+      env: {},
+      serviceToken: TOKEN,
+      async authenticate(request) {
+        const who = request.headers['x-user'] as string | undefined;
+        verified.push(who ?? '(none)');
+        if (!who) throw Object.assign(new Error('no credentials'), { statusCode: 401 });
+        clientOf.set(request, who);
+      },
+      // The rate limiter sees who authentication found.
+      rateLimit: { keyFor: (r) => clientOf.get(r) },
+    });
+    app.get('/slow', async () => {
+      await held;
+      return { ok: true };
+    });
+    app.get('/health/ready', async () => ({ status: 'ready' }));
+  });
+  try {
+    const first = call(`${url}/slow`, { headers: { 'x-user': 'ada' } });
+    // Authenticated means admitted: it holds the one slot until released.
+    while (verified.length === 0) await new Promise((r) => setTimeout(r, 5));
+    // The one in-flight slot is taken: the next request is shed before anyone looks at its credentials.
+    assert.equal((await call(`${url}/slow`, { headers: { 'x-user': 'grace' } })).status, 503);
+    assert.equal((await call(`${url}/slow`)).status, 503);
+    assert.deepEqual(verified, ['ada']);
+    release();
+    assert.equal((await first).status, 200);
+    // Infrastructure routes are not authenticated.
+    assert.equal((await call(`${url}/health/ready`)).status, 200);
+    assert.equal((await call(`${url}/slow`)).status, 401);
+    // ada's quota (1) is spent; grace, identified by authentication, has her own.
+    assert.equal((await call(`${url}/slow`, { headers: { 'x-user': 'ada' } })).status, 429);
+    assert.equal((await call(`${url}/slow`, { headers: { 'x-user': 'grace' } })).status, 200);
+    assert.deepEqual(verified, ['ada', '(none)', 'ada', 'grace']);
+    assert.equal(protection.stats().loadShedding?.inFlight, 0);
+  } finally {
+    await app.close();
+  }
+});
