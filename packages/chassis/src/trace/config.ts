@@ -26,7 +26,11 @@ export const tracingConfigShape = {
     .int()
     .min(0)
     .max(1_000_000)
-    .default(10_000)
+    // 1 000, not more: spans kept long enough to survive two young-generation collections are promoted to V8's old
+    // space, and copying, marking and sweeping them became the largest cost of tracing (bench/rpc: with 10 000 the
+    // traced stack kept ~80 % of the untraced one's throughput, with 1 000 ~89 %; docs/benchmarks.md). Longer
+    // history belongs in a tracing backend (OTLP).
+    .default(1_000)
     .describe('recent spans kept in memory for GET /admin/traces (0 = none)'),
 };
 

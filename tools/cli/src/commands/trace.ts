@@ -11,7 +11,7 @@ export const TRACE_USAGE = `usage:
     --width   columns of the duration bars (default 40)
 
 Spans come from each service's ring of recent spans (GET /admin/traces/:traceId, service credential): a service
-keeps its last TRACE_RING_SPANS (10 000) spans, so an old order's trace may be gone. With OTEL_EXPORTER_OTLP_ENDPOINT
+keeps its last TRACE_RING_SPANS (1 000) spans, so an old order's trace may be gone. With OTEL_EXPORTER_OTLP_ENDPOINT
 set, the same spans are in your tracing backend (e.g. Jaeger) for as long as it keeps them.
 URLs: <SERVICE>_URL or the default ports. Credential: SERVICE_TOKEN or <data dir>/service-token.
 `;
