@@ -22,6 +22,7 @@ interface OrderRow {
   average_price: string | null;
   fee: string | null;
   cancel_requested_at: Date | null;
+  accepted_at: Date | null;
   created_at: Date;
   updated_at: Date;
 }
@@ -59,6 +60,7 @@ function toState(row: OrderRow): OrderState {
     averagePrice: bigintOrNull(row.average_price),
     fee: bigintOrNull(row.fee),
     cancelRequestedAt: row.cancel_requested_at,
+    acceptedAt: row.accepted_at,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
   };
@@ -185,15 +187,17 @@ export async function saveOrder(tx: Queryable, order: Order): Promise<void> {
   if (isTxClient(tx)) {
     pending(tx).updates.push(
       sql`UPDATE orders SET status = ${s.status}, reason = ${s.reason}, filled_quantity = ${s.filledQuantity}, average_price = ${s.averagePrice},
-          fee = ${s.fee}, cancel_requested_at = ${s.cancelRequestedAt}::timestamptz, updated_at = ${s.updatedAt}::timestamptz WHERE id = ${s.id}::uuid`,
+          fee = ${s.fee}, cancel_requested_at = ${s.cancelRequestedAt}::timestamptz, accepted_at = ${s.acceptedAt}::timestamptz, updated_at = ${s.updatedAt}::timestamptz
+          WHERE id = ${s.id}::uuid`,
     );
     await appendHistory(tx, s.id, order.changes);
     return;
   }
   await tx.query(
-    `UPDATE orders SET status = $2, reason = $3, filled_quantity = $4, average_price = $5, fee = $6, cancel_requested_at = $7, updated_at = $8
+    `UPDATE orders SET status = $2, reason = $3, filled_quantity = $4, average_price = $5, fee = $6, cancel_requested_at = $7, accepted_at = $8,
+       updated_at = $9
      WHERE id = $1`,
-    [s.id, s.status, s.reason, s.filledQuantity, s.averagePrice?.toString() ?? null, s.fee?.toString() ?? null, s.cancelRequestedAt, s.updatedAt],
+    [s.id, s.status, s.reason, s.filledQuantity, s.averagePrice?.toString() ?? null, s.fee?.toString() ?? null, s.cancelRequestedAt, s.acceptedAt, s.updatedAt],
   );
   await appendHistory(tx, s.id, order.changes);
 }

@@ -17,7 +17,7 @@ const MARKET_MAX_ATTEMPTS = 13;
  * Handlers running at once per subscription. Under load a step's time is mostly waiting (for accounts and fees,
  * for the disk at commit), so throughput is concurrency over latency: the more steps in flight, the more orders a
  * second. A handler holds a pooled connection from its first query to its commit (the reserve step calls accounts
- * and fees before that; the fill step charges and settles under the order's row lock), so each subscription gets at
+ * and fees in between; the fill step charges and settles under the order's row lock), so each subscription gets at
  * most half the pool, less one: the routes (placing an order must never wait for the saga), the relay and reads
  * keep the rest. 4 each with the default pool of 10 (the bank runner gives orders a larger one).
  */
@@ -43,8 +43,7 @@ export function subscriptions(saga: Saga, retry: RetryPolicy, concurrency: numbe
       maxAttempts: retry.reserveAttempts,
       backoffMs: retry.backoffMs,
       concurrency,
-      // Every step's first query is the order's row lock: the inbox record goes with it. (The reserve step calls
-      // accounts and fees before it; those calls are safe to repeat.)
+      // The step's first query reads the order: the inbox record goes with it, so a duplicate stops there.
       inboxWithFirstQuery: true,
     },
     {

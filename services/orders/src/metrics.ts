@@ -3,7 +3,7 @@
  * from acceptance to a final status, compensations run. Recorded once the transaction that made the change has
  * committed, so a rolled-back step (retried by the bus) is not counted twice.
  */
-import { isTxClient, type Logger, type Queryable, type ServiceMetrics } from '@simplebank/chassis';
+import { isTxClient, type Queryable, type ServiceMetrics } from '@simplebank/chassis';
 import { isFinal, type Order, type OrderStatus } from './domain/order.ts';
 
 const STATUSES: readonly OrderStatus[] = ['pending', 'accepted', 'placed', 'filled', 'rejected', 'expired', 'cancelled'];
@@ -13,8 +13,6 @@ const REASONS: readonly CompensationReason[] = ['rejected', 'expired', 'cancelle
 
 /** Seconds: a market order fills within a second, a limit order may wait until its time in force (a day at most). */
 const COMPLETION_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 14_400, 86_400];
-
-const ACCEPTED_AT_SQL = `SELECT at FROM order_history WHERE order_id = $1 AND status = 'accepted' ORDER BY id LIMIT 1`;
 
 export interface OrderMetrics {
   /**
@@ -28,7 +26,7 @@ export interface OrderMetrics {
 
 const afterCommit = (tx: Queryable, fn: () => void): void => (isTxClient(tx) ? tx.afterCommit(fn) : fn());
 
-export function orderMetrics(metrics: ServiceMetrics, db: Queryable, log: Logger): OrderMetrics {
+export function orderMetrics(metrics: ServiceMetrics): OrderMetrics {
   const transitions = metrics.counter<'status'>({ name: 'simplebank_orders_transitions_total', help: 'orders entering a status', labelNames: ['status'] });
   const completion = metrics.histogram<'status'>({
     name: 'simplebank_order_completion_seconds',
@@ -41,24 +39,15 @@ export function orderMetrics(metrics: ServiceMetrics, db: Queryable, log: Logger
   const entered = new Map(STATUSES.map((s) => [s, transitions.series({ status: s })]));
   const compensated = new Map(REASONS.map((r) => [r, compensations.series({ reason: r })]));
 
-  /** Off the step's path: the acceptance time is one indexed read, made after the commit and never awaited. */
-  function timeCompletion(orderId: string, status: OrderStatus, at: Date): void {
-    db.query<{ at: Date }>(ACCEPTED_AT_SQL, [orderId]).then(
-      ({ rows }) => {
-        // An order rejected before it was accepted (insufficient funds, unknown symbol) has no completion time.
-        if (rows[0]) completion.observe({ status }, Math.max(0, at.getTime() - rows[0].at.getTime()) / 1000);
-      },
-      (err: unknown) => log.debug({ err, orderId }, 'could not time the order for metrics'),
-    );
-  }
-
   return {
     transitions(tx, order) {
       const changes = [...order.changes];
+      // An order rejected before it was accepted (insufficient funds, unknown symbol) has no completion time.
+      const acceptedAt = order.state.acceptedAt;
       afterCommit(tx, () => {
         for (const change of changes) {
           entered.get(change.status)?.inc();
-          if (isFinal(change.status)) timeCompletion(order.id, change.status, change.at);
+          if (isFinal(change.status) && acceptedAt) completion.observe({ status: change.status }, Math.max(0, change.at.getTime() - acceptedAt.getTime()) / 1000);
         }
       });
     },

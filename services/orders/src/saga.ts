@@ -44,8 +44,6 @@ type DataOf<K extends keyof MarketEvents> = z.infer<MarketEvents[K]['data']>;
 export type Publish = ServiceContext<unknown, Record<string, Contract>>['publish'];
 
 export interface SagaOptions {
-  /** The orders database, for reads outside a step's transaction. */
-  db: Queryable;
   clients: Clients;
   publish: Publish;
   log: Logger;
@@ -184,14 +182,14 @@ export function createSaga(options: SagaOptions) {
   return {
     /**
      * Step 1 (orders.OrderSubmitted): reserve, then pending → accepted; or → rejected.
-     * The calls to other services come first, outside the transaction: it starts with the order's row lock and
-     * holds a connection only for the transition (the inbox record goes with that first query). The calls are
-     * safe to repeat (a duplicate delivery may make them again before the inbox turns it away).
+     * The calls to other services come before the order's row lock, which is held only for the transition. The
+     * calls are safe to repeat (a step that fails half-way is redelivered and makes them again).
      */
     async reserve(orderId: string, tx: Queryable, attempt: number): Promise<void> {
-      // Read without the row lock, and on the pool: the calls below take a while, and a customer's cancel must not
-      // wait for them.
-      const current = await findOrder(options.db, orderId);
+      // Read without the row lock: the calls below take a while, and a customer's cancel must not wait for them. In
+      // the step's transaction all the same (its first query, with the BEGIN and the inbox record: a duplicate
+      // delivery stops here, before any call), rather than in one of its own on the pool.
+      const current = await findOrder(tx, orderId);
       if (!current) {
         log.error({ orderId }, 'OrderSubmitted for an unknown order');
         return;

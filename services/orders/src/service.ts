@@ -45,9 +45,8 @@ export const service = defineService({
       .describe('how long the fee quoted for a notional is reused (a quote is a pure function of the notional and the schedule); 0 = ask fees every time'),
   },
   setup(ctx) {
-    const metrics = orderMetrics(ctx.metrics, ctx.db, ctx.log);
+    const metrics = orderMetrics(ctx.metrics);
     const saga = createSaga({
-      db: ctx.db,
       clients: ctx.clients,
       publish: ctx.publish,
       log: ctx.log,

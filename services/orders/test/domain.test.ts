@@ -88,6 +88,8 @@ describe('Order state machine', () => {
           assert.equal(o.changes[0]!.status, rule.to(from));
           assert.equal(o.changes[0]!.at, T1);
           assert.equal(o.state.updatedAt, T1);
+          // The acceptance time is set once, by accept (the completion-time metric counts from it).
+          assert.equal(o.state.acceptedAt, action === 'accept' ? T1 : from === 'pending' ? null : T0);
         });
       } else {
         const final = FINAL_STATUSES.includes(from);

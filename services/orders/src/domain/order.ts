@@ -46,6 +46,8 @@ export interface OrderState {
   averagePrice: Minor | null;
   fee: Minor | null;
   cancelRequestedAt: Date | null;
+  /** When funds or shares were reserved (accepted); null before that, and for orders stored before it was kept. */
+  acceptedAt: Date | null;
   createdAt: Date;
   updatedAt: Date;
 }
@@ -112,6 +114,7 @@ export class Order {
       averagePrice: null,
       fee: null,
       cancelRequestedAt: null,
+      acceptedAt: null,
       createdAt: now,
       updatedAt: now,
     });
@@ -148,6 +151,7 @@ export class Order {
   /** Funds or shares are reserved. */
   accept(now: Date): void {
     this.#move('accept', ['pending'], 'accepted', now);
+    this.#state.acceptedAt = now;
   }
 
   /** The exchange has the order. */
