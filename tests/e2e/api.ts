@@ -72,6 +72,19 @@ export async function eventually<T>(what: string, check: () => Promise<T | undef
   }
 }
 
+/**
+ * A new customer, signed up and logged in, whose USD account (opened by an event, so waited for) holds `deposit`.
+ * The account is found through the gateway, so the gateway has seen it too.
+ */
+export async function customerWithCash(gatewayUrl: string, deposit = '10000.00', name?: string): Promise<{ api: ApiClient; accountId: string }> {
+  const api = new ApiClient(gatewayUrl);
+  await api.signUpAndLogIn(name);
+  const accountId = await eventually('the USD account to be opened', async () => (await api.call<{ id: string }[]>('GET', '/accounts')).body[0]?.id);
+  const res = await api.call('POST', `/accounts/${accountId}/deposits`, { amount: deposit }, { 'idempotency-key': randomUUID() });
+  assert.equal(res.status, 201, JSON.stringify(res.body));
+  return { api, accountId };
+}
+
 /** Waits until the order is in one of `statuses` — or final, in which case it must be one of them. */
 export async function waitForStatus(api: ApiClient, orderId: string, statuses: string[], timeoutMs = 30_000): Promise<OrderView> {
   const order = await eventually(`order ${orderId} to be ${statuses.join('|')}`, async () => {

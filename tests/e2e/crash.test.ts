@@ -1,28 +1,14 @@
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ApiClient, eventually, FINAL, type OrderView } from './api.ts';
-import { ledgerTotals, startTestBank } from './harness.ts';
-import type { Bank } from '../../tools/cli/src/bank.ts';
+import { customerWithCash, eventually, FINAL, type OrderView } from './api.ts';
+import { ledgerTotals, bankForThisFile } from './harness.ts';
 
 // Services die; accepted orders must not. SIGKILL gives a service no chance to drain or flush anything.
-let bank: Bank;
-let stopBank: () => Promise<void>;
-
-before(async () => {
-  const started = await startTestBank();
-  bank = started.bank;
-  stopBank = started.stop;
-});
-after(async () => {
-  await stopBank?.();
-});
+const fixture = bankForThisFile();
 
 for (const victim of ['orders', 'market', 'accounts'] as const) {
   test(`orders accepted before ${victim} is SIGKILLed still reach a final state, each executed once`, async () => {
-    const customer = new ApiClient(bank.gatewayUrl);
-    await customer.signUpAndLogIn();
-    const accountId = await eventually('account', async () => (await customer.call<{ id: string }[]>('GET', '/accounts')).body[0]?.id);
-    assert.equal((await customer.call('POST', `/accounts/${accountId}/deposits`, { amount: '100000.00' }, { 'idempotency-key': 'd' })).status, 201);
+    const { api: customer, accountId } = await customerWithCash(fixture.bank.gatewayUrl, '100000.00');
 
     const ids: string[] = [];
     for (let i = 0; i < 12; i++) {
@@ -35,9 +21,9 @@ for (const victim of ['orders', 'market', 'accounts'] as const) {
       assert.equal(res.status, 202);
       ids.push(res.body.id);
       if (i === 5) {
-        const before = bank.supervisor.get(victim).restarts;
-        bank.supervisor.kill(victim, 'SIGKILL');
-        await bank.supervisor.waitFor(victim, (s) => s.state === 'ready' && s.restarts > before, 60_000);
+        const before = fixture.bank.supervisor.get(victim).restarts;
+        fixture.bank.supervisor.kill(victim, 'SIGKILL');
+        await fixture.bank.supervisor.waitFor(victim, (s) => s.state === 'ready' && s.restarts > before, 60_000);
       }
     }
 
@@ -55,7 +41,7 @@ for (const victim of ['orders', 'market', 'accounts'] as const) {
     assert.equal(account.body.cash.reserved, '0.00');
     const shares = account.body.positions.reduce((n, p) => n + p.quantity, 0);
     assert.equal(shares, orders.reduce((n, o) => n + o.filledQuantity, 0));
-    const totals = await ledgerTotals(bank);
+    const totals = await ledgerTotals(fixture.bank);
     assert.equal(totals.unbalancedEntries, 0);
     assert.equal(totals.activeReservations, 0);
   });

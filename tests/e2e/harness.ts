@@ -2,6 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { after, before } from 'node:test';
 import { adminDatabaseUrl } from '@simplebank/chassis/testing';
 import { startBank, type Bank, type StartBankOptions } from '../../tools/cli/src/bank.ts';
 
@@ -27,6 +28,26 @@ export async function startTestBank(options: Partial<StartBankOptions> = {}): Pr
       await bank.stop({ dropDatabases: true });
       await rm(dataDir, { recursive: true, force: true });
       await deleteNatsStreams(bank.busUrl);
+    },
+  };
+}
+
+/**
+ * One bank for a test file: started before its first test, stopped (databases dropped) after its last. Read
+ * `.bank` inside the tests.
+ */
+export function bankForThisFile(options: Partial<StartBankOptions> = {}): { readonly bank: Bank } {
+  let started: Awaited<ReturnType<typeof startTestBank>> | undefined;
+  before(async () => {
+    started = await startTestBank(options);
+  });
+  after(async () => {
+    await started?.stop();
+  });
+  return {
+    get bank(): Bank {
+      if (!started) throw new Error('the test bank is not running: read .bank inside a test');
+      return started.bank;
     },
   };
 }

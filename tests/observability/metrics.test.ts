@@ -1,10 +1,9 @@
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { sampleValue, type Exposition } from '@simplebank/chassis';
-import type { Bank } from '../../tools/cli/src/bank.ts';
 import type { ServiceName } from '../../tools/cli/src/services.ts';
-import { ApiClient, eventually, waitForStatus } from '../e2e/api.ts';
-import { startTestBank } from '../e2e/harness.ts';
+import { customerWithCash, eventually, waitForStatus } from '../e2e/api.ts';
+import { bankForThisFile } from '../e2e/harness.ts';
 import { metricCatalog, scrapeAll, scrapeExpositions, type CatalogEntry } from './scrape.ts';
 
 // The whole bank, started as `npm start` does: one order placed through the gateway until filled, then every
@@ -23,34 +22,17 @@ function exportersOf(entry: CatalogEntry, services: ServiceName[]): ServiceName[
   throw new Error(`catalog section "${entry.section}" has no rule in this test`);
 }
 
-let bank: Bank;
-let stopBank: () => Promise<void>;
-
-before(async () => {
-  const started = await startTestBank();
-  bank = started.bank;
-  stopBank = started.stop;
-});
-after(async () => {
-  await stopBank?.();
-});
+const fixture = bankForThisFile();
 
 test('an order placed through the gateway moves the metrics of every service on its path', async () => {
-  const ada = new ApiClient(bank.gatewayUrl);
-  await ada.signUpAndLogIn();
-  const accountId = await eventually('the USD account to be opened', async () => {
-    const res = await ada.call<{ id: string }[]>('GET', '/accounts');
-    return res.body[0]?.id;
-  });
-  const deposit = await ada.call('POST', `/accounts/${accountId}/deposits`, { amount: '5000.00' }, { 'idempotency-key': crypto.randomUUID() });
-  assert.equal(deposit.status, 201);
+  const { api: ada, accountId } = await customerWithCash(fixture.bank.gatewayUrl, '5000.00');
   const placed = await ada.call<{ id: string }>('POST', '/orders', { accountId, symbol: 'AAPL', side: 'buy', quantity: 2, type: 'market' }, { 'idempotency-key': crypto.randomUUID() });
   assert.equal(placed.status, 202, JSON.stringify(placed.body));
   await waitForStatus(ada, placed.body.id, ['filled']);
 
-  // Business counters are bumped after their transaction commits, and the completion time after one more read.
+  // Business counters and the completion time are recorded after their transaction commits.
   const scraped = await eventually('the order to be counted as filled and timed', async () => {
-    const all = await scrapeExpositions(bank);
+    const all = await scrapeExpositions(fixture.bank);
     return sampleValue(all.get('orders')!, 'simplebank_order_completion_seconds_count', { status: 'filled' }) >= 1 ? all : undefined;
   });
   const at = (service: ServiceName): Exposition => scraped.get(service)!;
@@ -65,7 +47,7 @@ test('an order placed through the gateway moves the metrics of every service on 
   assert.ok(sampleValue(at('market'), 'bus_handler_duration_seconds_count', { event_type: 'orders.OrderAccepted.v1', outcome: 'ok' }) >= 1);
   assert.ok(sampleValue(at('accounts'), 'simplebank_deposits_total', { currency: 'USD' }) >= 1);
   assert.ok(sampleValue(at('fees'), 'simplebank_fees_charged_total', { currency: 'USD' }) >= 1);
-  for (const service of bank.services) {
+  for (const service of fixture.bank.services) {
     assert.equal(sampleValue(at(service), 'bus_dead_letter_events'), 0, `${service} has no dead letters`);
     assert.equal(sampleValue(at(service), 'outbox_lag_seconds') < 60, true, `${service}'s outbox keeps up`);
   }
@@ -74,11 +56,11 @@ test('an order placed through the gateway moves the metrics of every service on 
 test("every service exports the catalog's metrics that apply to it, with the catalog's types and labels", async () => {
   const catalog = await metricCatalog();
   assert.ok(catalog.length >= 24, `the catalog has its metrics (${catalog.length})`);
-  const names = await scrapeAll(bank);
-  const expositions = await scrapeExpositions(bank);
+  const names = await scrapeAll(fixture.bank);
+  const expositions = await scrapeExpositions(fixture.bank);
   const missing: string[] = [];
   for (const entry of catalog) {
-    for (const service of exportersOf(entry, bank.services)) {
+    for (const service of exportersOf(entry, fixture.bank.services)) {
       const exposition = expositions.get(service)!;
       const family = exposition.families.get(entry.name);
       if (!family || !names.get(service)!.has(entry.name)) {
@@ -96,7 +78,7 @@ test("every service exports the catalog's metrics that apply to it, with the cat
   // Histograms are queried by their series names.
   assert.ok(names.get('gateway')!.has('http_server_request_duration_seconds_bucket'));
   // Process metrics on every service.
-  for (const service of bank.services) {
+  for (const service of fixture.bank.services) {
     for (const name of ['process_cpu_seconds_total', 'process_resident_memory_bytes', 'nodejs_eventloop_lag_seconds', 'nodejs_heap_size_used_bytes']) {
       assert.ok(names.get(service)!.has(name), `${service}: ${name}`);
     }
@@ -105,7 +87,7 @@ test("every service exports the catalog's metrics that apply to it, with the cat
 
 test('labels stay bounded: no id, raw path or personal data in any label of any service', async () => {
   const UUID = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/i;
-  for (const [service, exposition] of await scrapeExpositions(bank)) {
+  for (const [service, exposition] of await scrapeExpositions(fixture.bank)) {
     for (const s of exposition.samples) {
       for (const [label, value] of Object.entries(s.labels)) {
         assert.doesNotMatch(value, UUID, `${service}: ${s.name}{${label}} carries an id`);

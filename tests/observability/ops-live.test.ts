@@ -1,44 +1,22 @@
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
-import { after, before, test } from 'node:test';
-import { ApiClient, eventually, waitForStatus } from '../e2e/api.ts';
-import { startTestBank } from '../e2e/harness.ts';
-import type { Bank } from '../../tools/cli/src/bank.ts';
+import { test } from 'node:test';
+import { customerWithCash, waitForStatus } from '../e2e/api.ts';
+import { bankForThisFile } from '../e2e/harness.ts';
 import { recordedSeries, referencedSeries } from './ops-artifacts.ts';
+import { scrapeAll } from './scrape.ts';
 
 // The whole bank, one order through it, then every service scraped: a rule or dashboard that refers to a metric
 // no service exports would show nothing (or never fire) in production, so it fails here.
-// scrapeAll comes from tests/observability/scrape.ts (the chassis metrics work); until that file exists this test
-// is skipped, saying so.
 
-type ScrapeAll = (bank: Bank) => Promise<Map<string, Set<string>>>;
-const SCRAPE = new URL('./scrape.ts', import.meta.url);
 const HISTOGRAM_SERIES = /_(bucket|sum|count)$/;
 
-let bank: Bank | undefined;
-let stop: (() => Promise<void>) | undefined;
-const missing = !existsSync(SCRAPE);
+const fixture = bankForThisFile({ env: { LOG_LEVEL: 'warn' } });
 
-before(async () => {
-  if (missing) return;
-  const started = await startTestBank({ env: { LOG_LEVEL: 'warn' } });
-  bank = started.bank;
-  stop = started.stop;
-});
-after(async () => {
-  await stop?.();
-});
-
-test('every metric that a rule or dashboard refers to is exported by some service of a running bank', { skip: missing ? 'tests/observability/scrape.ts (scrapeAll) is not there yet' : false, timeout: 180_000 }, async () => {
-  const { scrapeAll } = (await import(SCRAPE.href)) as { scrapeAll: ScrapeAll };
-  const b = bank!;
+test('every metric that a rule or dashboard refers to is exported by some service of a running bank', { timeout: 180_000 }, async () => {
+  const b = fixture.bank;
 
   // One customer, one deposit, one market order filled: the HTTP, client, messaging and saga metrics all move.
-  const api = new ApiClient(b.gatewayUrl);
-  await api.signUpAndLogIn();
-  const accountId = await eventually('the USD account', async () => (await api.call<{ id: string }[]>('GET', '/accounts')).body[0]?.id);
-  const deposit = await api.call('POST', `/accounts/${accountId}/deposits`, { amount: '1000.00' }, { 'idempotency-key': crypto.randomUUID() });
-  assert.equal(deposit.status, 201);
+  const { api, accountId } = await customerWithCash(b.gatewayUrl, '1000.00');
   const order = await api.call<{ id: string }>('POST', '/orders', { accountId, symbol: 'AAPL', side: 'buy', quantity: 1, type: 'market' }, { 'idempotency-key': crypto.randomUUID() });
   assert.equal(order.status, 202, JSON.stringify(order.body));
   assert.equal((await waitForStatus(api, order.body.id, ['filled'])).status, 'filled');

@@ -2,12 +2,11 @@
 // real HTTP). Faults are injected at runtime with `simplebank fault`'s own code, through each service's admin API.
 // One bank for the five tests (they run one after another); every assertion is about counts and states, none
 // about how long something took.
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import pg from 'pg';
-import { ApiClient, eventually, FINAL, waitForStatus, type AccountView, type OrderView } from '../e2e/api.ts';
-import { startTestBank } from '../e2e/harness.ts';
-import type { Bank } from '../../tools/cli/src/bank.ts';
+import { ApiClient, customerWithCash, eventually, FINAL, waitForStatus, type AccountView, type OrderView } from '../e2e/api.ts';
+import { bankForThisFile } from '../e2e/harness.ts';
 import { fault } from '../../tools/cli/src/commands/fault.ts';
 import type { ServiceName } from '../../tools/cli/src/services.ts';
 
@@ -16,45 +15,34 @@ const GATEWAY_MAX_IN_FLIGHT = 50;
 /** Orders a customer may place or cancel per minute in this bank (test 4); the default is 300 per 10 s. */
 const ORDERS_PER_MINUTE = 5;
 
-let bank: Bank;
-let stopBank: () => Promise<void>;
-
-before(async () => {
-  const started = await startTestBank({
-    serviceEnv: {
-      gateway: {
-        // Test 2: the edge's deadline for every operation (10 s by default), shorter so the test is short.
-        REQUEST_DEADLINE_MS: '3000',
-        // Test 5: a capacity a burst from one test process can exceed many times over.
-        LOAD_SHED_MAX_IN_FLIGHT: String(GATEWAY_MAX_IN_FLIGHT),
-        // Test 4: a small quota for the orders group. Everything else generous: the tests' anonymous requests all
-        // come from 127.0.0.1, and must not be limited as one client.
-        RATE_LIMIT_ORDERS_LIMIT: String(ORDERS_PER_MINUTE),
-        RATE_LIMIT_ORDERS_WINDOW_MS: '60000',
-        RATE_LIMIT_LIMIT: '100000',
-        // Test 1: probe a recovered market-data 2 s after the circuit opened (5 s by default).
-        RESILIENCE_MARKET_DATA_BREAKER_HALF_OPEN_AFTER_MS: '2000',
-        // Test 3 measures the retry budget alone, on the gateway's calls to orders: the circuit stays closed
-        // whatever the failure rate (with it on, fewer requests still would reach orders), the budget is its 20 %
-        // without the low-traffic floor, over a window the test fits in.
-        RESILIENCE_ORDERS_BREAKER_ENABLED: 'false',
-        RESILIENCE_ORDERS_BUDGET_MIN_RETRIES_PER_SECOND: '0',
-        RESILIENCE_ORDERS_BUDGET_WINDOW_MS: '60000',
-      },
+const fixture = bankForThisFile({
+  serviceEnv: {
+    gateway: {
+      // Test 2: the edge's deadline for every operation (10 s by default), shorter so the test is short.
+      REQUEST_DEADLINE_MS: '3000',
+      // Test 5: a capacity a burst from one test process can exceed many times over.
+      LOAD_SHED_MAX_IN_FLIGHT: String(GATEWAY_MAX_IN_FLIGHT),
+      // Test 4: a small quota for the orders group. Everything else generous: the tests' anonymous requests all
+      // come from 127.0.0.1, and must not be limited as one client.
+      RATE_LIMIT_ORDERS_LIMIT: String(ORDERS_PER_MINUTE),
+      RATE_LIMIT_ORDERS_WINDOW_MS: '60000',
+      RATE_LIMIT_LIMIT: '100000',
+      // Test 1: probe a recovered market-data 2 s after the circuit opened (5 s by default).
+      RESILIENCE_MARKET_DATA_BREAKER_HALF_OPEN_AFTER_MS: '2000',
+      // Test 3 measures the retry budget alone, on the gateway's calls to orders: the circuit stays closed
+      // whatever the failure rate (with it on, fewer requests still would reach orders), the budget is its 20 %
+      // without the low-traffic floor, over a window the test fits in.
+      RESILIENCE_ORDERS_BREAKER_ENABLED: 'false',
+      RESILIENCE_ORDERS_BUDGET_MIN_RETRIES_PER_SECOND: '0',
+      RESILIENCE_ORDERS_BUDGET_WINDOW_MS: '60000',
     },
-  });
-  bank = started.bank;
-  stopBank = started.stop;
-});
-
-after(async () => {
-  await stopBank?.();
+  },
 });
 
 /** `simplebank fault <args>` against this bank; its output, and its exit code checked. */
 async function simplebankFault(...args: string[]): Promise<string> {
-  const env: Record<string, string> = { SERVICE_TOKEN: bank.serviceToken };
-  for (const [name, url] of Object.entries(bank.urls)) env[`${name.replace(/-/g, '_').toUpperCase()}_URL`] = url;
+  const env: Record<string, string> = { SERVICE_TOKEN: fixture.bank.serviceToken };
+  for (const [name, url] of Object.entries(fixture.bank.urls)) env[`${name.replace(/-/g, '_').toUpperCase()}_URL`] = url;
   const out: string[] = [];
   const err: string[] = [];
   const code = await fault(args, { env, out: (t) => out.push(t), err: (t) => err.push(t) });
@@ -80,18 +68,9 @@ interface ResilienceView {
 
 /** A service's resilience admin view (service credential). */
 async function resilienceOf(service: ServiceName): Promise<ResilienceView> {
-  const res = await fetch(`${bank.urls[service]}/admin/resilience`, { headers: { 'x-service-token': bank.serviceToken } });
+  const res = await fetch(`${fixture.bank.urls[service]}/admin/resilience`, { headers: { 'x-service-token': fixture.bank.serviceToken } });
   assert.equal(res.status, 200);
   return (await res.json()) as ResilienceView;
-}
-
-/** A customer with an account holding `deposit`; the gateway has seen the account (it knows whose it is). */
-async function customerWithCash(deposit = '10000.00'): Promise<{ api: ApiClient; accountId: string }> {
-  const api = new ApiClient(bank.gatewayUrl);
-  await api.signUpAndLogIn();
-  const accountId = await eventually('the USD account', async () => (await api.call<{ id: string }[]>('GET', '/accounts')).body[0]?.id);
-  assert.equal((await api.call('POST', `/accounts/${accountId}/deposits`, { amount: deposit }, { 'idempotency-key': 'cash' })).status, 201);
-  return { api, accountId };
 }
 
 interface PriceView {
@@ -103,7 +82,7 @@ interface PriceView {
 }
 
 test('1. market-data down: prices keep coming from the stale cache, flagged; the breaker opens, then closes and fresh prices return', async (t) => {
-  const reader = new ApiClient(bank.gatewayUrl);
+  const reader = new ApiClient(fixture.bank.gatewayUrl);
   const fresh = await reader.call<PriceView>('GET', '/prices/AAPL');
   assert.equal(fresh.status, 200);
   assert.equal(fresh.body.stale, undefined, 'a fresh price is not flagged');
@@ -156,7 +135,7 @@ test('1. market-data down: prices keep coming from the stale cache, flagged; the
 
 // Runs before any other test calls orders through the gateway: the retry budget's window holds only its calls.
 test('3. with 50 % of requests failing, retries add at most the 20 % budget to what reaches the dependency', async (t) => {
-  const customer = new ApiClient(bank.gatewayUrl);
+  const customer = new ApiClient(fixture.bank.gatewayUrl);
   await customer.signUpAndLogIn('Edsger Dijkstra');
   const before = (await resilienceOf('gateway')).dependencies.orders!;
   assert.equal(before.budget.windowAttempts, 0, 'nothing else in the budget window');
@@ -195,13 +174,13 @@ test('3. with 50 % of requests failing, retries add at most the 20 % budget to w
 
 test('2. accounts slower than the deadline: placing an order answers 504 in time, nothing is half-done, orders succeed afterwards', async () => {
   // Known: its account was listed through the gateway, which then need not ask accounts whose it is.
-  const known = await customerWithCash();
+  const known = await customerWithCash(fixture.bank.gatewayUrl);
   // Unknown to the gateway (its account id comes from accounts directly): placing an order makes the gateway ask
   // accounts first, within the operation's deadline.
-  const fresh = new ApiClient(bank.gatewayUrl);
+  const fresh = new ApiClient(fixture.bank.gatewayUrl);
   await fresh.signUpAndLogIn('Grace Hopper');
   const freshAccount = await eventually('the USD account', async () => {
-    const res = await fetch(`${bank.urls.accounts}/accounts?customerId=${fresh.customerId}`, { headers: { 'x-service-token': bank.serviceToken } });
+    const res = await fetch(`${fixture.bank.urls.accounts}/accounts?customerId=${fresh.customerId}`, { headers: { 'x-service-token': fixture.bank.serviceToken } });
     return ((await res.json()) as { id: string }[])[0]?.id;
   });
   assert.equal((await fresh.call('POST', `/accounts/${freshAccount}/deposits`, { amount: '10000.00' }, { 'idempotency-key': 'cash' })).status, 201);
@@ -240,7 +219,7 @@ test('2. accounts slower than the deadline: placing an order answers 504 in time
   for (const o of [...freshOrders, ...knownOrders]) assert.ok(FINAL.has(o.status), `order ${o.id} is ${o.status}`);
   // (Polled: on a shared PostgreSQL server busy with other tests a connection may be refused for a moment.)
   const holds = await eventually('the holds of both accounts', async () => {
-    const accounts = new pg.Client({ connectionString: bank.databaseUrls.accounts });
+    const accounts = new pg.Client({ connectionString: fixture.bank.databaseUrls.accounts });
     try {
       await accounts.connect();
       return (await accounts.query<{ id: string }>('SELECT id FROM reservations WHERE account_id = ANY($1::uuid[])', [[freshAccount, known.accountId]])).rows;
@@ -257,8 +236,8 @@ test('2. accounts slower than the deadline: placing an order answers 504 in time
 });
 
 test('4. a client over its rate limit gets 429 with Retry-After; another client is unaffected', async () => {
-  const alice = new ApiClient(bank.gatewayUrl);
-  const bob = new ApiClient(bank.gatewayUrl);
+  const alice = new ApiClient(fixture.bank.gatewayUrl);
+  const bob = new ApiClient(fixture.bank.gatewayUrl);
   await alice.signUpAndLogIn('Alice');
   await bob.signUpAndLogIn('Bob');
   // Cancelling an order that does not exist: in the orders group, and harmless.
@@ -285,7 +264,7 @@ test('4. a client over its rate limit gets 429 with Retry-After; another client 
 
 test('5. a burst far beyond capacity: the excess gets 503 + Retry-After at once, admitted requests succeed, nothing crashes', async (t) => {
   const burst = GATEWAY_MAX_IN_FLIGHT * 4;
-  const restartsBefore = bank.services.map((s) => bank.supervisor.get(s).restarts);
+  const restartsBefore = fixture.bank.services.map((s) => fixture.bank.supervisor.get(s).restarts);
   // The gateway holds every instruments request until the fault is cleared: admitted requests stay in flight, as
   // slow work would, so exactly the in-flight limit is admitted and everything beyond it arrives while they wait.
   await simplebankFault('gateway', 'set', 'hold', '--route', 'GET /api/v1/instruments', '--hang', '--duration', '120');
@@ -293,7 +272,7 @@ test('5. a burst far beyond capacity: the excess gets 503 + Retry-After at once,
   let pending: Promise<void>[] = [];
   try {
     pending = Array.from({ length: burst }, () =>
-      fetch(`${bank.gatewayUrl}/api/v1/instruments`, { signal: AbortSignal.timeout(60_000) }).then(async (res) => {
+      fetch(`${fixture.bank.gatewayUrl}/api/v1/instruments`, { signal: AbortSignal.timeout(60_000) }).then(async (res) => {
         const body = (await res.json()) as { code?: string };
         answers.push({ status: res.status, retryAfter: res.headers.get('retry-after'), ...(body.code ? { code: body.code } : {}) });
       }),
@@ -318,8 +297,8 @@ test('5. a burst far beyond capacity: the excess gets 503 + Retry-After at once,
   assert.equal(answers.length, burst);
 
   // No service crashed or was restarted, and the bank serves as before.
-  assert.deepEqual(bank.services.map((s) => bank.supervisor.get(s).restarts), restartsBefore);
-  for (const s of bank.services) assert.notEqual(bank.supervisor.get(s).state, 'restarting', s);
-  await eventually('the gateway ready again', async () => ((await fetch(`${bank.gatewayUrl}/health/ready`)).status === 200 ? true : undefined));
-  assert.equal((await fetch(`${bank.gatewayUrl}/api/v1/instruments`)).status, 200);
+  assert.deepEqual(fixture.bank.services.map((s) => fixture.bank.supervisor.get(s).restarts), restartsBefore);
+  for (const s of fixture.bank.services) assert.notEqual(fixture.bank.supervisor.get(s).state, 'restarting', s);
+  await eventually('the gateway ready again', async () => ((await fetch(`${fixture.bank.gatewayUrl}/health/ready`)).status === 200 ? true : undefined));
+  assert.equal((await fetch(`${fixture.bank.gatewayUrl}/api/v1/instruments`)).status, 200);
 });

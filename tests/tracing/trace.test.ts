@@ -1,29 +1,18 @@
 // One order = one trace: the whole bank started as `npm start` does, an order placed through the gateway, and
 // `simplebank trace <orderId>` assembling its spans from every service. Structure only, never timing.
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ApiClient, eventually, waitForStatus } from '../e2e/api.ts';
-import { startTestBank } from '../e2e/harness.ts';
-import type { Bank } from '../../tools/cli/src/bank.ts';
+import { customerWithCash, eventually, waitForStatus } from '../e2e/api.ts';
+import { bankForThisFile } from '../e2e/harness.ts';
 import { SERVICES } from '../../tools/cli/src/services.ts';
 import { traceCommand, type TraceSpan } from '../../tools/cli/src/commands/trace.ts';
 
-let bank: Bank;
-let stopBank: () => Promise<void>;
-
-before(async () => {
-  const started = await startTestBank();
-  bank = started.bank;
-  stopBank = started.stop;
-});
-after(async () => {
-  await stopBank?.();
-});
+const fixture = bankForThisFile();
 
 /** What a person would type, with the env the CLI would see beside this bank: its URLs and credential. */
 async function runTrace(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const env: Record<string, string> = { SERVICE_TOKEN: bank.serviceToken };
-  for (const s of SERVICES) env[s.urlEnv] = bank.urls[s.name];
+  const env: Record<string, string> = { SERVICE_TOKEN: fixture.bank.serviceToken };
+  for (const s of SERVICES) env[s.urlEnv] = fixture.bank.urls[s.name];
   let out = '';
   let err = '';
   const code = await traceCommand(args, { env, out: (t) => (out += t), err: (t) => (err += t) });
@@ -31,10 +20,7 @@ async function runTrace(args: string[]): Promise<{ code: number; out: string; er
 }
 
 test('an order placed at the gateway is one trace across the services, shown as a waterfall', async () => {
-  const ada = new ApiClient(bank.gatewayUrl);
-  await ada.signUpAndLogIn();
-  const accountId = await eventually('the USD account to be opened', async () => (await ada.call<{ id: string }[]>('GET', '/accounts')).body[0]?.id);
-  assert.equal((await ada.call('POST', `/accounts/${accountId}/deposits`, { amount: '5000.00' }, { 'idempotency-key': crypto.randomUUID() })).status, 201);
+  const { api: ada, accountId } = await customerWithCash(fixture.bank.gatewayUrl, '5000.00');
   const placed = await ada.call<{ id: string }>('POST', '/orders', { accountId, symbol: 'AAPL', side: 'buy', quantity: 2, type: 'market' }, { 'idempotency-key': crypto.randomUUID() });
   assert.equal(placed.status, 202);
   const orderId = placed.body.id;
