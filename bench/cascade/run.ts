@@ -28,29 +28,24 @@ import { fileURLToPath } from 'node:url';
 import type { Sample } from './load.ts';
 import { CAPACITY_PATH, EDGE_OFF, EDGE_ON, EDGE_SIZED_PRICES, edgeResilience, runEnv, STATS_PATH, type EdgeMode, type EdgeStats, type PricesStats } from './services.ts';
 import { lineChart, type Series } from './svg.ts';
+import { positiveArg, stringArg } from '../lib/args.ts';
 
-const arg = (name: string, fallback: number): number => {
-  const hit = process.argv.find((a) => a.startsWith(`--${name}=`));
-  const v = hit ? Number(hit.split('=')[1]) : fallback;
-  if (!Number.isFinite(v) || v <= 0) throw new Error(`--${name} must be a positive number`);
-  return v;
-};
-const RATE = arg('rate', 300);
-const DURATION_S = arg('duration', 40);
-const FAULT_FROM_S = arg('fault-from', 10);
-const FAULT_TO_S = arg('fault-to', 25);
-const WARMUP_S = arg('warmup', 5);
-const SLO_MS = arg('slo', 1000);
-const B_SLOTS = arg('b-slots', 8);
-const B_SERVICE_MS = arg('b-service-ms', 20);
+const RATE = positiveArg('rate', 300);
+const DURATION_S = positiveArg('duration', 40);
+const FAULT_FROM_S = positiveArg('fault-from', 10);
+const FAULT_TO_S = positiveArg('fault-to', 25);
+const WARMUP_S = positiveArg('warmup', 5);
+const SLO_MS = positiveArg('slo', 1000);
+const B_SLOTS = positiveArg('b-slots', 8);
+const B_SERVICE_MS = positiveArg('b-service-ms', 20);
 /** The load's own timeout (a browser or gateway giving up); longer than the off edge's worst case (4 × 5 s). */
 const LOAD_TIMEOUT_MS = 25_000;
 const SEED = 6_2_2;
 /** A run whose baseline was disturbed by the machine (see `disturbance`) is repeated, up to this many tries. */
-const TRIES = arg('tries', 3);
+const TRIES = positiveArg('tries', 3);
 /** A process of the run waiting for a CPU more than this % of any second (or half of it on average) = disturbed. */
-const MAX_WAIT_PCT = arg('max-wait', 50);
-const only = process.argv.find((a) => a.startsWith('--only='))?.split('=')[1] as EdgeMode | undefined;
+const MAX_WAIT_PCT = positiveArg('max-wait', 50);
+const only = stringArg('only') as EdgeMode | undefined;
 /** --sized adds a third run: policies on with B's bulkhead sized to B's capacity (reported in the table, not charted). */
 const modes: EdgeMode[] = only ? [only] : process.argv.includes('--sized') ? ['off', 'on', 'sized'] : ['off', 'on'];
 
@@ -64,7 +59,7 @@ const compiled: Record<string, string> = {};
 async function compile(): Promise<void> {
   const bundles = await compileEntries({ service: here('./service.ts'), load: here('./load.ts') });
   Object.assign(compiled, bundles.files);
-  process.once('exit', () => rmSync(path.dirname(Object.values(bundles.files)[0]!), { recursive: true, force: true }));
+  process.once('exit', () => rmSync(bundles.dir, { recursive: true, force: true }));
 }
 const children = new Set<ChildProcess>();
 const killAll = () => {
@@ -432,7 +427,7 @@ type Meta = { date: string; machine: string; rate: number; durationS: number; fa
 
 // --out=DIR: results.json and the charts go there instead of bench/cascade/ and docs/img/ (a trial run must not
 // replace the charts the write-up shows).
-const outArg = process.argv.find((a) => a.startsWith('--out='))?.slice('--out='.length);
+const outArg = stringArg('out');
 const outFile = outArg ? path.resolve(outArg, 'results.json') : here('./results.json');
 const imgDir = outArg ? `${path.resolve(outArg)}/` : fileURLToPath(new URL('../../docs/img/', import.meta.url));
 if (outArg) mkdirSync(outArg, { recursive: true });

@@ -1,17 +1,15 @@
-// Bundles benchmark entry points as tools/cli/src/compile.ts does (workspace code inside, npm packages external, one
+// Bundles benchmark entry points with tools/cli/src/compile.ts (workspace code inside, npm packages external, one
 // directory per run under node_modules/.cache so `import 'fastify'` resolves as from the sources), optionally with
 // source files swapped for variants (the same-run A/B of one file that docs/benchmarks.md's attribution method uses,
 // without touching the working tree), or with the workspace's sources as committed at a git revision (`at`): on a
 // tree shared with other engineers' uncommitted work, a benchmark then measures a commit, not whatever is half-done.
 import { spawnSync } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { build } from 'esbuild';
-import { externalPackages, sourceLocations } from '../../tools/cli/src/compile.ts';
+import { compileEntries } from '../../tools/cli/src/compile.ts';
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const CACHE = path.join(REPO_ROOT, 'node_modules', '.cache', 'simplebank');
 
 export interface BundleOptions {
   /** Absolute path of a source file → absolute path of the file to compile in its place (it keeps the original's
@@ -39,27 +37,7 @@ export async function bundle(entries: Record<string, string>, options: BundleOpt
     }
     return readFile(file, 'utf8');
   };
-  await mkdir(CACHE, { recursive: true });
-  const outdir = await mkdtemp(path.join(CACHE, 'run-'));
-  // The bank runner's plugins: npm packages external, each module keeping its source's import.meta.url; read from
-  // a swapped variant or from the commit asked for.
-  const plugins = [externalPackages, sourceLocations((file) => (swaps[file] ? readFile(swaps[file]!, 'utf8') : source(file)))];
-  try {
-    await build({
-      entryPoints: entries,
-      outdir,
-      outExtension: { '.js': '.mjs' },
-      bundle: true,
-      splitting: true,
-      platform: 'node',
-      format: 'esm',
-      target: `node${process.versions.node}`,
-      logLevel: 'silent',
-      plugins,
-    });
-  } catch (err) {
-    await rm(outdir, { recursive: true, force: true });
-    throw err;
-  }
-  return { files: Object.fromEntries(Object.keys(entries).map((name) => [name, path.join(outdir, `${name}.mjs`)])), dir: outdir };
+  // The bank runner's compiler, reading each source from a swapped variant or from the commit asked for.
+  const { files, dir } = await compileEntries(entries, (file) => (swaps[file] ? readFile(swaps[file]!, 'utf8') : source(file)));
+  return { files, dir };
 }

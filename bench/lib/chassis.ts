@@ -53,8 +53,9 @@ export const wiredEnv = (o: WiredOptions): Record<string, string> => ({
   METRICS_ENABLED: String(o.metrics === true),
   OTEL_SDK_DISABLED: String(o.tracing !== true),
   OTEL_TRACES_SAMPLER: 'parentbased_always_on',
-  // The chassis default; settable for experiments (the ring's size decides how much the GC has to keep).
-  TRACE_RING_SPANS: process.env.TRACE_RING_SPANS ?? '10000',
+  // Unset: the chassis default (trace/config.ts); set it to try another size (the ring's size decides how much the GC
+  // has to keep).
+  ...(process.env.TRACE_RING_SPANS ? { TRACE_RING_SPANS: process.env.TRACE_RING_SPANS } : {}),
 });
 
 /** A server started by startService, as a bank service is. */

@@ -24,22 +24,16 @@ import { availableParallelism, loadavg } from 'node:os';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { VARIANTS, type Transport, type Variant } from './echo.ts';
+import { listArg, positiveArg, stringArg } from '../lib/args.ts';
 
-const arg = (name: string, fallback: number): number => {
-  const hit = process.argv.find((a) => a.startsWith(`--${name}=`));
-  const v = hit ? Number(hit.split('=')[1]) : fallback;
-  if (!Number.isFinite(v) || v <= 0) throw new Error(`--${name} must be a positive number`);
-  return v;
-};
-const list = (name: string, fallback: string): string[] => (process.argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1] ?? fallback).split(',');
-const duration = arg('duration', 10);
-const warmup = arg('warmup', 2);
-const concurrency = arg('concurrency', 64);
-const rounds = arg('rounds', 2);
+const duration = positiveArg('duration', 10);
+const warmup = positiveArg('warmup', 2);
+const concurrency = positiveArg('concurrency', 64);
+const rounds = positiveArg('rounds', 2);
 // Both by default: which transporter is Moleculer's fastest depends on the features (bare: TCP; with metrics on, the
 // TCP transporter's caller pays far more per call than NATS's), so the run measures both and judges against the faster.
-const transports = list('transport', 'tcp,nats') as Transport[];
-const variants = list('variants', 'chassis-bare,chassis-full,moleculer-full,moleculer-bare') as Variant[];
+const transports = listArg('transport', 'tcp,nats') as Transport[];
+const variants = listArg('variants', 'chassis-bare,chassis-full,moleculer-full,moleculer-bare') as Variant[];
 for (const v of variants) if (!(VARIANTS as readonly string[]).includes(v)) throw new Error(`unknown variant ${v}; known: ${VARIANTS.join(', ')}`);
 const fromSource = process.argv.includes('--source');
 /**
@@ -47,8 +41,8 @@ const fromSource = process.argv.includes('--source');
  * process had (run-queue delay) is disturbed by the neighbours on this shared machine: it is repeated, up to
  * --tries times, and the least disturbed one is kept (flagged if still over).
  */
-const maxWaitPct = arg('max-wait', 15);
-const tries = arg('tries', 3);
+const maxWaitPct = positiveArg('max-wait', 15);
+const tries = positiveArg('tries', 3);
 /** Issue 3: the chassis with its full pipeline ≥ 1.5× Moleculer with its features on, at a lower p99. */
 const MOLECULER_BUDGET = 1.5;
 
@@ -58,7 +52,7 @@ const compiled: Record<string, string> = {};
 const hasTaskset = spawnSync('taskset', ['--version']).status === 0 && availableParallelism() >= 2;
 const namespace = `bench-moleculer-${process.pid}`;
 /** --at=<git revision>: compile the sources as committed there (HEAD: leave others' uncommitted work out). */
-const at = process.argv.find((a) => a.startsWith('--at='))?.slice('--at='.length);
+const at = stringArg('at');
 if (at && fromSource) throw new Error('--at compiles; it does not go with --source');
 const commit = describeSources(at);
 

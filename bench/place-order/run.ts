@@ -28,6 +28,8 @@ const PG_STATS = process.env.PG_STATS === '1';
 const CPU_DETAIL = process.env.CPU_DETAIL === '1';
 /** MONITOR=1: every 2 s, print each bus queue's backlog and each process's CPU share (stderr). */
 const MONITOR = process.env.MONITOR === '1';
+/** PG_SETTINGS=name=value,…: extra PostgreSQL settings for the run (to try one; quote only the bank's own defaults). */
+const PG_SETTINGS = Object.fromEntries((process.env.PG_SETTINGS ?? '').split(',').filter(Boolean).map((kv) => kv.split('=') as [string, string]));
 const SYMBOLS = ['AAPL', 'MSFT', 'GOOGL', 'AMZN', 'NVDA', 'META', 'TSLA', 'JPM'];
 
 /** CPU seconds (user + system) of a process, plus those of its reaped children (postgres backends that exited). */
@@ -89,6 +91,7 @@ async function main(): Promise<void> {
     quiet: true,
     readyTimeoutMs: 120_000,
     pgSettings: {
+      ...PG_SETTINGS,
       ...(PG_STATS ? { shared_preload_libraries: 'pg_stat_statements', 'pg_stat_statements.track': 'all', 'pg_stat_statements.track_planning': 'on' } : {}),
       ...(CPU_DETAIL ? { log_connections: 'on', log_disconnections: 'on' } : {}),
     },
@@ -244,7 +247,7 @@ async function main(): Promise<void> {
     let drainedAt = performance.now();
     try {
       while (Date.now() < deadline) {
-        // Served by orders_open_idx (a partial index on exactly these statuses): cheap however many orders there are.
+        // A scan of the orders table (no index on status: see orders' migration 003), a few thousand rows, 4 times a second.
         const { rows } = await ordersDb.query<{ open: string }>(
           `SELECT count(*) AS open FROM (SELECT 1 FROM orders WHERE status IN ('pending', 'accepted', 'placed') LIMIT 1) o`,
         );

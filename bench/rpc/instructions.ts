@@ -22,24 +22,18 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { bundle, describeSources } from '../lib/bundle.ts';
 import { isStack, STACKS, type Stack } from './stacks.ts';
+import { listArg, positiveArg, stringArg } from '../lib/args.ts';
 
-const arg = (name: string, fallback: number): number => {
-  const hit = process.argv.find((a) => a.startsWith(`--${name}=`));
-  const v = hit ? Number(hit.split('=')[1]) : fallback;
-  if (!Number.isFinite(v) || v <= 0) throw new Error(`--${name} must be a positive number`);
-  return v;
-};
-const list = (name: string, fallback: string): string[] => (process.argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1] ?? fallback).split(',');
-const stacks = list('stacks', 'chassis,chassis+pipeline') as Stack[];
+const stacks = listArg('stacks', 'chassis,chassis+pipeline') as Stack[];
 for (const s of stacks) if (!isStack(s)) throw new Error(`unknown stack ${s}`);
-const sides = list('side', 'client,server') as ('client' | 'server')[];
-const warm = arg('warm', 10_000);
-const calls = arg('calls', 30_000);
-const concurrency = arg('concurrency', 64);
+const sides = listArg('side', 'client,server') as ('client' | 'server')[];
+const warm = positiveArg('warm', 10_000);
+const calls = positiveArg('calls', 30_000);
+const concurrency = positiveArg('concurrency', 64);
 const keep = process.argv.includes('--keep');
 const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
 const swaps = Object.fromEntries(
-  (process.argv.find((a) => a.startsWith('--swap='))?.slice('--swap='.length).split(',') ?? []).map((pair) => {
+  (stringArg('swap')?.split(',') ?? []).map((pair) => {
     const [from, to] = pair.split(':');
     if (!from || !to) throw new Error('--swap=<source>:<variant>[,…]');
     return [path.resolve(repoRoot, from), path.resolve(to)];
@@ -50,7 +44,7 @@ if (spawnSync('valgrind', ['--version']).status !== 0) throw new Error('valgrind
 const here = (f: string) => fileURLToPath(new URL(f, import.meta.url));
 const outDir = keep ? here('./profiles/callgrind/') : path.join(tmpdir(), `bench-rpc-callgrind-${process.pid}`);
 mkdirSync(outDir, { recursive: true });
-const at = process.argv.find((a) => a.startsWith('--at='))?.slice('--at='.length);
+const at = stringArg('at');
 const bundles = await bundle({ server: here('./server.ts'), count: here('./count.ts') }, { swaps, ...(at ? { at } : {}) });
 console.error(`sources: ${describeSources(at)}${Object.keys(swaps).length ? `, swapped: ${Object.entries(swaps).map(([a, b]) => `${path.relative(repoRoot, a)} ← ${b}`).join(', ')}` : ''}`);
 const children = new Set<ChildProcess>();

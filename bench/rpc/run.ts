@@ -23,20 +23,15 @@ import { availableParallelism, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 import { BUDGETS, DEFAULT_STACKS, INFO, isStack, STACKS, type ServerKind, type Stack } from './stacks.ts';
+import { positiveArg, stringArg } from '../lib/args.ts';
 
-const arg = (name: string, fallback: number): number => {
-  const hit = process.argv.find((a) => a.startsWith(`--${name}=`));
-  const v = hit ? Number(hit.split('=')[1]) : fallback;
-  if (!Number.isFinite(v) || v <= 0) throw new Error(`--${name} must be a positive number`);
-  return v;
-};
-const duration = arg('duration', 5);
-const warmup = arg('warmup', 2);
-const concurrency = arg('concurrency', 64);
-const rounds = arg('rounds', 5);
+const duration = positiveArg('duration', 5);
+const warmup = positiveArg('warmup', 2);
+const concurrency = positiveArg('concurrency', 64);
+const rounds = positiveArg('rounds', 5);
 const profile = process.argv.includes('--profile');
 const fromSource = process.argv.includes('--source');
-const stacksArg = process.argv.find((a) => a.startsWith('--stacks='))?.split('=')[1];
+const stacksArg = stringArg('stacks');
 const stacks: Stack[] = stacksArg === 'all' ? (Object.keys(STACKS) as Stack[]) : stacksArg ? stacksArg.split(',').map((s) => s.trim()) as Stack[] : DEFAULT_STACKS;
 for (const s of stacks) if (!isStack(s)) throw new Error(`unknown stack ${s}; known: ${Object.keys(STACKS).join(', ')}`);
 if (stacks.length < 2) throw new Error('--stacks: at least two, to have a ratio');
@@ -45,7 +40,7 @@ const here = (f: string) => fileURLToPath(new URL(f, import.meta.url));
 const profileDir = here('./profiles/');
 const hasTaskset = spawnSync('taskset', ['--version']).status === 0 && availableParallelism() >= 2;
 /** --at=<git revision>: compile the sources as committed there (HEAD: leave others' uncommitted work out). */
-const at = process.argv.find((a) => a.startsWith('--at='))?.slice('--at='.length);
+const at = stringArg('at');
 if (at && fromSource) throw new Error('--at compiles; it does not go with --source');
 const commit = describeSources(at);
 

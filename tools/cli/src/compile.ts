@@ -20,10 +20,16 @@ const STALE_MS = 24 * 3600_000;
 export interface CompiledEntries {
   /** The bundle of each entry, by the name it was given. */
   files: Record<string, string>;
+  /** The run's own directory, holding every file of the bundles. */
+  dir: string;
   cleanup(): Promise<void>;
 }
 
-export async function compileEntries(entries: Record<string, string>): Promise<CompiledEntries> {
+/**
+ * `read` supplies each workspace source file's text (default: the file on disk); benchmarks pass one that reads a
+ * swapped variant or the file as committed at a revision (bench/lib/bundle.ts).
+ */
+export async function compileEntries(entries: Record<string, string>, read?: (file: string) => Promise<string>): Promise<CompiledEntries> {
   await pruneStale();
   const outdir = await mkdtemp(path.join(CACHE, 'run-'));
   try {
@@ -38,14 +44,14 @@ export async function compileEntries(entries: Record<string, string>): Promise<C
       target: `node${process.versions.node}`,
       sourcemap: 'linked',
       logLevel: 'silent',
-      plugins: [externalPackages, sourceLocations()],
+      plugins: [externalPackages, sourceLocations(read)],
     });
   } catch (err) {
     await rm(outdir, { recursive: true, force: true });
     throw err;
   }
   const files = Object.fromEntries(Object.keys(entries).map((name) => [name, path.join(outdir, `${name}.mjs`)]));
-  return { files, cleanup: () => rm(outdir, { recursive: true, force: true }) };
+  return { files, dir: outdir, cleanup: () => rm(outdir, { recursive: true, force: true }) };
 }
 
 /** Bare specifiers are npm packages, except the workspace's own (@simplebank/*), which are bundled. */
