@@ -28,8 +28,10 @@ COPY services services
 COPY deploy/docker/entrypoint.sh deploy/docker/entrypoint.sh
 
 # After `npm ci`: with NODE_ENV=production it would leave out tsx (a development dependency of the workspace).
+# NODE_OPTIONS: the Node.js flags every service runs with (tools/cli/src/node-tuning.ts, as `npm start` gives them).
 ENV NODE_ENV=production \
-    HOST=0.0.0.0
+    HOST=0.0.0.0 \
+    NODE_OPTIONS=--max-semi-space-size=64
 
 USER node
 ENTRYPOINT ["deploy/docker/entrypoint.sh"]

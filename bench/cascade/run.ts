@@ -29,6 +29,7 @@ import type { Sample } from './load.ts';
 import { CAPACITY_PATH, EDGE_OFF, EDGE_ON, EDGE_SIZED_PRICES, edgeResilience, runEnv, STATS_PATH, type EdgeMode, type EdgeStats, type PricesStats } from './services.ts';
 import { lineChart, type Series } from './svg.ts';
 import { positiveArg, stringArg } from '../lib/args.ts';
+import { nodeFlags } from '../lib/node-flags.ts';
 
 const RATE = positiveArg('rate', 300);
 const DURATION_S = positiveArg('duration', 40);
@@ -73,7 +74,7 @@ process.once('SIGINT', () => {
 
 function start(script: 'service' | 'load', args: string[], env: Record<string, string> = {}): ChildProcess {
   const entry = fromSource ? ['--import', 'tsx', here(`./${script}.ts`)] : [compiled[script]!];
-  const child = spawn(process.execPath, [...entry, ...args], {
+  const child = spawn(process.execPath, [...nodeFlags, ...entry, ...args], {
     env: { ...process.env, ...env },
     // An IPC channel, so a child notices (disconnect) if this process dies without killing it.
     stdio: ['ignore', 'pipe', 'inherit', 'ipc'],

@@ -20,6 +20,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { bundle, describeSources } from '../lib/bundle.ts';
+import { describeNodeFlags, nodeFlags } from '../lib/node-flags.ts';
 import { availableParallelism, loadavg } from 'node:os';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -70,7 +71,7 @@ process.once('exit', () => {
 
 function node(cpu: number, script: 'server' | 'load', args: string[]): ChildProcess {
   const entry = fromSource ? ['--import', 'tsx', here(`./${script}.ts`)] : [compiled[script]!];
-  const [cmd, argv] = hasTaskset ? ['taskset', ['-c', String(cpu), process.execPath, ...entry, ...args]] : [process.execPath, [...entry, ...args]];
+  const [cmd, argv] = hasTaskset ? ['taskset', ['-c', String(cpu), process.execPath, ...nodeFlags, ...entry, ...args]] : [process.execPath, [...nodeFlags, ...entry, ...args]];
   const child = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'inherit', 'ipc'] });
   children.add(child);
   child.once('exit', () => children.delete(child));
@@ -228,7 +229,7 @@ const sums = new Map(configs.map((c) => [c.key, summary(c.key)]));
 
 const f0 = (v: number) => v.toFixed(0).replace(/\B(?=(\d{3})+(?!\d))/g, ' ');
 console.log(`
-${startedAt.toISOString()} · commit ${commit} · ${availableParallelism()} CPUs, node ${process.version}, ${fromSource ? 'from source under tsx' : 'compiled (esbuild bundle)'} · ${concurrency} in flight, ${warmup} s warm-up + ${duration} s × ${rounds} rounds each, alternating${hasTaskset ? '; callee on CPU 0, caller on CPU 1' : ''}
+${startedAt.toISOString()} · commit ${commit} · ${availableParallelism()} CPUs, node ${process.version}, ${fromSource ? 'from source under tsx' : 'compiled (esbuild bundle)'}, ${describeNodeFlags()} · ${concurrency} in flight, ${warmup} s warm-up + ${duration} s × ${rounds} rounds each, alternating${hasTaskset ? '; callee on CPU 0, caller on CPU 1' : ''}
 load average (1, 5, 15 min) before ${loadBefore}, after ${loadAfter}${features}
 
 | variant | calls/s (mean) | per round | p50 ms | p99 ms | caller CPU µs/call | callee CPU µs/call | worst wait for a CPU | ⇒ calls/s per core pair | errors |

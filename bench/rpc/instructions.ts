@@ -5,7 +5,7 @@
 //   node --import tsx bench/rpc/instructions.ts [--stacks=chassis,chassis+pipeline,…] [--side=client,server]
 //                                               [--warm=10000] [--calls=30000] [--concurrency=64] [--keep]
 //                                               [--swap=packages/chassis/src/client/client.ts:/tmp/client-variant.ts,…]
-//                                               [--at=<git revision>]
+//                                               [--at=<git revision>] [--node-defaults]
 //
 // For each stack and side: that side runs under valgrind's callgrind with instrumentation off, the other natively;
 // after `warm` calls `callgrind_control -i on`, then `calls` calls are counted, `-i off`. User-space instructions of
@@ -23,6 +23,7 @@ import { fileURLToPath } from 'node:url';
 import { bundle, describeSources } from '../lib/bundle.ts';
 import { isStack, STACKS, type Stack } from './stacks.ts';
 import { listArg, positiveArg, stringArg } from '../lib/args.ts';
+import { describeNodeFlags, nodeFlags } from '../lib/node-flags.ts';
 
 const stacks = listArg('stacks', 'chassis,chassis+pipeline') as Stack[];
 for (const s of stacks) if (!isStack(s)) throw new Error(`unknown stack ${s}`);
@@ -46,7 +47,7 @@ const outDir = keep ? here('./profiles/callgrind/') : path.join(tmpdir(), `bench
 mkdirSync(outDir, { recursive: true });
 const at = stringArg('at');
 const bundles = await bundle({ server: here('./server.ts'), count: here('./count.ts') }, { swaps, ...(at ? { at } : {}) });
-console.error(`sources: ${describeSources(at)}${Object.keys(swaps).length ? `, swapped: ${Object.entries(swaps).map(([a, b]) => `${path.relative(repoRoot, a)} ← ${b}`).join(', ')}` : ''}`);
+console.error(`${describeNodeFlags()}; sources: ${describeSources(at)}${Object.keys(swaps).length ? `, swapped: ${Object.entries(swaps).map(([a, b]) => `${path.relative(repoRoot, a)} ← ${b}`).join(', ')}` : ''}`);
 const children = new Set<ChildProcess>();
 process.once('exit', () => {
   for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
@@ -55,7 +56,7 @@ process.once('exit', () => {
 });
 
 function start(script: 'server' | 'count', args: string[], outFile: string | undefined): ChildProcess {
-  const nodeArgs = [bundles.files[script]!, ...args];
+  const nodeArgs = [...nodeFlags, bundles.files[script]!, ...args];
   const [cmd, argv] = outFile
     ? ['valgrind', ['--tool=callgrind', '--instr-atstart=no', `--callgrind-out-file=${outFile}`, process.execPath, ...nodeArgs]]
     : [process.execPath, nodeArgs];

@@ -3,12 +3,14 @@
 // 2, 3 and 4 (stacks.ts says what each stack includes and which ratio each budget is).
 //
 //   node --import tsx bench/rpc/run.ts [--duration=5] [--warmup=2] [--concurrency=64] [--rounds=5]
-//                                      [--stacks=bare,chassis,…|all] [--profile] [--source] [--at=HEAD]
+//                                      [--stacks=bare,chassis,…|all] [--profile] [--source] [--at=HEAD] [--node-defaults]
 //
 // Every server runs in its own process pinned to CPU 0; each measurement is a fresh load process pinned to CPU 1
 // (when `taskset` exists), so server and client never share an event loop or a core. The stacks alternate, in
 // reverse order every other round (ABBA), so drift on a shared machine hits all alike, and each budget's verdict is
 // the median over rounds of stack / reference in the same round (one noisy round cannot swing it).
+// Every process gets the Node.js flags the bank's services run with (tools/cli/src/node-tuning.ts); --node-defaults
+// runs them with V8's defaults instead.
 // --profile writes V8 CPU profiles of the servers and load processes to bench/rpc/profiles/.
 //
 // Everything runs compiled, as production would: server.ts and load.ts (with the chassis sources they import) are
@@ -24,6 +26,7 @@ import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 import { BUDGETS, DEFAULT_STACKS, INFO, isStack, STACKS, type ServerKind, type Stack } from './stacks.ts';
 import { positiveArg, stringArg } from '../lib/args.ts';
+import { describeNodeFlags, nodeFlags } from '../lib/node-flags.ts';
 
 const duration = positiveArg('duration', 5);
 const warmup = positiveArg('warmup', 2);
@@ -61,7 +64,7 @@ process.once('exit', () => {
 
 function node(cpu: number, script: string, args: string[]): ChildProcess {
   const entry = fromSource ? ['--import', 'tsx', here(`./${script}.ts`)] : [compiled[script]!];
-  const nodeArgs = [...(profile ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []), ...entry, ...args];
+  const nodeArgs = [...nodeFlags, ...(profile ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []), ...entry, ...args];
   const [cmd, argv] = hasTaskset ? ['taskset', ['-c', String(cpu), process.execPath, ...nodeArgs]] : [process.execPath, nodeArgs];
   const child = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'inherit'] });
   children.add(child);
@@ -185,7 +188,7 @@ const row = (stack: Stack) => {
   return `| ${stack} | ${s.throughput.toFixed(0)} | ${s.p50.toFixed(2)} | ${s.p99.toFixed(2)} | ${s.clientCpu.toFixed(1)} | ${s.serverCpu.toFixed(1)} | ${(s.waited * 100).toFixed(0)}% | ${s.errors} |`;
 };
 console.log(`
-${startedAt.toISOString()} · commit ${commit} · ${availableParallelism()} CPUs, node ${process.version}, ${fromSource ? 'from source under tsx' : 'compiled (esbuild bundle)'} · ${concurrency} in flight, ${warmup} s warm-up + ${duration} s × ${rounds} rounds per stack, ABBA order${hasTaskset ? '; server on CPU 0, client on CPU 1' : ''}
+${startedAt.toISOString()} · commit ${commit} · ${availableParallelism()} CPUs, node ${process.version}, ${fromSource ? 'from source under tsx' : 'compiled (esbuild bundle)'}, ${describeNodeFlags()} · ${concurrency} in flight, ${warmup} s warm-up + ${duration} s × ${rounds} rounds per stack, ABBA order${hasTaskset ? '; server on CPU 0, client on CPU 1' : ''}
 load average (1, 5, 15 min) before ${loadBefore}, after ${loadAfter}${profile ? ' · --profile: CPU profiling on, do not quote these figures' : ''}
 
 ${stacks.map((s) => `- ${s}: ${STACKS[s].what}`).join('\n')}

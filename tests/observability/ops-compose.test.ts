@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
+import { NODE_TUNING } from '../../tools/cli/src/node-tuning.ts';
 import { SERVICES, BUS_DATABASE } from '../../tools/cli/src/services.ts';
 import { OBS, REPO, readText, readYaml } from './ops-artifacts.ts';
 
@@ -164,6 +165,7 @@ test('the Dockerfile copies every workspace manifest before npm ci, and an entry
   );
   assert.deepEqual([...manifestsBeforeCi].sort(), ['package-lock.json', 'package.json', ...workspaces].filter((f) => f.endsWith('package.json')).sort(), 'npm ci sees every workspace');
   assert.ok(dockerfile.indexOf('NODE_ENV=production') > ci, 'NODE_ENV=production only after npm ci (tsx is a dev dependency)');
+  assert.match(dockerfile, new RegExp(`^\\s*NODE_OPTIONS=${NODE_TUNING}$`, 'm'), 'the image runs services with the Node.js flags `npm start` gives them');
   const entry = /^ENTRYPOINT \["([^"]+)"\]$/m.exec(dockerfile)?.[1];
   assert.ok(entry && copies.some((c) => c.to === entry), 'the entry point is copied into the image');
   const script = readText(entry);

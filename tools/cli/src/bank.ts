@@ -5,6 +5,7 @@ import { REPO_ROOT, defaultDataDir, lockDataDir, serviceToken } from './datadir.
 import { compileEntries } from './compile.ts';
 import { createFormatter } from './logs.ts';
 import { LogFiles, logDir } from './log-files.ts';
+import { NODE_TUNING } from './node-tuning.ts';
 import { freePorts, portFree } from './ports.ts';
 import { DEFAULT_PG_PORT, createDatabases, databaseUrl, dropDatabases, ensurePostgres, redactUrl, type PostgresServer } from './postgres.ts';
 import { BUS_DATABASE, HOST, SERVICES, SERVICE_NAMES, serviceInfo, type ServiceName } from './services.ts';
@@ -225,12 +226,10 @@ interface SpecContext {
 }
 
 /**
- * Tuning the runner gives a service unless the environment says otherwise. orders runs its saga handlers with a
- * connection each (their concurrency follows DB_POOL_MAX), and accounts answers the saga's calls. Every service
- * allocates briskly per request and event (JSON, rows, promises): a larger young generation than V8's default
- * (16 MB semi-spaces) lets most of it die young instead of being promoted and marked (memory is not scarce here).
+ * Tuning the runner gives a service unless the environment says otherwise: the Node.js flags of every service
+ * (node-tuning.ts), and for orders and accounts larger pools: orders runs its saga handlers with a connection each
+ * (their concurrency follows DB_POOL_MAX), and accounts answers the saga's calls.
  */
-const NODE_TUNING = '--max-semi-space-size=64';
 const SERVICE_DEFAULT_ENV: Partial<Record<ServiceName, Record<string, string>>> = {
   orders: { DB_POOL_MAX: '64' },
   accounts: { DB_POOL_MAX: '32' },
