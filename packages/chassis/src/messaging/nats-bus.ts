@@ -35,6 +35,8 @@ interface DeadLetterRecord {
   event: EventEnvelope;
   error: string;
   failedAt: string;
+  /** Deliveries it had (absent in records written before it was recorded). */
+  attempts?: number;
 }
 
 const MAX_BACKOFF_MS = 5 * 60_000;
@@ -161,8 +163,8 @@ export function createNatsBus(options: NatsBusOptions): Bus {
     }
   }
 
-  async function deadLetter(sub: SubscriptionOptions, event: EventEnvelope, error: string, streamSeq: number) {
-    const record: DeadLetterRecord = { subscription: sub.name, event, error, failedAt: new Date().toISOString() };
+  async function deadLetter(sub: SubscriptionOptions, event: EventEnvelope, error: string, streamSeq: number, attempts: number) {
+    const record: DeadLetterRecord = { subscription: sub.name, event, error, failedAt: new Date().toISOString(), attempts };
     // msgID makes a retried write (ack lost) store one dead letter, not two.
     await conn().js.publish(dlqSubject(sub.name), codec.encode(record), { msgID: `${sub.name}:${streamSeq}:${event.id}` });
   }
@@ -187,7 +189,8 @@ export function createNatsBus(options: NatsBusOptions): Bus {
       // the dead-lettering after a failed last attempt itself failed.
       const error = 'lease expired or dead-lettering failed: the last attempt never acknowledged the event';
       try {
-        await deadLetter(sub, event, error, m.info.streamSequence);
+        // The handler was started maxAttempts times; later deliveries only retry the dead-lettering.
+        await deadLetter(sub, event, error, m.info.streamSequence, maxAttempts);
         m.term();
         log.error(fields, 'event abandoned on its last attempt; dead-lettered');
       } catch (dlqErr) {
@@ -206,7 +209,7 @@ export function createNatsBus(options: NatsBusOptions): Bus {
         return;
       }
       try {
-        await deadLetter(sub, event, err instanceof Error ? err.message : String(err), m.info.streamSequence);
+        await deadLetter(sub, event, err instanceof Error ? err.message : String(err), m.info.streamSequence, attempt);
         m.term();
         log.error({ ...fields, err }, 'event handler failed on its last attempt; dead-lettered');
       } catch (dlqErr) {
@@ -299,7 +302,7 @@ export function createNatsBus(options: NatsBusOptions): Bus {
         const batch = await reader.fetch({ max_messages: count, expires: 5000 });
         for await (const m of batch) {
           const r = m.json<DeadLetterRecord>();
-          out.push({ id: String(m.seq), subscription: r.subscription, event: r.event, error: r.error, failedAt: r.failedAt });
+          out.push({ id: String(m.seq), subscription: r.subscription, event: r.event, error: r.error, failedAt: r.failedAt, ...(r.attempts !== undefined ? { attempts: r.attempts } : {}) });
           if (out.length >= count) break;
         }
       } finally {
