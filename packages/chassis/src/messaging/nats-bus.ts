@@ -47,9 +47,10 @@ const codec = JSONCodec<unknown>();
 // Durable names and subject tokens may not contain `.`, `*`, `>` or whitespace.
 const token = (s: string) => s.replace(/[^A-Za-z0-9_-]/g, '_');
 
+// Deleting a message that is gone (a concurrent replay deleted it) fails with code 500 and "no message found".
 function isNotFound(err: unknown): boolean {
   const e = err as { code?: string; api_error?: { code?: number }; message?: string };
-  return e?.api_error?.code === 404 || e?.code === '404' || /not found/i.test(e?.message ?? '');
+  return e?.api_error?.code === 404 || e?.code === '404' || /not found|no message found/i.test(e?.message ?? '');
 }
 
 /** A counting semaphore: a subscription's handlers in flight on this instance, across its consumers. */
