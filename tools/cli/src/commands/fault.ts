@@ -3,6 +3,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { defaultDataDir } from '../datadir.ts';
 import { HOST, SERVICES } from '../services.ts';
+import { adminRequest, describeProblem, type AdminAnswer } from './admin-request.ts';
 
 export const FAULT_HELP = 'inject latency, errors or hangs into a running service: fault <service> set|list|clear  (fault --help)';
 
@@ -194,34 +195,20 @@ export async function fault(args: string[], io: FaultIo = defaultIo): Promise<nu
   const { service } = command;
   const url = `${base}/admin/faults${command.action === 'set' || (command.action === 'clear' && command.id) ? `/${encodeURIComponent((command as { id: string }).id)}` : ''}`;
   const method = command.action === 'set' ? 'PUT' : command.action === 'list' ? 'GET' : 'DELETE';
-  let res: Response;
-  let body: Record<string, unknown> = {};
+  let answer: AdminAnswer;
   try {
-    res = await doFetch(url, {
-      method,
-      headers: { 'x-service-token': token, ...(command.action === 'set' ? { 'content-type': 'application/json' } : {}) },
-      ...(command.action === 'set' ? { body: JSON.stringify(command.body) } : {}),
-      signal: AbortSignal.timeout(5_000),
-    });
-    const text = await res.text();
-    try {
-      body = text ? (JSON.parse(text) as Record<string, unknown>) : {};
-    } catch {
-      body = {};
-    }
+    answer = await adminRequest(doFetch, url, token, { method, ...(command.action === 'set' ? { json: command.body } : {}) });
   } catch (err) {
     io.err(`simplebank fault: ${service} is not reachable at ${base} (${(err as Error).message})\n`);
     return 1;
   }
+  const { status, body } = answer;
 
-  if (!res.ok) {
+  if (status < 200 || status > 299) {
     const code = typeof body.code === 'string' ? body.code : undefined;
-    if (res.status === 404 && code !== 'fault_not_found') io.err(`simplebank fault: fault injection is disabled on ${service} (start it with FAULTS_ENABLED=true)\n`);
-    else if (res.status === 401) io.err(`simplebank fault: ${service} refused the service credential (check SERVICE_TOKEN)\n`);
-    else {
-      const details = Array.isArray(body.errors) ? (body.errors as { field: string; message: string }[]).map((e) => `\n  ${e.field}: ${e.message}`).join('') : '';
-      io.err(`simplebank fault: ${service} answered ${res.status}${body.detail ? `: ${String(body.detail)}` : ''}${details}\n`);
-    }
+    if (status === 404 && code !== 'fault_not_found') io.err(`simplebank fault: fault injection is disabled on ${service} (start it with FAULTS_ENABLED=true)\n`);
+    else if (status === 401) io.err(`simplebank fault: ${service} refused the service credential (check SERVICE_TOKEN)\n`);
+    else io.err(`simplebank fault: ${describeProblem(service, answer)}\n`);
     return 1;
   }
 
