@@ -1,7 +1,6 @@
 import { parseArgs } from 'node:util';
 import { SERVICES } from '../services.ts';
-import { adminRequest, type AdminAnswer } from './admin-request.ts';
-import { resolveServiceToken, serviceUrl } from './fault.ts';
+import { adminRequest, resolveServiceToken, serviceUrl, type AdminAnswer } from './admin-request.ts';
 
 export const TRACE_HELP = "an order's whole trace as a waterfall, from every service's recent spans: trace <orderId|traceId> [--json]";
 
