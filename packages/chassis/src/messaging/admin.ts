@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { parsePart } from '../http/validation.ts';
 import { sendProblem, serviceCredentialGuard } from '../protection/http-util.ts';
 import type { Bus, DeadLetter } from './bus.ts';
+import type { EventEnvelope } from './envelope.ts';
 
 export const DEAD_LETTERS_ADMIN_PATH = '/admin/dead-letters';
 
@@ -31,13 +32,27 @@ const idSchemas = {
   nats: z.string().regex(/^[1-9][0-9]{0,15}$/, 'a NATS dead letter id is its sequence number in the DLQ stream'),
 } as const;
 
+/** A dead letter as `GET /admin/dead-letters` shows it. */
+export interface DeadLetterView {
+  id: string;
+  subscription: string;
+  eventId: string;
+  type: string;
+  subject: string;
+  /** When it was dead-lettered (ISO 8601). */
+  deadLetteredAt: string;
+  attempts: number | undefined;
+  error: string;
+  event: EventEnvelope;
+}
+
 /**
  * A dead letter as the admin routes show it. The whole envelope (`event`, with its `data`) is included: the route
  * requires the service credential, which already lets its holder call every service's API and read the same data
  * there, and an operator cannot judge whether to replay an event (fixed cause? still wanted?) without seeing it. It is
  * never logged: the replay route logs ids only, and the request log has no response bodies.
  */
-function shown(letter: DeadLetter) {
+function shown(letter: DeadLetter): DeadLetterView {
   return {
     id: letter.id,
     subscription: letter.subscription,

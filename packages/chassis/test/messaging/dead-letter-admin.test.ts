@@ -4,7 +4,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
-import { defineContract, defineService, event, implement, route, startService, type RunningService } from '../../src/index.ts';
+import { defineContract, defineService, event, implement, route, startService, type DeadLetterView, type RunningService } from '../../src/index.ts';
 import { createTestDatabase } from '../../src/testing/postgres.ts';
 import { cleanupStack, jetStreamReachable, NATS_MISSING, testBusUrl, waitFor } from './helpers.ts';
 
@@ -54,18 +54,6 @@ function letteredService(behaviour: Behaviour) {
   });
 }
 
-interface ShownDeadLetter {
-  id: string;
-  subscription: string;
-  eventId: string;
-  type: string;
-  subject: string;
-  deadLetteredAt: string;
-  attempts: number;
-  error: string;
-  event: { id: string; data: unknown };
-}
-
 interface ProblemBody {
   code: string;
   status: number;
@@ -94,10 +82,10 @@ for (const engine of ['pg-boss', 'nats'] as const) {
     /** `token` null: no credential at all. */
     const admin = (path: string, init: RequestInit = {}, token: string | null = TOKEN) =>
       fetch(`${service.url}${path}`, { ...init, headers: token === null ? {} : { 'x-service-token': token } });
-    const list = async (query = ''): Promise<ShownDeadLetter[]> => {
+    const list = async (query = ''): Promise<DeadLetterView[]> => {
       const res = await admin(`/admin/dead-letters${query}`);
       assert.equal(res.status, 200, await res.clone().text());
-      return ((await res.json()) as { deadLetters: ShownDeadLetter[] }).deadLetters;
+      return ((await res.json()) as { deadLetters: DeadLetterView[] }).deadLetters;
     };
     const replay = (subscription: string, id: string) => admin(`/admin/dead-letters/${encodeURIComponent(subscription)}/${encodeURIComponent(id)}/replay`, { method: 'POST' });
     async function problem(res: Response, status: number, code: string): Promise<ProblemBody> {
