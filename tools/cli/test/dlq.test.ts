@@ -44,7 +44,7 @@ test('parse: mistakes are usage errors that say what is wrong', () => {
   for (const [args, message] of bad) assert.throws(() => parseDlqArgs(args), (err: Error) => err instanceof UsageError && message.test(err.message), args.join(' '));
 });
 
-test('a dead letter is one line: when, subscription, id, type, subject, attempts, error', () => {
+test('a dead letter is one line: when, subscription, id, type, event id, subject, attempts, error', () => {
   const line = formatDeadLetter({
     id: '7',
     subscription: 'orders.saga-market',
@@ -56,7 +56,7 @@ test('a dead letter is one line: when, subscription, id, type, subject, attempts
     error: 'accounts unavailable',
     event: {},
   });
-  assert.equal(line, '2026-01-02T03:04:05.000Z  orders.saga-market  7  market.TradeExecuted.v1  subject order-1  5 attempts  error: accounts unavailable');
+  assert.equal(line, '2026-01-02T03:04:05.000Z  orders.saga-market  7  market.TradeExecuted.v1  event e-1  subject order-1  5 attempts  error: accounts unavailable');
 });
 
 /**
@@ -111,7 +111,7 @@ test('against a service: list, replay one, replay again (not found), errors expl
     assert.equal(await dlq(['orders'], io), 0, io.stderr.join(''));
     const lines = io.stdout.join('').trim().split('\n');
     assert.equal(lines.length, 3);
-    assert.match(lines[0]!, /^2026-01-01T00:00:00.000Z {2}orders\.saga-market {2}[0-9a-f-]{36} {2}market\.TradeExecuted\.v1 {2}subject order-0 {2}5 attempts {2}error: accounts unavailable$/);
+    assert.match(lines[0]!, /^2026-01-01T00:00:00.000Z {2}orders\.saga-market {2}[0-9a-f-]{36} {2}market\.TradeExecuted\.v1 {2}event [0-9a-f-]{36} {2}subject order-0 {2}5 attempts {2}error: accounts unavailable$/);
 
     io = captured(env);
     assert.equal(await dlq(['orders', '--subscription', 'orders.saga-market', '--limit', '2', '--json'], io), 0);

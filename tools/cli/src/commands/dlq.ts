@@ -76,10 +76,10 @@ export function parseDlqArgs(args: string[]): DlqCommand {
   return { action, service, subscription, id };
 }
 
-/** One line per dead letter: when, subscription, id, event type and subject, attempts, last error. */
+/** One line per dead letter: when, subscription, id, event type, id and subject, attempts, last error. */
 export function formatDeadLetter(l: ShownDeadLetter): string {
   const attempts = l.attempts === undefined ? '' : `  ${l.attempts} attempt${l.attempts === 1 ? '' : 's'}`;
-  return `${l.deadLetteredAt}  ${l.subscription}  ${l.id}  ${l.type}  subject ${l.subject}${attempts}  ${l.error ? `error: ${l.error}` : ''}`.trimEnd();
+  return `${l.deadLetteredAt}  ${l.subscription}  ${l.id}  ${l.type}  event ${l.eventId}  subject ${l.subject}${attempts}  ${l.error ? `error: ${l.error}` : ''}`.trimEnd();
 }
 
 export type DlqIo = AdminIo;
