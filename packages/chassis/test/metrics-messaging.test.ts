@@ -1,7 +1,6 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomBytes, randomUUID } from 'node:crypto';
-import { connect } from 'nats';
+import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import {
   createEnvelope,
@@ -21,7 +20,7 @@ import {
   type RunningService,
 } from '../src/index.ts';
 import { createTestDatabase, type TestDatabase } from '../src/testing/postgres.ts';
-import { cleanupStack, serviceDatabase, waitFor } from './messaging/helpers.ts';
+import { cleanupStack, jetStreamReachable, NATS_MISSING, serviceDatabase, testBusUrl, waitFor } from './messaging/helpers.ts';
 
 // Messaging metrics of a real service on a real bus: outbox backlog and relay, handler outcomes, redeliveries,
 // consumer backlog and dead letters, on pg-boss and (when it runs) NATS JetStream.
@@ -68,45 +67,17 @@ const metered = defineService({
   }),
 });
 
-async function natsReachable(url: string): Promise<boolean> {
-  try {
-    const nc = await connect({ servers: url, timeout: 2000, maxReconnectAttempts: 0 });
-    await nc.close();
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-const NATS_URL = process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
-const natsUp = await natsReachable(NATS_URL);
+const natsUp = await jetStreamReachable();
 
 for (const engine of ['pg-boss', 'nats'] as const) {
-  describe(`messaging metrics on ${engine}`, { skip: engine === 'nats' && !natsUp ? 'needs NATS JetStream at 127.0.0.1:4222 (or set NATS_URL)' : false }, () => {
+  describe(`messaging metrics on ${engine}`, { skip: engine === 'nats' && !natsUp ? NATS_MISSING : false }, () => {
     const cleanup = cleanupStack();
     let service: RunningService;
 
     before(async () => {
       const data: TestDatabase = await createTestDatabase('metrics_svc');
       cleanup.add(() => data.drop());
-      let busUrl: string;
-      if (engine === 'pg-boss') {
-        const busDb = await createTestDatabase('metrics_bus');
-        cleanup.add(() => busDb.drop());
-        busUrl = busDb.url;
-      } else {
-        const prefix = `M${randomBytes(5).toString('hex').toUpperCase()}`;
-        busUrl = `${NATS_URL}?streams=${prefix}`;
-        cleanup.add(async () => {
-          const nc = await connect({ servers: NATS_URL });
-          try {
-            const jsm = await nc.jetstreamManager();
-            for (const s of [`${prefix}_EVENTS`, `${prefix}_DLQ`]) await jsm.streams.delete(s).catch(() => false);
-          } finally {
-            await nc.close();
-          }
-        });
-      }
+      const busUrl = await testBusUrl(engine, cleanup.add);
       service = await startService(metered, { PORT: '0', SERVICE_TOKEN: TOKEN, LOG_LEVEL: 'silent', DATABASE_URL: data.url, BUS_URL: busUrl });
       cleanup.add(() => service.stop());
     });

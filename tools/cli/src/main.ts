@@ -3,6 +3,7 @@ import { status } from './commands/status.ts';
 import { logs, LOGS_HELP } from './commands/logs.ts';
 import { fault, FAULT_HELP } from './commands/fault.ts';
 import { traceCommand, TRACE_HELP } from './commands/trace.ts';
+import { dlq, DLQ_HELP } from './commands/dlq.ts';
 
 /** `simplebank <command>`: each command is a function from its arguments to an exit code. */
 type Command = { run: (args: string[]) => Promise<number>; help: string };
@@ -13,6 +14,7 @@ const COMMANDS: Record<string, Command> = {
   logs: { run: (args) => logs(args), help: LOGS_HELP },
   fault: { run: (args) => fault(args), help: FAULT_HELP },
   trace: { run: (args) => traceCommand(args), help: TRACE_HELP },
+  dlq: { run: (args) => dlq(args), help: DLQ_HELP },
 };
 const LATER = ['load'];
 

@@ -54,12 +54,18 @@ export interface SubscriptionStats {
   deadLetters: number;
 }
 
+/** An event set aside after its last attempt, as `deadLetters()` lists it; `id` is what `replay()` takes. */
 export interface DeadLetter {
+  /** pg-boss: the dead-letter job's uuid; NATS: the message's sequence number in the DLQ stream. */
   id: string;
   subscription: string;
   event: EventEnvelope;
+  /** The last attempt's error message. */
   error: string;
+  /** When it was dead-lettered (ISO 8601). */
   failedAt: string;
+  /** Deliveries it had; undefined for NATS dead letters written before the bus recorded them. */
+  attempts?: number;
 }
 
 /**
@@ -78,9 +84,13 @@ export interface Bus {
    */
   publishBatch(events: EventEnvelope[]): Promise<void>;
   subscribe(options: SubscriptionOptions): Promise<void>;
-  /** Events that exhausted their attempts for a subscription. */
+  /** Events that exhausted their attempts for a subscription, oldest first, at most `limit` (default 100). */
   deadLetters(subscription: string, limit?: number): Promise<DeadLetter[]>;
-  /** Re-deliver a dead-lettered event to its subscription; returns false if unknown. */
+  /**
+   * Re-deliver a dead-lettered event to its subscription, attempts counting from 1 again; returns false if unknown.
+   * A dead letter is replayed once: a second call for the same id returns false (NATS: or, racing the first, stores
+   * no second copy), so a retried replay never delivers the event twice.
+   */
   replay(subscription: string, deadLetterId: string): Promise<boolean>;
   /** Backlog and dead letters of the subscriptions made on this bus instance, for metrics (read at scrape time). */
   subscriptionStats?(): Promise<SubscriptionStats[]>;

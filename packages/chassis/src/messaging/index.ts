@@ -12,3 +12,4 @@ export { idempotentHandler, type InboxEventHandler, type InboxHandler, type Inbo
 export { createBus, type CreateBusOptions } from './create-bus.ts';
 export { createPgBossBus, BUS_CHANNEL, type PgBossBusOptions } from './pgboss-bus.ts';
 export { createNatsBus, type NatsBusOptions } from './nats-bus.ts';
+export { deadLetterAdminRoutes, DEAD_LETTERS_ADMIN_PATH, MAX_DEAD_LETTERS_LISTED, type DeadLetterAdminOptions, type DeadLetterView } from './admin.ts';

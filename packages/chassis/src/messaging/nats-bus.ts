@@ -35,6 +35,8 @@ interface DeadLetterRecord {
   event: EventEnvelope;
   error: string;
   failedAt: string;
+  /** Deliveries it had (absent in records written before it was recorded). */
+  attempts?: number;
 }
 
 const MAX_BACKOFF_MS = 5 * 60_000;
@@ -45,9 +47,10 @@ const codec = JSONCodec<unknown>();
 // Durable names and subject tokens may not contain `.`, `*`, `>` or whitespace.
 const token = (s: string) => s.replace(/[^A-Za-z0-9_-]/g, '_');
 
+// Deleting a message that is gone (a concurrent replay deleted it) fails with code 500 and "no message found".
 function isNotFound(err: unknown): boolean {
   const e = err as { code?: string; api_error?: { code?: number }; message?: string };
-  return e?.api_error?.code === 404 || e?.code === '404' || /not found/i.test(e?.message ?? '');
+  return e?.api_error?.code === 404 || e?.code === '404' || /not found|no message found/i.test(e?.message ?? '');
 }
 
 /** A counting semaphore: a subscription's handlers in flight on this instance, across its consumers. */
@@ -161,8 +164,8 @@ export function createNatsBus(options: NatsBusOptions): Bus {
     }
   }
 
-  async function deadLetter(sub: SubscriptionOptions, event: EventEnvelope, error: string, streamSeq: number) {
-    const record: DeadLetterRecord = { subscription: sub.name, event, error, failedAt: new Date().toISOString() };
+  async function deadLetter(sub: SubscriptionOptions, event: EventEnvelope, error: string, streamSeq: number, attempts: number) {
+    const record: DeadLetterRecord = { subscription: sub.name, event, error, failedAt: new Date().toISOString(), attempts };
     // msgID makes a retried write (ack lost) store one dead letter, not two.
     await conn().js.publish(dlqSubject(sub.name), codec.encode(record), { msgID: `${sub.name}:${streamSeq}:${event.id}` });
   }
@@ -187,7 +190,8 @@ export function createNatsBus(options: NatsBusOptions): Bus {
       // the dead-lettering after a failed last attempt itself failed.
       const error = 'lease expired or dead-lettering failed: the last attempt never acknowledged the event';
       try {
-        await deadLetter(sub, event, error, m.info.streamSequence);
+        // The handler was started maxAttempts times; later deliveries only retry the dead-lettering.
+        await deadLetter(sub, event, error, m.info.streamSequence, maxAttempts);
         m.term();
         log.error(fields, 'event abandoned on its last attempt; dead-lettered');
       } catch (dlqErr) {
@@ -206,7 +210,7 @@ export function createNatsBus(options: NatsBusOptions): Bus {
         return;
       }
       try {
-        await deadLetter(sub, event, err instanceof Error ? err.message : String(err), m.info.streamSequence);
+        await deadLetter(sub, event, err instanceof Error ? err.message : String(err), m.info.streamSequence, attempt);
         m.term();
         log.error({ ...fields, err }, 'event handler failed on its last attempt; dead-lettered');
       } catch (dlqErr) {
@@ -299,7 +303,7 @@ export function createNatsBus(options: NatsBusOptions): Bus {
         const batch = await reader.fetch({ max_messages: count, expires: 5000 });
         for await (const m of batch) {
           const r = m.json<DeadLetterRecord>();
-          out.push({ id: String(m.seq), subscription: r.subscription, event: r.event, error: r.error, failedAt: r.failedAt });
+          out.push({ id: String(m.seq), subscription: r.subscription, event: r.event, error: r.error, failedAt: r.failedAt, ...(r.attempts !== undefined ? { attempts: r.attempts } : {}) });
           if (out.length >= count) break;
         }
       } finally {

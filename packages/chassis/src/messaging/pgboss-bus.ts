@@ -367,8 +367,9 @@ export function createPgBossBus(options: PgBossBusOptions): Bus {
 
     // pg-boss can only fetch (claim) jobs, not list them: read its job table, the DLQ queue's rows never worked.
     async deadLetters(subscription, limit = 100) {
-      const { rows } = await pool.query<{ id: string; data: EventEnvelope; output: { message?: string } | null; created_on: Date }>(
-        `SELECT id, data, output, created_on FROM ${schema}.job
+      // pg-boss copies the failed job's retry_limit onto its dead letter, and it failed after retry_limit retries.
+      const { rows } = await pool.query<{ id: string; data: EventEnvelope; output: { message?: string } | null; created_on: Date; retry_limit: number }>(
+        `SELECT id, data, output, created_on, retry_limit FROM ${schema}.job
          WHERE name = $1 AND state = 'created' ORDER BY created_on, id LIMIT $2`,
         [deadLetterQueueName(subscription), limit],
       );
@@ -377,8 +378,9 @@ export function createPgBossBus(options: PgBossBusOptions): Bus {
           id: r.id,
           subscription,
           event: r.data,
-          error: r.output?.message ?? JSON.stringify(r.output),
+          error: r.output?.message ?? (r.output ? JSON.stringify(r.output) : ''),
           failedAt: r.created_on.toISOString(),
+          attempts: r.retry_limit + 1,
         }),
       );
     },

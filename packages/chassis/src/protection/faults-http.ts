@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest, onRequestHookHandler } from 'fastify';
 import { describeFault, FAULT_ID_PATTERN, faultSpecSchema, type Fault, type FaultAction, type FaultRegistry } from './faults.ts';
-import { addRouteHook, isInfraPath, routeKeysOf, sendProblem, tokenMatches } from './http-util.ts';
+import { addRouteHook, isInfraPath, routeKeysOf, sendProblem, serviceCredentialGuard } from './http-util.ts';
 
 export const FAULTS_ADMIN_PATH = '/admin/faults';
 
@@ -97,10 +97,7 @@ export function faultsPlugin(app: FastifyInstance, options: FaultsPluginOptions)
 
 function registerAdminRoutes(app: FastifyInstance, registry: FaultRegistry, serviceToken: string, log: FaultsPluginOptions['log']): void {
   // Route-level onRequest: the credential is checked before the body is even read.
-  const guard: onRequestHookHandler = (request, reply, done) => {
-    if (tokenMatches(request.headers['x-service-token'], serviceToken)) return done();
-    sendProblem(reply, request, 401, 'unauthorized', 'service credential required (x-service-token)');
-  };
+  const guard = serviceCredentialGuard(serviceToken);
   const idOf = (request: FastifyRequest) => (request.params as { id: string }).id;
 
   app.get(FAULTS_ADMIN_PATH, { onRequest: guard }, async () => ({ enabled: true, faults: registry.list().map((f) => describeFault(f)) }));

@@ -1,6 +1,7 @@
-import type { FastifyReply, FastifyRequest, RouteOptions } from 'fastify';
+import type { FastifyReply, FastifyRequest, onRequestHookHandler, RouteOptions } from 'fastify';
 import { timingSafeEqual } from 'node:crypto';
 import { PROBLEM_CONTENT_TYPE, ProblemError } from '../errors/problem.ts';
+import { HEADERS } from '../http/headers.ts';
 
 /**
  * Answers with a problem+json body straight from a hook. The protection hooks send their own answers rather than
@@ -73,4 +74,15 @@ export function tokenMatches(given: string | string[] | undefined, expected: str
   const a = Buffer.from(given);
   const b = Buffer.from(expected);
   return a.length === b.length && timingSafeEqual(a, b);
+}
+
+/**
+ * The admin routes' credential check, as a route-level onRequest hook: answers 401 unless `x-service-token` is the
+ * service credential, before the body is even read.
+ */
+export function serviceCredentialGuard(serviceToken: string): onRequestHookHandler {
+  return (request, reply, done) => {
+    if (tokenMatches(request.headers[HEADERS.serviceToken], serviceToken)) return done();
+    sendProblem(reply, request, 401, 'unauthorized', 'service credential required (x-service-token)');
+  };
 }

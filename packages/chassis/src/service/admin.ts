@@ -1,6 +1,6 @@
-import type { FastifyInstance, FastifyRequest, onRequestHookHandler } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { isUpstreamError } from '../client/errors.ts';
-import { sendProblem, tokenMatches } from '../protection/http-util.ts';
+import { sendProblem, serviceCredentialGuard } from '../protection/http-util.ts';
 import type { Protection } from '../protection/protect.ts';
 import type { ResiliencePipeline } from '../resilience/pipeline.ts';
 
@@ -41,10 +41,7 @@ function statsOf(pipeline: ResiliencePipeline): Record<string, unknown> {
  */
 export function resilienceAdminRoutes(app: FastifyInstance, options: ResilienceAdminOptions): void {
   const { pipelines, protection, serviceToken, log } = options;
-  const guard: onRequestHookHandler = (request, reply, done) => {
-    if (tokenMatches(request.headers['x-service-token'], serviceToken)) return done();
-    sendProblem(reply, request, 401, 'unauthorized', 'service credential required (x-service-token)');
-  };
+  const guard = serviceCredentialGuard(serviceToken);
   const pipelineOf = (request: FastifyRequest) => pipelines.get((request.params as { dependency: string }).dependency);
 
   app.get(RESILIENCE_ADMIN_PATH, { onRequest: guard }, async () => ({

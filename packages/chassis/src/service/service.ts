@@ -11,6 +11,7 @@ import { createHttpServer } from '../http/server.ts';
 import { createLogger } from '../log/logger.ts';
 import type { Bus } from '../messaging/bus.ts';
 import { createBus } from '../messaging/create-bus.ts';
+import { deadLetterAdminRoutes } from '../messaging/admin.ts';
 import type { EventEnvelope } from '../messaging/envelope.ts';
 import { idempotentHandler } from '../messaging/inbox.ts';
 import { appendToOutbox } from '../messaging/outbox.ts';
@@ -243,6 +244,7 @@ export async function startService<C extends Contract, S extends z.ZodRawShape, 
   loadSheddingMetrics(metrics, protection.shedder);
   metricsRoute(app, metrics);
   traceAdminRoutes(app, { service: name, tracing, serviceToken: config.SERVICE_TOKEN });
+  if (bus) deadLetterAdminRoutes(app, { service: name, bus, subscriptions: (parts.subscriptions ?? []).map((s) => s.name), serviceToken: config.SERVICE_TOKEN, log });
   parts.extend?.(app);
 
   // Consumers subscribe before this service publishes or serves anything: with pg-boss an event reaches only

@@ -360,6 +360,7 @@ export function busSuite(options: BusSuiteOptions): void {
     assert.deepEqual(letter.event, poison);
     assert.match(letter.error, /boom on attempt 3/);
     assert.ok(!Number.isNaN(Date.parse(letter.failedAt)));
+    assert.equal(letter.attempts, 3);
 
     failing = false;
     await bus.publish(healthy);
@@ -372,6 +373,53 @@ export function busSuite(options: BusSuiteOptions): void {
     assert.equal(await bus.replay(name, letter.id), false, 'a dead letter can be replayed once');
     assert.equal(await bus.replay(name, 'no-such-id'), false);
     assert.equal(await bus.replay(`${name}-other`, letter.id), false);
+  });
+
+  busTest('lists dead letters oldest first up to a limit; a replayed one is handled exactly once, even when replayed twice at once', async (env) => {
+    const bus = await env.bus();
+    const name = `test.dlq-once-${uid()}`;
+    const type = `t.PoisonOnce${uid()}.v1`;
+    const handled: string[] = [];
+    let failing = true;
+    await bus.subscribe({
+      name,
+      types: [type],
+      maxAttempts: 2,
+      backoffMs: 20,
+      handler: async (e) => {
+        if (failing) throw new Error('not yet');
+        handled.push(e.id);
+      },
+    });
+    const deadLetters = (count: number) =>
+      waitFor(`${count} dead letter(s)`, async () => {
+        const l = await bus.deadLetters(name);
+        return l.length === count ? l : undefined;
+      });
+    const [first, second] = [event(type), event(type)];
+    await bus.publish(first);
+    await deadLetters(1);
+    await bus.publish(second);
+    const letters = await deadLetters(2);
+    assert.deepEqual(letters.map((l) => l.event.id), [first.id, second.id], 'oldest first');
+    assert.deepEqual(letters.map((l) => l.attempts), [2, 2]);
+    assert.deepEqual((await bus.deadLetters(name, 1)).map((l) => l.event.id), [first.id]);
+    const [letter] = letters;
+    assert.ok(letter);
+
+    failing = false;
+    // Two operators (or a retried request) at once: at least one succeeds, and the event is stored back once.
+    const replayed = await Promise.all([bus.replay(name, letter.id), bus.replay(name, letter.id)]);
+    assert.ok(replayed.includes(true), `replays answered ${replayed.join(', ')}`);
+    assert.equal(await bus.replay(name, letter.id), false, 'a replayed dead letter is gone');
+    await waitFor('the replayed event', () => handled.includes(first.id));
+    // Nothing is left to deliver: no copy is waiting or being handled, so the count below is final.
+    await waitFor('an empty backlog', async () => {
+      const stats = (await bus.subscriptionStats!()).find((s) => s.subscription === name);
+      return stats?.pending === 0 && stats.deadLetters === 1;
+    });
+    assert.deepEqual(handled, [first.id]);
+    assert.deepEqual((await bus.deadLetters(name)).map((l) => l.event.id), [second.id]);
   });
 
   busTest('instances sharing a subscription name share the work: each event is handled once overall', async (env) => {

@@ -1,4 +1,6 @@
+import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { connect } from 'nats';
 import { createDb, type Db } from '../../src/data/db.ts';
 import { migrate } from '../../src/data/migrate.ts';
 import { createLogger, type Logger } from '../../src/log/logger.ts';
@@ -57,4 +59,49 @@ export function cleanupStack() {
       if (errors.length) throw new AggregateError(errors, 'cleanup failed');
     },
   };
+}
+
+export const NATS_URL = process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
+/** The skip message of NATS tests when no JetStream server runs. */
+export const NATS_MISSING = 'needs NATS JetStream at 127.0.0.1:4222 (or set NATS_URL)';
+
+/** Whether a NATS server with JetStream answers at `url`. */
+export async function jetStreamReachable(url = NATS_URL): Promise<boolean> {
+  try {
+    const nc = await connect({ servers: url, timeout: 2000, maxReconnectAttempts: 0 });
+    try {
+      await (await nc.jetstreamManager()).getAccountInfo();
+      return true;
+    } finally {
+      await nc.close();
+    }
+  } catch {
+    return false;
+  }
+}
+
+/** Deletes the streams a NATS bus made with this stream prefix (`<prefix>_EVENTS`, `<prefix>_DLQ`). */
+export async function deleteNatsStreams(streamPrefix: string, url = NATS_URL): Promise<void> {
+  const nc = await connect({ servers: url });
+  try {
+    const jsm = await nc.jetstreamManager();
+    for (const s of [`${streamPrefix}_EVENTS`, `${streamPrefix}_DLQ`]) await jsm.streams.delete(s).catch(() => false);
+  } finally {
+    await nc.close();
+  }
+}
+
+/**
+ * A `BUS_URL` of an isolated backend for a service under test, removed by `cleanup`: a bus database of its own
+ * (pg-boss), or streams of their own on the NATS server (`?streams=<prefix>`).
+ */
+export async function testBusUrl(engine: 'pg-boss' | 'nats', cleanup: (fn: () => Promise<void>) => void): Promise<string> {
+  if (engine === 'pg-boss') {
+    const busDb = await createTestDatabase('bus');
+    cleanup(() => busDb.drop());
+    return busDb.url;
+  }
+  const prefix = `T${randomBytes(5).toString('hex').toUpperCase()}`;
+  cleanup(() => deleteNatsStreams(prefix));
+  return `${NATS_URL}?streams=${prefix}`;
 }

@@ -1,8 +1,9 @@
-import { readFile } from 'node:fs/promises';
-import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { defaultDataDir } from '../datadir.ts';
-import { HOST, SERVICES } from '../services.ts';
+import { HOST } from '../services.ts';
+import { adminRequest, describeProblem, prepareAdminCommand, processIo, UsageError, type AdminAnswer, type AdminIo } from './admin-request.ts';
+
+// Found here first; other commands import them from admin-request.ts.
+export { resolveServiceToken, serviceUrl, UsageError } from './admin-request.ts';
 
 export const FAULT_HELP = 'inject latency, errors or hangs into a running service: fault <service> set|list|clear  (fault --help)';
 
@@ -22,10 +23,6 @@ export const FAULT_USAGE = `usage:
 The service must run with FAULTS_ENABLED=true. URL: <SERVICE>_URL or the default port on ${HOST}.
 Credential: SERVICE_TOKEN or <data dir>/service-token (data dir: SIMPLEBANK_DATA_DIR or .simplebank).
 `;
-
-export class UsageError extends Error {
-  override name = 'UsageError';
-}
 
 export interface FaultBody {
   target: { direction: 'incoming'; route: string } | { direction: 'outgoing'; dependency: string; operation?: string };
@@ -117,34 +114,7 @@ export function parseFaultArgs(args: string[]): FaultCommand {
   return { action: 'set', service, id, body };
 }
 
-/** `<SERVICE>_URL` (e.g. MARKET_DATA_URL) if set, else the service's default port on localhost. */
-export function serviceUrl(service: string, env: Record<string, string | undefined>): string {
-  const envName = `${service.replace(/[^A-Za-z0-9]+/g, '_').toUpperCase()}_URL`;
-  const fromEnv = env[envName]?.trim();
-  if (fromEnv) return fromEnv.replace(/\/+$/, '');
-  const known = SERVICES.find((s) => s.name === service);
-  if (!known) throw new UsageError(`unknown service "${service}" (known: ${SERVICES.map((s) => s.name).join(', ')}; or set ${envName})`);
-  return `http://${HOST}:${known.port}`;
-}
-
-/** SERVICE_TOKEN, else the token `simplebank up` keeps in the data folder; never creates one. */
-export async function resolveServiceToken(env: Record<string, string | undefined>): Promise<string> {
-  const fromEnv = env.SERVICE_TOKEN?.trim();
-  if (fromEnv) return fromEnv;
-  const file = path.join(path.resolve(env.SIMPLEBANK_DATA_DIR ?? defaultDataDir()), 'service-token');
-  const token = await readFile(file, 'utf8').then((s) => s.trim(), () => '');
-  if (!token) throw new Error(`no service credential: set SERVICE_TOKEN, or start the bank (simplebank up) so ${file} exists`);
-  return token;
-}
-
-export interface FaultIo {
-  env: Record<string, string | undefined>;
-  out: (text: string) => void;
-  err: (text: string) => void;
-  fetch?: typeof fetch;
-}
-
-const defaultIo: FaultIo = { env: process.env, out: (t) => process.stdout.write(t), err: (t) => process.stderr.write(t) };
+export type FaultIo = AdminIo;
 
 interface ShownFault {
   id: string;
@@ -167,61 +137,29 @@ export function formatFault(f: ShownFault): string {
 }
 
 /** `simplebank fault <service> set|list|clear …`: 0 done, 1 the service refused or is unreachable, 2 bad usage. */
-export async function fault(args: string[], io: FaultIo = defaultIo): Promise<number> {
-  if (args.length === 0 || args.some((a) => a === '--help' || a === '-h') || args[0] === 'help') {
-    (args.length === 0 ? io.err : io.out)(FAULT_USAGE);
-    return args.length === 0 ? 2 : 0;
-  }
-  let command: FaultCommand;
-  let base: string;
-  try {
-    command = parseFaultArgs(args);
-    base = serviceUrl(command.service, io.env);
-  } catch (err) {
-    if (!(err instanceof UsageError)) throw err;
-    io.err(`simplebank fault: ${err.message}\n\n${FAULT_USAGE}`);
-    return 2;
-  }
-  let token: string;
-  try {
-    token = await resolveServiceToken(io.env);
-  } catch (err) {
-    io.err(`simplebank fault: ${(err as Error).message}\n`);
-    return 1;
-  }
+export async function fault(args: string[], io: FaultIo = processIo): Promise<number> {
+  const prepared = await prepareAdminCommand('fault', FAULT_USAGE, args, parseFaultArgs, io);
+  if (typeof prepared === 'number') return prepared;
+  const { command, base, token } = prepared;
 
   const doFetch = io.fetch ?? fetch;
   const { service } = command;
   const url = `${base}/admin/faults${command.action === 'set' || (command.action === 'clear' && command.id) ? `/${encodeURIComponent((command as { id: string }).id)}` : ''}`;
   const method = command.action === 'set' ? 'PUT' : command.action === 'list' ? 'GET' : 'DELETE';
-  let res: Response;
-  let body: Record<string, unknown> = {};
+  let answer: AdminAnswer;
   try {
-    res = await doFetch(url, {
-      method,
-      headers: { 'x-service-token': token, ...(command.action === 'set' ? { 'content-type': 'application/json' } : {}) },
-      ...(command.action === 'set' ? { body: JSON.stringify(command.body) } : {}),
-      signal: AbortSignal.timeout(5_000),
-    });
-    const text = await res.text();
-    try {
-      body = text ? (JSON.parse(text) as Record<string, unknown>) : {};
-    } catch {
-      body = {};
-    }
+    answer = await adminRequest(doFetch, url, token, { method, ...(command.action === 'set' ? { json: command.body } : {}) });
   } catch (err) {
     io.err(`simplebank fault: ${service} is not reachable at ${base} (${(err as Error).message})\n`);
     return 1;
   }
+  const { status, body } = answer;
 
-  if (!res.ok) {
+  if (status < 200 || status > 299) {
     const code = typeof body.code === 'string' ? body.code : undefined;
-    if (res.status === 404 && code !== 'fault_not_found') io.err(`simplebank fault: fault injection is disabled on ${service} (start it with FAULTS_ENABLED=true)\n`);
-    else if (res.status === 401) io.err(`simplebank fault: ${service} refused the service credential (check SERVICE_TOKEN)\n`);
-    else {
-      const details = Array.isArray(body.errors) ? (body.errors as { field: string; message: string }[]).map((e) => `\n  ${e.field}: ${e.message}`).join('') : '';
-      io.err(`simplebank fault: ${service} answered ${res.status}${body.detail ? `: ${String(body.detail)}` : ''}${details}\n`);
-    }
+    if (status === 404 && code !== 'fault_not_found') io.err(`simplebank fault: fault injection is disabled on ${service} (start it with FAULTS_ENABLED=true)\n`);
+    else if (status === 401) io.err(`simplebank fault: ${service} refused the service credential (check SERVICE_TOKEN)\n`);
+    else io.err(`simplebank fault: ${describeProblem(service, answer)}\n`);
     return 1;
   }
 

@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import { SERVICES } from '../services.ts';
-import { resolveServiceToken, serviceUrl } from './fault.ts';
+import { adminRequest, resolveServiceToken, serviceUrl, type AdminAnswer } from './admin-request.ts';
 
 export const TRACE_HELP = "an order's whole trace as a waterfall, from every service's recent spans: trace <orderId|traceId> [--json]";
 
@@ -110,18 +110,6 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /** What came back from one service. */
 type Collected = { service: string; spans: TraceSpan[] } | { service: string; problem: string };
 
-async function getJson(doFetch: typeof fetch, url: string, token: string): Promise<{ status: number; body: Record<string, unknown> }> {
-  const res = await doFetch(url, { headers: { 'x-service-token': token }, signal: AbortSignal.timeout(5_000) });
-  const text = await res.text();
-  let body: Record<string, unknown> = {};
-  try {
-    body = text ? (JSON.parse(text) as Record<string, unknown>) : {};
-  } catch {
-    body = {};
-  }
-  return { status: res.status, body };
-}
-
 /** Every service's spans of the trace (in parallel); a service that is down or keeps no spans says so. */
 export async function collectTrace(traceId: string, io: Pick<TraceIo, 'env' | 'fetch'>, token: string): Promise<Collected[]> {
   const doFetch = io.fetch ?? fetch;
@@ -129,7 +117,7 @@ export async function collectTrace(traceId: string, io: Pick<TraceIo, 'env' | 'f
     SERVICES.map(async ({ name }): Promise<Collected> => {
       const base = serviceUrl(name, io.env);
       try {
-        const { status, body } = await getJson(doFetch, `${base}/admin/traces/${traceId}`, token);
+        const { status, body } = await adminRequest(doFetch, `${base}/admin/traces/${traceId}`, token);
         if (status === 200) return { service: name, spans: (body.spans as TraceSpan[] | undefined) ?? [] };
         if (status === 401) return { service: name, problem: 'refused the service credential' };
         return { service: name, problem: typeof body.detail === 'string' ? body.detail : `answered ${status}` };
@@ -172,9 +160,9 @@ export async function traceCommand(args: string[], io: TraceIo = defaultIo): Pro
   let heading: string | undefined;
   if (UUID.test(id)) {
     const base = serviceUrl('orders', io.env);
-    let answer: { status: number; body: Record<string, unknown> };
+    let answer: AdminAnswer;
     try {
-      answer = await getJson(io.fetch ?? fetch, `${base}/admin/orders/${id}/trace`, token);
+      answer = await adminRequest(io.fetch ?? fetch, `${base}/admin/orders/${id}/trace`, token);
     } catch (err) {
       io.err(`simplebank trace: orders is not reachable at ${base} (${(err as Error).message})\n`);
       return 1;
