@@ -101,3 +101,13 @@ test('request lines carry request id, trace id and span id; the customer id wher
     'no gateway line names the logged-in customer by id',
   );
 });
+
+test("the exchange's line about the fill carries the order's trace id, like the lines of the requests that placed it", () => {
+  const parsed = lines.map((l) => ({ service: l.service, entry: JSON.parse(l.line) as Record<string, unknown> }));
+  const fill = parsed.find((p) => p.service === 'market' && p.entry.orderId === orderId && p.entry.outcome === 'fill');
+  assert.ok(fill, "market logged no line for the order's fill");
+  const received = parsed.find((p) => p.service === 'market' && p.entry.orderId === orderId && p.entry.msg === 'order received by the exchange');
+  assert.ok(received, 'market logged no line for the order it received');
+  assert.match(String(received.entry.traceId), /^[0-9a-f]{32}$/);
+  assert.equal(fill.entry.traceId, received.entry.traceId, 'the fill line names the trace the order came in on');
+});

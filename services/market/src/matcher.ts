@@ -1,4 +1,4 @@
-import { isUpstreamError, type Client, type Contract, type Db, type ServiceContext } from '@simplebank/chassis';
+import { isUpstreamError, parseTraceparent, type Client, type Contract, type Db, type ServiceContext } from '@simplebank/chassis';
 import type { marketDataContract } from '@simplebank/market-data/contract';
 import { formatMoney, parseMoney } from '@simplebank/money';
 import { marketContract } from './contract.ts';
@@ -114,8 +114,11 @@ export function startMatcher(options: MatcherOptions): Matcher {
     });
     if (!log.isLevelEnabled('info')) return;
     for (const { row, decision } of done) {
+      // The matcher runs outside any work context: name the order's trace (kept at intake) so that
+      // `simplebank logs --trace` finds this line with the rest of the order's story.
+      const traceId = parseTraceparent(row.traceparent ?? undefined)?.traceId;
       log.info(
-        { orderId: row.order_id, symbol: row.symbol, side: row.side, outcome: decision.action, ...(decision.action === 'fill' ? { price: formatMoney(decision.price) } : {}), ...(decision.action === 'reject' ? { reason: decision.reason } : {}) },
+        { orderId: row.order_id, ...(traceId ? { traceId } : {}), symbol: row.symbol, side: row.side, outcome: decision.action, ...(decision.action === 'fill' ? { price: formatMoney(decision.price) } : {}), ...(decision.action === 'reject' ? { reason: decision.reason } : {}) },
         decision.action === 'expire' ? 'order expired' : 'exchange order final',
       );
     }
