@@ -5,11 +5,13 @@ import { z } from 'zod';
 import { createClient } from '../../src/client/client.ts';
 import { isUpstreamError } from '../../src/client/errors.ts';
 import { loadConfig } from '../../src/config/config.ts';
-import { defineContract, route } from '../../src/contract/define.ts';
+import { defineContract, implement, route } from '../../src/contract/define.ts';
 import { parseRouteConcurrency, protectionConfigShape, rateLimitGroupsFromEnv } from '../../src/protection/config.ts';
 import { createFaultRegistry } from '../../src/protection/faults.ts';
 import { faultPolicy } from '../../src/protection/faults-policy.ts';
 import { registerProtection } from '../../src/protection/protect.ts';
+import { parseExposition, sampleValue } from '../../src/metrics/index.ts';
+import { defineService, startService } from '../../src/service/service.ts';
 import { call, gate, recordingLog, startApp, waitFor } from './helpers.ts';
 
 const TOKEN = 'test-service-token-0123456789';
@@ -260,5 +262,87 @@ test('unknown routes: shed and rate-limited before the 404 (by IP: no authentica
   } finally {
     release.open();
     await app.close();
+  }
+});
+
+test('a started service: unknown routes count against the client\'s limit and are shed under overload, with bounded metric labels', async () => {
+  const contract = defineContract({
+    service: 'guarded',
+    routes: {
+      fast: route({ method: 'GET', path: '/fast', responses: { 200: z.object({ ok: z.boolean() }) } }),
+      slow: route({ method: 'GET', path: '/slow', responses: { 200: z.object({ ok: z.boolean() }) } }),
+    },
+  });
+  const release = gate();
+  let started = 0;
+  const service = defineService({
+    contract,
+    defaultPort: 0,
+    protection: { rateLimit: { keyFor: (r) => r.headers['x-client'] as string | undefined } },
+    setup: () => ({
+      routes: implement(contract, {
+        fast: async () => ({ status: 200 as const, body: { ok: true } }),
+        slow: async () => {
+          started++;
+          await release.promise;
+          return { status: 200 as const, body: { ok: true } };
+        },
+      }),
+    }),
+  });
+  const running = await startService(service, {
+    PORT: '0',
+    SERVICE_TOKEN: TOKEN,
+    LOG_LEVEL: 'silent',
+    LOAD_SHED_MAX_IN_FLIGHT: '1',
+    LOAD_SHED_MAX_EVENT_LOOP_DELAY_MS: '0',
+    RATE_LIMIT_LIMIT: '3',
+    RATE_LIMIT_WINDOW_MS: '60000',
+  });
+  const url = running.url;
+  const a = { headers: { 'x-client': 'a' } };
+  try {
+    // Not overloaded, under the limit: the 404 problem as ever, naming the path, with the client's RateLimit headers.
+    const notFound = await call(`${url}/nope/1?secret=x`, a);
+    assert.equal(notFound.status, 404);
+    assert.match(notFound.headers.get('content-type') ?? '', /^application\/problem\+json/);
+    assert.equal(notFound.body.code, 'route_not_found');
+    assert.equal(notFound.body.detail, 'no route GET /nope/1');
+    assert.equal(notFound.headers.get('ratelimit-remaining'), '2');
+    // Unknown and known routes draw on one quota: a client spending it on unknown paths is limited everywhere.
+    assert.equal((await call(`${url}/fast`, a)).headers.get('ratelimit-remaining'), '1');
+    assert.equal((await call(`${url}/nope/2`, a)).status, 404);
+    const limited = await call(`${url}/nope/3`, a);
+    assert.equal(limited.status, 429);
+    assert.equal(limited.body.code, 'rate_limited');
+    assert.ok(Number(limited.headers.get('retry-after')) >= 1);
+    assert.equal(limited.headers.get('ratelimit-limit'), '3');
+    assert.equal((await call(`${url}/fast`, a)).status, 429);
+    // Another client is not affected; infrastructure paths are not limited.
+    assert.equal((await call(`${url}/fast`, { headers: { 'x-client': 'b' } })).status, 200);
+    assert.equal((await call(`${url}/nope`, { headers: { 'x-client': 'b' } })).status, 404);
+    assert.equal((await call(`${url}/health/nope`, a)).status, 404);
+
+    // Overloaded (the one slot held): an unknown route is shed.
+    const held = call(`${url}/slow`, { headers: { 'x-client': 'c' } });
+    await waitFor(() => started === 1, 'the slow request to start');
+    const shed = await call(`${url}/nope`, { headers: { 'x-client': 'c' } });
+    assert.equal(shed.status, 503);
+    assert.equal(shed.body.code, 'overloaded');
+    assert.equal(shed.headers.get('retry-after'), '1');
+    const metrics = await fetch(`${url}/metrics`);
+    assert.equal(metrics.status, 200, 'infrastructure is not shed');
+    const exposition = parseExposition(await metrics.text());
+    assert.equal(sampleValue(exposition, 'http_server_shed_total', { reason: 'in_flight' }), 1);
+    assert.equal(sampleValue(exposition, 'http_server_request_duration_seconds_count', { method: 'GET', route: 'unmatched', status_class: '5xx' }), 1);
+    assert.equal(sampleValue(exposition, 'http_server_rate_limited_total', { group: 'default' }), 2, 'the unknown route\'s 429 and the known one\'s');
+    // Raw paths never become labels.
+    const routes = new Set(exposition.samples.filter((s) => s.name.startsWith('http_server_request_duration_seconds')).map((s) => s.labels.route));
+    assert.deepEqual([...routes].sort(), ['/fast', 'unmatched']);
+    release.open();
+    assert.equal((await held).status, 200);
+  } finally {
+    release.open();
+    await running.stop();
   }
 });
