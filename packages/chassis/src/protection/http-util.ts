@@ -37,8 +37,8 @@ export function routeKeyOf(request: FastifyRequest): string {
 export const UNMATCHED_ROUTE_KEY = '* *unmatched*';
 
 /**
- * A protection check as the not-found handler runs it (its `preValidation` hook, the one stage fastify offers per
- * 404 handler besides preHandler): same shape as a route's onRequest hook, so one function serves both.
+ * A protection check, shaped as a route's onRequest hook and as the not-found handler's preValidation hooks (the
+ * earliest stage fastify gives a 404 handler hooks of its own): one function serves both.
  */
 export type RequestGuard = (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => void;
 
