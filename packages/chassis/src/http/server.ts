@@ -1,4 +1,4 @@
-import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type preValidationHookHandler } from 'fastify';
 import { timingSafeEqual } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Contract, Handlers, RequestInfo, RouteDef, RouteOutput } from '../contract/define.ts';
@@ -30,9 +30,10 @@ export interface HttpServerOptions {
   defaultDeadlineMs?: number;
   /**
    * Runs once the app exists and before any route is declared: the place for plugins that attach per-route hooks
-   * when routes are registered (server protection).
+   * when routes are registered (server protection). No onRoute hook reaches the not-found handler: what protects
+   * requests that match no route comes back as `notFoundHooks`, run as that handler's preValidation hooks.
    */
-  beforeRoutes?: (app: FastifyInstance) => void;
+  beforeRoutes?: (app: FastifyInstance) => { notFoundHooks?: preValidationHookHandler[] } | void;
   /** The service's tracing: a server span per request on the contract's routes (none when absent). */
   tracing?: Tracing | undefined;
 }
@@ -221,10 +222,6 @@ export function createHttpServer(options: HttpServerOptions): { app: FastifyInst
     return reply;
   };
   app.setErrorHandler(handleError);
-  app.setNotFoundHandler((request, reply) => {
-    sendProblem(reply, request, new ProblemError(404, 'route_not_found', `no route ${request.method} ${request.url.split('?')[0]}`));
-    logAccess(request, reply, reply.statusCode, false);
-  });
 
   /** A handler's result, sent; then its access line, unless sending failed and the error handler answered. */
   const sendOutput = (request: FastifyRequest, reply: FastifyReply, out: RouteOutput<RouteDef>): void => {
@@ -240,7 +237,13 @@ export function createHttpServer(options: HttpServerOptions): { app: FastifyInst
     else handleError(err, request, reply);
   };
 
-  options.beforeRoutes?.(app);
+  const prepared = options.beforeRoutes?.(app);
+  // Hooks of the not-found handler's own, not app-level ones: those would run for every request. A request shed
+  // or limited here is answered by the hook and, like one on a contract route, writes no access line.
+  app.setNotFoundHandler({ preValidation: prepared?.notFoundHooks ?? [] }, (request, reply) => {
+    sendProblem(reply, request, new ProblemError(404, 'route_not_found', `no route ${request.method} ${request.url.split('?')[0]}`));
+    logAccess(request, reply, reply.statusCode, false);
+  });
 
   for (const [name, def] of Object.entries(contract.routes) as [string, RouteDef][]) {
     const handler = handlers[name];

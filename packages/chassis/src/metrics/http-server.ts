@@ -1,5 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify';
+import { UNMATCHED_ROUTE_KEY } from '../protection/http-util.ts';
 import { LATENCY_BUCKETS, type ServiceMetrics } from './registry.ts';
 import type { CounterSeries, HistogramFamily, HistogramSeries } from './series.ts';
 
@@ -79,7 +80,8 @@ function appendRouteHook(route: RouteOptions, stage: 'onRequest' | 'onSend' | 'o
  *   bounded whatever clients send. Time runs from the first onRequest hook (before load shedding, rate limits and
  *   injected faults, which are part of what the caller waits for) until the response is handed to the socket.
  * - `http_server_requests_in_flight`: requests between onRequest and their response.
- * - `http_server_rate_limited_total{group}`: 429 answers on rate-limited routes (`rateLimitGroup`).
+ * - `http_server_rate_limited_total{group}`: 429 answers on rate-limited routes (`rateLimitGroup`), and on requests
+ *   that matched no route (looked up as `UNMATCHED_ROUTE_KEY`).
  *
  * What it costs per request: one global onRequest hook (a clock read) and onSend hooks (a bucket scan and three
  * additions on a series resolved once per route). No global onResponse hook: that makes fastify listen for
@@ -128,7 +130,13 @@ export function httpServerMetrics(app: FastifyInstance, metrics: ServiceMetrics,
     done();
   });
 
-  const unmatched = new RouteSeries(duration, 'unmatched', () => undefined);
+  const limitedSeriesOf = (routeKey: string): CounterSeries | undefined => {
+    const group = options.rateLimitGroup?.(routeKey);
+    return group === undefined ? undefined : rateLimited.series({ group });
+  };
+
+  // Requests for unknown paths are rate-limited by one route key whatever their method (server protection).
+  const unmatched = new RouteSeries(duration, 'unmatched', () => limitedSeriesOf(UNMATCHED_ROUTE_KEY));
   app.addHook('onSend', (request, reply, payload, done) => {
     leave(request);
     if (request.is404) unmatched.record(request, reply);
@@ -145,10 +153,7 @@ export function httpServerMetrics(app: FastifyInstance, metrics: ServiceMetrics,
       });
       return;
     }
-    const limitedSeries = (method: string): CounterSeries | undefined => {
-      const group = options.rateLimitGroup?.(`${method} ${url}`);
-      return group === undefined ? undefined : rateLimited.series({ group });
-    };
+    const limitedSeries = (method: string): CounterSeries | undefined => limitedSeriesOf(`${method} ${url}`);
     const series = new RouteSeries(duration, url, limitedSeries);
     // Exported at 0 from the start, so a rate-limited route's counter exists before its first 429.
     for (const m of Array.isArray(route.method) ? route.method : [route.method]) limitedSeries(String(m).toUpperCase());

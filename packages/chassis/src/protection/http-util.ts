@@ -1,4 +1,4 @@
-import type { FastifyReply, FastifyRequest, onRequestHookHandler, RouteOptions } from 'fastify';
+import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction, onRequestHookHandler, RouteOptions } from 'fastify';
 import { timingSafeEqual } from 'node:crypto';
 import { PROBLEM_CONTENT_TYPE, ProblemError } from '../errors/problem.ts';
 import { HEADERS } from '../http/headers.ts';
@@ -28,6 +28,27 @@ export function sendProblem(
  */
 export function routeKeyOf(request: FastifyRequest): string {
   return `${request.method} ${request.routeOptions.url ?? '*unmatched*'}`;
+}
+
+/**
+ * The route key requests that matched no route (404) are limited by, whatever their method: one name, so the
+ * limiter looks their rule up once and the metrics label stays bounded.
+ */
+export const UNMATCHED_ROUTE_KEY = '* *unmatched*';
+
+/**
+ * A protection check, shaped as a route's onRequest hook and as the not-found handler's preValidation hooks (the
+ * earliest stage fastify gives a 404 handler hooks of its own): one function serves both.
+ */
+export type RequestGuard = (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => void;
+
+/**
+ * `guard` for requests that matched no route, skipped where `exempt` says so for the raw path (an unknown
+ * `/health/x` or `/admin/x` stays as exempt as the infrastructure routes it looks like). No onRoute hook reaches
+ * the not-found handler, so this is how the protections cover it.
+ */
+export function unmatchedGuard(guard: RequestGuard, exempt: (routeKey: string, path: string) => boolean): RequestGuard {
+  return (request, reply, done) => (exempt(UNMATCHED_ROUTE_KEY, request.url.split('?')[0]!) ? done() : guard(request, reply, done));
 }
 
 /** `METHOD /path/template` of a route being registered (one per method when it declares several). */

@@ -1,6 +1,6 @@
-import type { FastifyInstance, onRequestHookHandler } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import { createEventLoopMonitor, type EventLoopMonitor } from './event-loop-monitor.ts';
-import { addRouteHook, isInfraPath, routeKeysOf, sendProblem } from './http-util.ts';
+import { addRouteHook, isInfraPath, routeKeysOf, sendProblem, unmatchedGuard, UNMATCHED_ROUTE_KEY, type RequestGuard } from './http-util.ts';
 
 export type ShedReason = 'in_flight' | 'event_loop_delay' | 'route_concurrency';
 
@@ -170,6 +170,26 @@ const DETAIL: Record<ShedReason, string> = {
 };
 
 /**
+ * The shedding check of one route, with its slots (by method; a single slot serves every method) prepared at
+ * registration: a request costs one counter check and one 'close' listener, no route lookup.
+ */
+function shedGuard(slots: Map<string, RouteSlot>, retryAfter: string): RequestGuard {
+  const only = slots.size === 1 ? [...slots.values()][0]! : undefined;
+  return (request, reply, done) => {
+    const slot = only ?? slots.get(request.method);
+    // A response already closed (the client left during an earlier async hook) would never emit 'close' again.
+    if (slot === undefined || reply.raw.closed) return done();
+    const reason = slot.admit();
+    if (reason === undefined) {
+      // 'close' fires once per response whether it finished or the client went away, so every slot comes back.
+      reply.raw.on('close', slot.release);
+      return done();
+    }
+    sendProblem(reply, request, 503, 'overloaded', `${DETAIL[reason]}; retry after ${retryAfter} s`, { 'retry-after': retryAfter }, { reason });
+  };
+}
+
+/**
  * Load shedding as the first route-level onRequest hook of every route: an overloaded service answers 503
  * problem+json `overloaded` with `Retry-After` at once, before reading the body, instead of queueing work it will
  * finish too late.
@@ -177,9 +197,14 @@ const DETAIL: Record<ShedReason, string> = {
  * The hook is attached per route when the route is registered (fastify's `onRoute`), with that route's slot
  * prepared then: a request costs one counter check and one 'close' listener, no route lookup. So this must be
  * called BEFORE the routes are declared (like @fastify/rate-limit); routes declared earlier are not protected.
- * Requests matching no route (404) are not counted. Closing the app stops the event-loop monitor.
+ * Closing the app stops the event-loop monitor.
+ *
+ * Returns the same check for requests that match no route, for the not-found handler's `preValidation`
+ * (`setNotFoundHandler({ preValidation: [guard] }, …)`): no onRoute hook reaches that handler, and a flood of
+ * unknown paths must be shed like any other load. They take an in-flight slot like any request (route key
+ * `UNMATCHED_ROUTE_KEY`, never limited per route); exempt paths (infrastructure) are left alone.
  */
-export function loadSheddingPlugin(app: FastifyInstance, options: LoadSheddingPluginOptions): void {
+export function loadSheddingPlugin(app: FastifyInstance, options: LoadSheddingPluginOptions): RequestGuard {
   const { shedder } = options;
   const exempt = options.exempt ?? ((_routeKey: string, path: string) => isInfraPath(path));
   const retryAfter = String(shedder.retryAfterSeconds);
@@ -188,23 +213,11 @@ export function loadSheddingPlugin(app: FastifyInstance, options: LoadSheddingPl
     const keys = routeKeysOf(route).filter((key) => !exempt(key, route.url));
     if (keys.length === 0) return;
     const slots = new Map(keys.map((key) => [key.slice(0, key.indexOf(' ')), shedder.slot(key)]));
-    const only = slots.size === 1 ? [...slots.values()][0]! : undefined;
-    const shed: onRequestHookHandler = (request, reply, done) => {
-      const slot = only ?? slots.get(request.method);
-      // A response already closed (the client left during an earlier async hook) would never emit 'close' again.
-      if (slot === undefined || reply.raw.closed) return done();
-      const reason = slot.admit();
-      if (reason === undefined) {
-        // 'close' fires once per response whether it finished or the client went away, so every slot comes back.
-        reply.raw.on('close', slot.release);
-        return done();
-      }
-      sendProblem(reply, request, 503, 'overloaded', `${DETAIL[reason]}; retry after ${retryAfter} s`, { 'retry-after': retryAfter }, { reason });
-    };
-    addRouteHook(route, 'onRequest', shed);
+    addRouteHook(route, 'onRequest', shedGuard(slots, retryAfter));
   });
   app.addHook('onClose', (_instance, done) => {
     shedder.close();
     done();
   });
+  return unmatchedGuard(shedGuard(new Map([['*', shedder.slot(UNMATCHED_ROUTE_KEY)]]), retryAfter), exempt);
 }

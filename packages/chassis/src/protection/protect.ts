@@ -4,7 +4,7 @@ import { faultsPlugin } from './faults-http.ts';
 import { createFaultRegistry, type FaultRegistry } from './faults.ts';
 import { createLoadShedder, loadSheddingPlugin, type LoadShedder, type LoadSheddingStats } from './load-shedding.ts';
 import { createRedisRateLimitStore } from './rate-limit-redis-store.ts';
-import { addRouteHook, isInfraPath } from './http-util.ts';
+import { addRouteHook, isInfraPath, type RequestGuard } from './http-util.ts';
 import type { RateLimitRule } from './rate-limit-store.ts';
 import { createRateLimiter, RATE_LIMIT_DEFAULTS, rateLimitPlugin, type RateLimitGroup, type RateLimiter, type RateLimiterStats } from './rate-limit.ts';
 
@@ -27,7 +27,7 @@ export interface ProtectionOptions {
    * Who the caller is, for services facing clients (the gateway): runs as a route-level onRequest hook after load
    * shedding and incoming faults, so an overloaded service sheds before spending CPU on a token, and before rate
    * limits, which count per identified client. Throw (e.g. a 401 problem) to refuse the request. Not run for
-   * health, metrics, admin and docs routes.
+   * health, metrics, admin and docs routes, nor for requests that match no route.
    */
   authenticate?: (request: FastifyRequest) => Promise<void>;
   /** Per-client rate limits: only services facing clients (the gateway) pass this. */
@@ -46,6 +46,11 @@ export interface Protection {
   faults: FaultRegistry;
   /** Readiness checks to add to the service's: `load` fails while shedding. */
   readiness: Record<string, () => Promise<void>>;
+  /**
+   * The protections of requests that match no route, in order (shedding, then the rate limit), for the not-found
+   * handler: `app.setNotFoundHandler({ preValidation: protection.notFoundHooks }, handler)`. Empty when neither is on.
+   */
+  notFoundHooks: RequestGuard[];
   stats(): { loadShedding?: LoadSheddingStats; rateLimit?: RateLimiterStats; faults: number };
 }
 
@@ -56,11 +61,19 @@ export interface Protection {
  * client; before the body is read). Each hook is attached when its route is registered, with the route's limits
  * looked up then, so the request path does no lookup: call this on the root instance BEFORE declaring routes.
  * Closing the app stops the monitors and closes the Redis store.
+ *
+ * No onRoute hook reaches the not-found handler: `notFoundHooks` are its protections, for its `preValidation` (the
+ * earliest stage fastify lets a 404 handler have hooks of its own; an app-level onRequest hook would cost every
+ * request). Shedding and the rate limit only: no incoming faults (they target the routes callers depend on, and
+ * no caller depends on a 404) and no authentication (a 404 needs no identity: spending a token check on a
+ * scanner's guesses is what this avoids; the limit counts them against the caller's IP unless `keyFor` knows it
+ * without authentication).
  */
 export function registerProtection(app: FastifyInstance, options: ProtectionOptions): Protection {
   const { config, log } = options;
   const faults = options.faults ?? createFaultRegistry({ enabled: config.FAULTS_ENABLED });
 
+  const notFoundHooks: RequestGuard[] = [];
   let shedder: LoadShedder | undefined;
   if (config.LOAD_SHED_ENABLED) {
     shedder = createLoadShedder({
@@ -70,7 +83,7 @@ export function registerProtection(app: FastifyInstance, options: ProtectionOpti
       routeConcurrency: { ...options.routeConcurrency, ...config.LOAD_SHED_ROUTE_CONCURRENCY },
     });
     const exemptRoutes = new Set(options.sheddingExempt ?? []);
-    loadSheddingPlugin(app, { shedder, exempt: (routeKey, path) => isInfraPath(path) || exemptRoutes.has(routeKey) });
+    notFoundHooks.push(loadSheddingPlugin(app, { shedder, exempt: (routeKey, path) => isInfraPath(path) || exemptRoutes.has(routeKey) }));
   }
 
   // Incoming faults right after shedding (see above); the admin routes come with them.
@@ -96,7 +109,8 @@ export function registerProtection(app: FastifyInstance, options: ProtectionOpti
       groups: rateLimitGroupsFromEnv(options.rateLimit.groups ?? [], options.env ?? process.env),
       ...(log ? { log } : {}),
     });
-    rateLimitPlugin(app, { limiter, ...(options.rateLimit.keyFor ? { keyFor: options.rateLimit.keyFor } : {}) });
+    const limitUnmatched = rateLimitPlugin(app, { limiter, ...(options.rateLimit.keyFor ? { keyFor: options.rateLimit.keyFor } : {}) });
+    if (limitUnmatched) notFoundHooks.push(limitUnmatched);
   }
 
   // Registered after the faults plugin's own onClose: by then no held request is left to release.
@@ -112,6 +126,7 @@ export function registerProtection(app: FastifyInstance, options: ProtectionOpti
     limiter,
     faults,
     readiness,
+    notFoundHooks,
     stats: () => ({
       ...(shedder ? { loadShedding: shedder.stats() } : {}),
       ...(limiter ? { rateLimit: limiter.stats() } : {}),

@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyRequest, preParsingHookHandler } from 'fastify';
-import { addRouteHook, isInfraPath, routeKeysOf, sendProblem } from './http-util.ts';
+import { addRouteHook, isInfraPath, routeKeysOf, sendProblem, unmatchedGuard, UNMATCHED_ROUTE_KEY, type RequestGuard } from './http-util.ts';
 import { createMemoryRateLimitStore, type RateLimitDecision, type RateLimitRule, type RateLimitStore } from './rate-limit-store.ts';
 import { throttledWarn, type WarnLog } from './warn-throttle.ts';
 
@@ -110,6 +110,31 @@ export function rateLimitHeaders(decision: RateLimitDecision, rule: RateLimitRul
 }
 
 /**
+ * The limit of one route key: takes one request of the client's quota, sets the RateLimit headers, or answers 429.
+ * The client is `keyFor`'s subject, else the request's IP.
+ */
+function limitGuard(limiter: RateLimiter, keyFor: RateLimitPluginOptions['keyFor'], routeKey: string, rule: RateLimitRule): RequestGuard {
+  return (request, reply, done) => {
+    const subject = keyFor?.(request);
+    const client = subject !== undefined ? `sub:${subject}` : `ip:${request.ip}`;
+    limiter.check(routeKey, client).then((decision) => {
+      if (!decision) return done();
+      const headers = rateLimitHeaders(decision, rule);
+      if (decision.allowed) {
+        reply.headers(headers);
+        return done();
+      }
+      // Whole seconds, at least 1: a client told "0" would come straight back.
+      const retryAfter = String(Math.max(1, Math.ceil(decision.retryAfterMs / 1000)));
+      sendProblem(reply, request, 429, 'rate_limited', `rate limit of ${rule.limit} requests per ${rule.windowMs / 1000} s exceeded; retry after ${retryAfter} s`, { ...headers, 'retry-after': retryAfter });
+    }).catch((err: unknown) => {
+      // The store fails open inside `check`; this is a throw further down the lifecycle: answer it once.
+      if (!reply.sent) done(err as Error);
+    });
+  };
+}
+
+/**
  * Per-client rate limiting as a route-level `preParsing` hook: after every onRequest hook (authentication has
  * identified the client) and before the body is read. Every limited response carries the RateLimit headers; a
  * client over its quota gets 429 problem+json `rate_limited` with `Retry-After`.
@@ -117,8 +142,15 @@ export function rateLimitHeaders(decision: RateLimitDecision, rule: RateLimitRul
  * Attached per route when it is registered, with its group and rule looked up then (routes in no group and no
  * default rule get no hook at all), so call this BEFORE the routes are declared. Closing the app closes the
  * limiter's store.
+ *
+ * Returns the same limit for requests that match no route, for the not-found handler's `preValidation`
+ * (`setNotFoundHandler({ preValidation: [guard] }, …)`), or undefined when no rule covers them. They are looked up
+ * as `UNMATCHED_ROUTE_KEY`, which no group lists by name: they share the default rule's quota (or a `*` group's),
+ * because a client probing unknown paths is the same client, and must not get a second quota to spend next to
+ * its real one; nor does a 404 deserve a group and a setting of its own. Nothing runs authentication for them
+ * (a 404 needs no identity), so `keyFor` usually finds nobody and they count against the caller's IP.
  */
-export function rateLimitPlugin(app: FastifyInstance, options: RateLimitPluginOptions): void {
+export function rateLimitPlugin(app: FastifyInstance, options: RateLimitPluginOptions): RequestGuard | undefined {
   const { limiter, keyFor } = options;
   const exempt = options.exempt ?? ((_routeKey: string, path: string) => isInfraPath(path));
 
@@ -128,30 +160,17 @@ export function rateLimitPlugin(app: FastifyInstance, options: RateLimitPluginOp
       const applies = limiter.ruleFor(routeKey);
       if (!applies) continue;
       const method = routeKey.slice(0, routeKey.indexOf(' '));
-      const { rule } = applies;
-      const limit: preParsingHookHandler = (request, reply, _payload, done) => {
+      const limit = limitGuard(limiter, keyFor, routeKey, applies.rule);
+      const hook: preParsingHookHandler = (request, reply, _payload, done) => {
         if (request.method !== method) return done();
-        const subject = keyFor?.(request);
-        const client = subject !== undefined ? `sub:${subject}` : `ip:${request.ip}`;
-        limiter.check(routeKey, client).then((decision) => {
-          if (!decision) return done();
-          const headers = rateLimitHeaders(decision, rule);
-          if (decision.allowed) {
-            reply.headers(headers);
-            return done();
-          }
-          // Whole seconds, at least 1: a client told "0" would come straight back.
-          const retryAfter = String(Math.max(1, Math.ceil(decision.retryAfterMs / 1000)));
-          sendProblem(reply, request, 429, 'rate_limited', `rate limit of ${rule.limit} requests per ${rule.windowMs / 1000} s exceeded; retry after ${retryAfter} s`, { ...headers, 'retry-after': retryAfter });
-        }).catch((err: unknown) => {
-          // The store fails open inside `check`; this is a throw further down the lifecycle: answer it once.
-          if (!reply.sent) done(err as Error);
-        });
+        limit(request, reply, done);
       };
-      addRouteHook(route, 'preParsing', limit);
+      addRouteHook(route, 'preParsing', hook);
     }
   });
   app.addHook('onClose', (_instance, done) => {
     limiter.close().then(() => done(), done);
   });
+  const unmatched = limiter.ruleFor(UNMATCHED_ROUTE_KEY);
+  return unmatched ? unmatchedGuard(limitGuard(limiter, keyFor, UNMATCHED_ROUTE_KEY, unmatched.rule), exempt) : undefined;
 }

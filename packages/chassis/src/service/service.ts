@@ -236,6 +236,7 @@ export async function startService<C extends Contract, S extends z.ZodRawShape, 
     beforeRoutes: (app) => {
       protection = registerProtection(app, { config: own, env, serviceToken: config.SERVICE_TOKEN, log, faults, ...def.protection, ...(parts.authenticate ? { authenticate: parts.authenticate } : {}) });
       if (config.METRICS_ENABLED) httpServerMetrics(app, metrics, { rateLimitGroup: (routeKey) => protection.limiter?.ruleFor(routeKey)?.group });
+      return { notFoundHooks: protection.notFoundHooks };
     },
   });
   // Not ready while shedding load, so a balancer steers traffic to other instances.
