@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { defaultDataDir } from '../datadir.ts';
 import { HOST, SERVICES } from '../services.ts';
 
@@ -8,6 +9,23 @@ import { HOST, SERVICES } from '../services.ts';
 
 export class UsageError extends Error {
   override name = 'UsageError';
+}
+
+/** A command's arguments as node:util's parseArgs reads them (strict, positionals allowed); what it rejects is a UsageError. */
+export function parseCommandArgs<O extends NonNullable<ParseArgsConfig['options']>>(args: string[], options: O) {
+  try {
+    return parseArgs({ args, allowPositionals: true, strict: true, options });
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+}
+
+/** A numeric option's value, or undefined when it was not given; a UsageError naming `--name` and `rule` otherwise. */
+export function numberOption(name: string, raw: string | undefined, check: (n: number) => boolean, rule: string): number | undefined {
+  if (raw === undefined) return undefined;
+  const n = Number(raw);
+  if (raw.trim() === '' || !Number.isFinite(n) || !check(n)) throw new UsageError(`--${name} must be ${rule} (got "${raw}")`);
+  return n;
 }
 
 /** `<SERVICE>_URL` (e.g. MARKET_DATA_URL) if set, else the service's default port on localhost. */

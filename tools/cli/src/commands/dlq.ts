@@ -1,5 +1,4 @@
-import { parseArgs } from 'node:util';
-import { adminRequest, describeProblem, prepareAdminCommand, processIo, UsageError, type AdminAnswer, type AdminIo } from './admin-request.ts';
+import { adminRequest, describeProblem, numberOption, parseCommandArgs, prepareAdminCommand, processIo, UsageError, type AdminAnswer, type AdminIo } from './admin-request.ts';
 
 export const DLQ_HELP = "list and replay a service's dead-lettered events: dlq <service> [replay <subscription> <id> | replay-all <subscription>]  (dlq --help)";
 
@@ -39,26 +38,12 @@ export interface ShownDeadLetter {
 
 /** `dlq` arguments (after the command name) → what to do; throws a UsageError saying what is wrong. */
 export function parseDlqArgs(args: string[]): DlqCommand {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args,
-      allowPositionals: true,
-      strict: true,
-      options: { subscription: { type: 'string' }, limit: { type: 'string' }, json: { type: 'boolean' } },
-    });
-  } catch (err) {
-    throw new UsageError((err as Error).message);
-  }
-  const { values: v, positionals } = parsed;
+  const { values: v, positionals } = parseCommandArgs(args, { subscription: { type: 'string' }, limit: { type: 'string' }, json: { type: 'boolean' } });
   const [service, action = 'list', ...rest] = positionals;
   if (!service) throw new UsageError('which service? e.g. simplebank dlq orders');
   if (action === 'list') {
     if (rest.length > 0) throw new UsageError(`unexpected arguments: ${rest.join(' ')}`);
-    const limit = v.limit === undefined ? undefined : Number(v.limit);
-    if (limit !== undefined && (v.limit?.trim() === '' || !Number.isInteger(limit) || limit < 1 || limit > 1000)) {
-      throw new UsageError(`--limit must be a whole number from 1 to 1000 (got "${v.limit}")`);
-    }
+    const limit = numberOption('limit', v.limit, (n) => Number.isInteger(n) && n >= 1 && n <= 1000, 'a whole number from 1 to 1000');
     if (v.subscription !== undefined && v.subscription.trim() === '') throw new UsageError('--subscription needs a name');
     return { action, service, ...(v.subscription !== undefined ? { subscription: v.subscription } : {}), ...(limit !== undefined ? { limit } : {}), json: v.json === true };
   }

@@ -1,6 +1,5 @@
-import { parseArgs } from 'node:util';
 import { HOST } from '../services.ts';
-import { adminRequest, describeProblem, prepareAdminCommand, processIo, UsageError, type AdminAnswer, type AdminIo } from './admin-request.ts';
+import { adminRequest, describeProblem, numberOption, parseCommandArgs, prepareAdminCommand, processIo, UsageError, type AdminAnswer, type AdminIo } from './admin-request.ts';
 
 // Found here first; other commands import them from admin-request.ts.
 export { resolveServiceToken, serviceUrl, UsageError } from './admin-request.ts';
@@ -40,36 +39,18 @@ export type FaultCommand =
 const ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 const ROUTE = /^(\*|[A-Za-z]+ \/\S*)$/;
 
-function number(name: string, raw: string | undefined, check: (n: number) => boolean, rule: string): number | undefined {
-  if (raw === undefined) return undefined;
-  const n = Number(raw);
-  if (raw.trim() === '' || !Number.isFinite(n) || !check(n)) throw new UsageError(`--${name} must be ${rule} (got "${raw}")`);
-  return n;
-}
-
 /** `fault` arguments (after the command name) → what to do; throws a UsageError saying what is wrong. */
 export function parseFaultArgs(args: string[]): FaultCommand {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args,
-      allowPositionals: true,
-      strict: true,
-      options: {
-        route: { type: 'string' },
-        dependency: { type: 'string' },
-        operation: { type: 'string' },
-        latency: { type: 'string' },
-        'error-rate': { type: 'string' },
-        hang: { type: 'boolean' },
-        duration: { type: 'string' },
-        json: { type: 'boolean' },
-      },
-    });
-  } catch (err) {
-    throw new UsageError((err as Error).message);
-  }
-  const { values: v, positionals } = parsed;
+  const { values: v, positionals } = parseCommandArgs(args, {
+    route: { type: 'string' },
+    dependency: { type: 'string' },
+    operation: { type: 'string' },
+    latency: { type: 'string' },
+    'error-rate': { type: 'string' },
+    hang: { type: 'boolean' },
+    duration: { type: 'string' },
+    json: { type: 'boolean' },
+  });
   const [service, action, id, ...extra] = positionals;
   if (!service) throw new UsageError('which service? e.g. simplebank fault market-data list');
   if (!action) throw new UsageError(`what to do with ${service}'s faults: set, list or clear`);
@@ -95,9 +76,9 @@ export function parseFaultArgs(args: string[]): FaultCommand {
   if (v.operation !== undefined && v.dependency === undefined) throw new UsageError('--operation needs --dependency');
   if (v.route !== undefined && !ROUTE.test(v.route.trim())) throw new UsageError(`--route must be '*' or 'METHOD /path/template', e.g. 'GET /prices/:symbol' (got "${v.route}")`);
 
-  const latencyMs = number('latency', v.latency, (n) => Number.isInteger(n) && n >= 0 && n <= 600_000, 'whole milliseconds, 0..600000');
-  const errorRate = number('error-rate', v['error-rate'], (n) => n >= 0 && n <= 1, 'between 0 and 1');
-  const durationSeconds = number('duration', v.duration, (n) => n > 0 && n <= 86_400, 'seconds, > 0 and ≤ 86400');
+  const latencyMs = numberOption('latency', v.latency, (n) => Number.isInteger(n) && n >= 0 && n <= 600_000, 'whole milliseconds, 0..600000');
+  const errorRate = numberOption('error-rate', v['error-rate'], (n) => n >= 0 && n <= 1, 'between 0 and 1');
+  const durationSeconds = numberOption('duration', v.duration, (n) => n > 0 && n <= 86_400, 'seconds, > 0 and ≤ 86400');
   if (!(latencyMs ?? 0) && !(errorRate ?? 0) && !v.hang) throw new UsageError('a fault needs --latency, --error-rate or --hang');
 
   const target: FaultBody['target'] =
