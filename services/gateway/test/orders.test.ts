@@ -96,13 +96,11 @@ describe('gateway: market information and orders through the public API (the who
     // The hold is released: all the cash is available again. Not necessarily at the moment the order reads
     // `cancelled`: a cancel that finds the order pending ends it at once, and a reserve step already in flight
     // releases the hold it made when it sees that (saga.ts, reserve).
-    const cashNow = async () =>
-      (await client.get<{ cash: { available: string; reserved: string } }>(`/api/v1/accounts/${account.id}`, customer.token)).body.cash;
-    let cash = await cashNow();
+    let cash: { available: string; reserved: string } | undefined;
     await eventually(async () => {
-      cash = await cashNow();
+      cash = (await client.get<{ cash: { available: string; reserved: string } }>(`/api/v1/accounts/${account.id}`, customer.token)).body.cash;
       return cash.reserved === '0.00' ? cash : undefined;
-    }, 'the hold to be released').catch(() => undefined);
+    }, 'the hold to be released').catch(() => undefined); // the assertion below says what was seen last
     assert.deepEqual(cash, { available: '5000.00', reserved: '0.00' });
   });
 
