@@ -25,6 +25,13 @@ export interface TxClient extends Queryable {
   /** Called once the transaction has committed (not on rollback). Synchronous; a throw is ignored. */
   afterCommit(fn: () => void): void;
   /**
+   * Sends the statements deferred so far (beforeCommit) ahead of the next query, instead of with the COMMIT: what
+   * comes next then reads what they wrote (group-commit.ts runs several requests' work in one transaction this way).
+   * Functions deferred are called now for their SQL. Costs no round trip of its own when the next query has no
+   * parameters.
+   */
+  flushDeferred(): void;
+  /**
    * Sends `sql` (no parameters) ahead of the transaction's first query, in the message that carries its BEGIN
    * (and the query itself, when it has no parameters): e.g. the inbox record of an event handler. Call it before
    * any query. If that first message fails, its error is kept in `firstMessageError` and the query rejects with it.
@@ -47,6 +54,9 @@ export interface Db extends Queryable {
 }
 
 type AnyResult = pg.QueryResult<pg.QueryResultRow>;
+
+const FLUSH_MARKER_COLUMN = 'simplebank_flushed';
+const FLUSH_MARKER = `SELECT 1 AS ${FLUSH_MARKER_COLUMN}`;
 
 /**
  * Statements with parameters run as named prepared statements: each connection parses and plans one the first
@@ -82,6 +92,8 @@ class Transaction implements TxClient {
   #connection: Promise<pg.PoolClient> | undefined;
   #prelude = '';
   #deferred: Array<string | (() => string)> = [];
+  /** Deferred statements flushed (flushDeferred), sent ahead of the next query or with the COMMIT. */
+  #flushed = '';
   #afterCommit: Array<() => void> = [];
 
   constructor(
@@ -102,12 +114,32 @@ class Transaction implements TxClient {
 
   query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string, values?: unknown[]): Promise<pg.QueryResult<R>> {
     this.statements++;
-    if (this.begun) return this.#client().then((c) => c.query<R>(queryConfig(text, values) as pg.QueryConfig));
+    if (this.begun) {
+      if (this.#flushed === '') return this.#client().then((c) => c.query<R>(queryConfig(text, values) as pg.QueryConfig));
+      const flushed = this.#flushed;
+      this.#flushed = '';
+      if (values === undefined || values.length === 0) {
+        // A marker between them tells where the query's own results start (a deferred string may hold several).
+        return this.#client()
+          .then((c) => c.query(`${flushed}${FLUSH_MARKER};\n${text}`) as unknown as Promise<AnyResult[]>)
+          .then((results) => {
+            const rest = results.slice(results.findIndex((r) => r.fields[0]?.name === FLUSH_MARKER_COLUMN) + 1);
+            return (rest.length === 1 ? rest[0] : rest) as unknown as pg.QueryResult<R>;
+          });
+      }
+      return this.#client().then((c) => {
+        const ahead = c.query(flushed) as unknown as Promise<unknown>;
+        const result = c.query<R>(queryConfig(text, values) as pg.QueryConfig);
+        return Promise.all([ahead, result]).then(([, r]) => r);
+      });
+    }
     // BEGIN (and the prelude) go on the connection's queue first, whatever other queries the caller starts meanwhile.
     this.begun = true;
-    const head = `BEGIN;\n${this.#prelude}`;
+    // Deferred statements flushed before anything ran go with the BEGIN, in a message of their own.
+    const head = `BEGIN;\n${this.#prelude}${this.#flushed}`;
+    this.#flushed = '';
     const skip = this.#prelude === '' ? 1 : 2;
-    if (values === undefined || values.length === 0) {
+    if ((values === undefined || values.length === 0) && head.length === `BEGIN;\n${this.#prelude}`.length) {
       return this.#first(this.#client().then((c) => c.query(`${head}${text}`) as unknown as Promise<AnyResult[]>)).then((results) => {
         const rest = results.slice(skip);
         return (rest.length === 1 ? rest[0] : rest) as unknown as pg.QueryResult<R>;
@@ -144,9 +176,22 @@ class Transaction implements TxClient {
     this.#afterCommit.push(fn);
   }
 
-  async commit(): Promise<void> {
+  flushDeferred(): void {
+    const sql = this.#takeDeferred();
+    if (sql.length > 0) this.#flushed += sql.map((d) => `${d};\n`).join('');
+  }
+
+  /** The deferred statements' SQL, in order; the list is emptied. */
+  #takeDeferred(): string[] {
     const deferred = this.#deferred.map((d) => (typeof d === 'string' ? d : d())).filter((d) => d !== '');
     this.#deferred = [];
+    return deferred;
+  }
+
+  async commit(): Promise<void> {
+    const deferred = this.#takeDeferred();
+    if (this.#flushed !== '') deferred.unshift(this.#flushed.replace(/;\n$/, ''));
+    this.#flushed = '';
     let results: AnyResult | AnyResult[];
     if (!this.begun) {
       // Nothing ran: only a prelude and the deferred statements, which one message runs as a transaction.

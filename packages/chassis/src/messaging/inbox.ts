@@ -47,35 +47,40 @@ const DUPLICATE = Symbol('duplicate event');
  * again.
  */
 export function idempotentHandler(db: Db, consumer: string, fn: InboxHandler, options: InboxOptions = {}): InboxEventHandler {
+  const once = inboxOnce(db, consumer, fn, options.withFirstQuery === true);
+  return (event, delivery) => runConsumer(options.tracer, consumer, event, delivery.attempt, () => once(event, delivery));
+}
+
+/** idempotentHandler's transaction, in the caller's work context (inbox-batch.ts opens the delivery's itself). */
+export function inboxOnce(db: Db, consumer: string, fn: InboxHandler, withFirstQuery: boolean): InboxEventHandler {
   // Values inlined (escaped), so the insert travels with the BEGIN: one round trip for both.
   const record = (event: EventEnvelope) => sql`INSERT INTO inbox (consumer, event_id) VALUES (${consumer}, ${event.id}::uuid)`;
-  return (event, delivery) =>
-    runConsumer(options.tracer, consumer, event, delivery.attempt, async () => {
-      if (!options.withFirstQuery) {
-        return db.tx(async (tx): Promise<InboxOutcome> => {
-          const inserted = await tx.query(`${record(event)} ON CONFLICT DO NOTHING`);
-          if (inserted.rowCount === 0) return 'duplicate';
-          await fn(event, tx, delivery);
-          return 'handled';
-        });
-      }
-      try {
-        await db.tx(async (tx: TxClient) => {
-          tx.prelude(record(event));
-          try {
-            await fn(event, tx, delivery);
-          } catch (err) {
-            if (isInboxConflict(tx.firstMessageError)) throw DUPLICATE;
-            throw err;
-          }
-          // The handler may have caught its first query's error: the transaction is aborted all the same.
-          if (isInboxConflict(tx.firstMessageError)) throw DUPLICATE;
-        });
+  return async (event, delivery) => {
+    if (!withFirstQuery) {
+      return db.tx(async (tx): Promise<InboxOutcome> => {
+        const inserted = await tx.query(`${record(event)} ON CONFLICT DO NOTHING`);
+        if (inserted.rowCount === 0) return 'duplicate';
+        await fn(event, tx, delivery);
         return 'handled';
-      } catch (err) {
-        // A handler that made no query meets the inbox only at the commit, whose message then fails the same way.
-        if (err === DUPLICATE || isInboxConflict(err)) return 'duplicate';
-        throw err;
-      }
-    });
+      });
+    }
+    try {
+      await db.tx(async (tx: TxClient) => {
+        tx.prelude(record(event));
+        try {
+          await fn(event, tx, delivery);
+        } catch (err) {
+          if (isInboxConflict(tx.firstMessageError)) throw DUPLICATE;
+          throw err;
+        }
+        // The handler may have caught its first query's error: the transaction is aborted all the same.
+        if (isInboxConflict(tx.firstMessageError)) throw DUPLICATE;
+      });
+      return 'handled';
+    } catch (err) {
+      // A handler that made no query meets the inbox only at the commit, whose message then fails the same way.
+      if (err === DUPLICATE || isInboxConflict(err)) return 'duplicate';
+      throw err;
+    }
+  };
 }

@@ -9,6 +9,7 @@ export {
   type MessagingRetention,
 } from './retention.ts';
 export { idempotentHandler, type InboxEventHandler, type InboxHandler, type InboxOptions, type InboxOutcome } from './inbox.ts';
+export { idempotentBatchHandler, type BatchDelivery, type BatchItem, type InboxBatchHandler } from './inbox-batch.ts';
 export { createBus, type CreateBusOptions } from './create-bus.ts';
 export { createPgBossBus, BUS_CHANNEL, type PgBossBusOptions } from './pgboss-bus.ts';
 export { createNatsBus, type NatsBusOptions } from './nats-bus.ts';

@@ -4,16 +4,19 @@ import { z } from 'zod';
 import { createClient, type Client, type ClientPolicy } from '../client/client.ts';
 import { baseConfigShape, loadConfig, type BaseConfig } from '../config/config.ts';
 import type { Contract, EventData, EventDef, Handlers } from '../contract/define.ts';
-import { createDb, type Db, type Queryable } from '../data/db.ts';
+import { createDb, type Db, type Queryable, type TxClient } from '../data/db.ts';
 import { migrate } from '../data/migrate.ts';
 import { clientMetrics, createServiceMetrics, httpServerMetrics, loadSheddingMetrics, messagingMetrics, metricsRoute, resilienceMetrics, type ServiceMetrics } from '../metrics/index.ts';
 import { createHttpServer } from '../http/server.ts';
 import { createLogger } from '../log/logger.ts';
-import type { Bus } from '../messaging/bus.ts';
+import type { Bus, Delivery } from '../messaging/bus.ts';
+import { runConsumer } from '../trace/consumer.ts';
 import { createBus } from '../messaging/create-bus.ts';
 import { deadLetterAdminRoutes } from '../messaging/admin.ts';
 import type { EventEnvelope } from '../messaging/envelope.ts';
 import { idempotentHandler } from '../messaging/inbox.ts';
+import { idempotentBatchHandler } from '../messaging/inbox-batch.ts';
+import type { BatchLimits, InContext } from '../data/group-commit.ts';
 import { appendToOutbox } from '../messaging/outbox.ts';
 import { startOutboxRelay, type OutboxRelay } from '../messaging/relay.ts';
 import { traceAdminRoutes } from '../trace/admin.ts';
@@ -45,7 +48,30 @@ export interface Subscription<E extends EventDef = EventDef> {
    * per event). Anything the handler does before its first query must be harmless to repeat (inbox.ts).
    */
   inboxWithFirstQuery?: boolean;
+  /**
+   * Group commit (messaging/inbox-batch.ts): deliveries that arrive while the subscription's transactions are busy
+   * are handled together, in one transaction, by this; `handle` still handles a lone delivery, and each delivery
+   * of a batch that failed on its own. Give `concurrency` (deliveries in flight) room above `batch.transactions`,
+   * or batches stay small.
+   */
+  handleBatch?(items: ReadonlyArray<BatchEvent<EventData<E>>>, tx: TxClient): Promise<void>;
+  /**
+   * Group commit: deliveries per transaction (default 32) and transactions in flight (default 2). Set without
+   * `handleBatch`, a batch runs `handle` for each delivery in turn in one transaction (each sees what the ones
+   * before it wrote); if one throws, every delivery of the batch is handled again alone.
+   */
+  batch?: Partial<BatchLimits>;
 }
+
+/** A delivery in a batch: run what is done for it in its own work context (`inContext`), so it stays in its trace. */
+export interface BatchEvent<T = unknown> {
+  event: EventEnvelope<T>;
+  attempt: number;
+  inContext: InContext;
+}
+
+/** The group-commit limits a subscription gets unless it says otherwise. */
+export const DEFAULT_BATCH_LIMITS: BatchLimits = { maxSize: 32, transactions: 2 };
 
 export interface ServiceContext<Cfg, Deps extends Record<string, Contract>> {
   name: string;
@@ -253,23 +279,13 @@ export async function startService<C extends Contract, S extends z.ZodRawShape, 
   const messaging = db && bus ? messagingMetrics(metrics, { db, bus, log }) : undefined;
   if (bus && db) {
     for (const sub of parts.subscriptions ?? []) {
-      const schemas = new Map(sub.events.map((e) => [e.type, e.data]));
       await bus.subscribe({
         name: sub.name,
         types: sub.events.map((e) => e.type),
         ...(sub.maxAttempts !== undefined ? { maxAttempts: sub.maxAttempts } : {}),
         ...(sub.backoffMs !== undefined ? { backoffMs: sub.backoffMs } : {}),
         ...(sub.concurrency !== undefined ? { concurrency: sub.concurrency } : {}),
-        handler: messaging!.handler(sub.name, sub.events.map((e) => e.type), idempotentHandler(
-          db,
-          sub.name,
-          async (event, tx, delivery) => {
-            const schema = schemas.get(event.type);
-            const data = schema ? schema.parse(event.data) : event.data;
-            await sub.handle({ ...event, data } as EventEnvelope<never>, tx, delivery.attempt);
-          },
-          { withFirstQuery: sub.inboxWithFirstQuery === true, tracer: tracing?.tracer },
-        )),
+        handler: messaging!.handler(sub.name, sub.events.map((e) => e.type), inboxHandlerOf(db, sub, tracing)),
       });
     }
   }
@@ -358,4 +374,39 @@ export async function runMain<C extends Contract, S extends z.ZodRawShape, Deps 
   };
   process.once('SIGTERM', () => shutdown('SIGTERM'));
   process.once('SIGINT', () => shutdown('SIGINT'));
+}
+
+/**
+ * The subscription's handler behind the inbox: each event's data parsed with its schema first, then the
+ * subscription's `handle`, or its `handleBatch` with group commit (a malformed event then fails alone, before it
+ * joins a batch).
+ */
+function inboxHandlerOf(db: Db, sub: Subscription, tracing: Tracing | undefined) {
+  const schemas = new Map(sub.events.map((e) => [e.type, e.data]));
+  const parsed = (event: EventEnvelope): EventEnvelope<never> => {
+    const schema = schemas.get(event.type);
+    return { ...event, data: schema ? schema.parse(event.data) : event.data } as EventEnvelope<never>;
+  };
+  const withFirstQuery = sub.inboxWithFirstQuery === true;
+  if (!sub.handleBatch && !sub.batch) {
+    return idempotentHandler(db, sub.name, (event, tx, delivery) => sub.handle(parsed(event), tx, delivery.attempt), { withFirstQuery, tracer: tracing?.tracer });
+  }
+  const handleBatch =
+    sub.handleBatch?.bind(sub) ??
+    // Group commit without a batch step of its own: `handle` for each delivery in turn, in the one transaction.
+    (async (items: ReadonlyArray<BatchEvent<never>>, tx: TxClient) => {
+      for (const { event, attempt, inContext } of items) {
+        tx.flushDeferred();
+        await inContext(() => sub.handle(event, tx, attempt));
+      }
+    });
+  const grouped = idempotentBatchHandler(
+    db,
+    sub.name,
+    (event, tx, delivery) => sub.handle(event as EventEnvelope<never>, tx, delivery.attempt),
+    (items, tx) => handleBatch(items.map((i) => ({ event: i.event as EventEnvelope<never>, attempt: i.delivery.attempt, inContext: i.inContext })), tx),
+    { ...DEFAULT_BATCH_LIMITS, ...sub.batch },
+    { withFirstQuery },
+  );
+  return (event: EventEnvelope, delivery: Delivery) => runConsumer(tracing?.tracer, sub.name, event, delivery.attempt, async () => grouped(parsed(event), delivery));
 }

@@ -1,0 +1,136 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
+import type { Db, TxClient } from './db.ts';
+
+export interface BatchLimits {
+  /** Items handled in one transaction, at most. */
+  maxSize: number;
+  /** Transactions (batches or lone items) in flight at once: the connections the batcher may hold. */
+  transactions: number;
+}
+
+/** Runs a function in the work context (trace) an item arrived in. */
+export type InContext = <T>(fn: () => T) => T;
+
+export interface BatcherOptions<I, R> {
+  limits: BatchLimits;
+  /**
+   * Handles several items in one transaction; resolves with one result per item, in order. It runs in the first
+   * item's work context; `contexts[i]` runs a function in item i's (what it publishes or calls then continues that
+   * item's trace).
+   */
+  batch(items: I[], contexts: InContext[]): Promise<R[]>;
+  /** Handles one item on its own: a lone arrival, or each item of a batch that failed. */
+  alone(item: I): Promise<R>;
+}
+
+interface Waiting<I, R> {
+  item: I;
+  resolve(result: R): void;
+  reject(err: unknown): void;
+  inContext: InContext;
+  /** Its batch failed: it goes again on its own, so only an item at fault fails. */
+  alone: boolean;
+}
+
+/**
+ * The engine of group commit (`groupCommit` below, and the inbox's consumers in messaging/inbox-batch.ts). Items
+ * that arrive while `limits.transactions` transactions are busy wait and go together in the next one, up to
+ * `maxSize`; items that arrive in one turn of the event loop go together too. An idle batcher hands each item to
+ * `alone`. If a batch fails, each of its items is handled again by `alone`, ahead of later arrivals, so each caller
+ * gets its own item's outcome and one bad item fails only itself.
+ *
+ * A batch runs in the work context of its first item; an item handled alone in its own.
+ */
+export function createBatcher<I, R>(options: BatcherOptions<I, R>): (item: I) => Promise<R> {
+  const { limits } = options;
+  if (!(limits.maxSize >= 1 && limits.transactions >= 1)) throw new Error('batch maxSize and transactions must be at least 1');
+  const queue: Waiting<I, R>[] = [];
+  let running = 0;
+  let scheduled = false;
+
+  // On the next turn of the event loop, so what arrives together (a bus fetch, a burst of requests) is one batch.
+  const schedule = () => {
+    if (scheduled || queue.length === 0 || running >= limits.transactions) return;
+    scheduled = true;
+    setImmediate(flush);
+  };
+
+  function flush() {
+    scheduled = false;
+    while (running < limits.transactions && queue.length > 0) {
+      const items = queue[0]!.alone ? [queue.shift()!] : takeBatch();
+      running++;
+      void run(items).finally(() => {
+        running--;
+        schedule();
+      });
+    }
+  }
+
+  /** The leading items not marked alone, up to maxSize. */
+  function takeBatch(): Waiting<I, R>[] {
+    let n = 0;
+    while (n < queue.length && n < limits.maxSize && !queue[n]!.alone) n++;
+    return queue.splice(0, n);
+  }
+
+  async function run(items: Waiting<I, R>[]): Promise<void> {
+    if (items.length === 1) {
+      const w = items[0]!;
+      await w.inContext(() => options.alone(w.item)).then(w.resolve, w.reject);
+      return;
+    }
+    let results: R[];
+    try {
+      results = await items[0]!.inContext(() =>
+        options.batch(
+          items.map((w) => w.item),
+          items.map((w) => w.inContext),
+        ),
+      );
+    } catch {
+      // Nothing of it committed: each again on its own, ahead of anything that arrived since.
+      for (const w of items) w.alone = true;
+      queue.unshift(...items);
+      return;
+    }
+    items.forEach((w, i) => w.resolve(results[i]!));
+  }
+
+  return (item) =>
+    new Promise<R>((resolve, reject) => {
+      queue.push({ item, resolve, reject, inContext: AsyncLocalStorage.snapshot(), alone: false });
+      schedule();
+    });
+}
+
+/** A unit of work for `groupCommit`: what one request would do in its own `db.tx`. */
+export type TxWork<T> = (tx: TxClient) => Promise<T>;
+
+/**
+ * Group commit for request handlers: each call's work runs in a transaction shared with the calls that arrive
+ * together, one after another, each seeing what the ones before it wrote (their deferred writes are sent ahead of
+ * the next work's first query: TxClient.flushDeferred). One BEGIN and one COMMIT (one wait for the disk) for the
+ * batch, and calls on one row (an account) queue in memory instead of on its lock.
+ *
+ * All or nothing: if any work throws (a refusal included) or the commit fails, the batch rolls back and every work
+ * runs again alone in a transaction of its own, so each call gets exactly the outcome it would have had alone. A
+ * work must therefore be safe to run twice up to its commit (nothing outside its transaction, or only what is safe
+ * to repeat), as any retried transaction must.
+ */
+export function groupCommit(db: Db, limits: BatchLimits): <T>(work: TxWork<T>) => Promise<T> {
+  const batcher = createBatcher<TxWork<unknown>, unknown>({
+    limits,
+    alone: (work) => db.tx(work),
+    batch: (works, contexts) =>
+      db.tx(async (tx) => {
+        const results: unknown[] = [];
+        for (const [i, work] of works.entries()) {
+          tx.flushDeferred();
+          results.push(await contexts[i]!(() => work(tx)));
+        }
+        return results;
+      }),
+  });
+  return <T>(work: TxWork<T>) => batcher(work) as Promise<T>;
+}
