@@ -181,6 +181,21 @@ export async function lockOrder(tx: Queryable, id: string): Promise<Order | unde
   return rows[0] ? Order.from(toState(rows[0])) : undefined;
 }
 
+/** Several orders read without locks (a batch's first query), by id; ids not found are missing from the map. */
+export async function findOrders(tx: Queryable, ids: readonly string[]): Promise<Map<string, Order>> {
+  const { rows } = await tx.query<OrderRow>(sql`SELECT * FROM orders WHERE id = ANY(${`{${ids.join(',')}}`}::uuid[])`);
+  return new Map(rows.map((r) => [r.id, Order.from(toState(r))]));
+}
+
+/**
+ * Several orders locked as lockOrder locks one, in id order (two batches sharing orders then wait for each other
+ * instead of deadlocking); ids not found are missing from the map.
+ */
+export async function lockOrders(tx: Queryable, ids: readonly string[]): Promise<Map<string, Order>> {
+  const { rows } = await tx.query<OrderRow>(sql`SELECT * FROM orders WHERE id = ANY(${`{${ids.join(',')}}`}::uuid[]) ORDER BY id FOR UPDATE`);
+  return new Map(rows.map((r) => [r.id, Order.from(toState(r))]));
+}
+
 /** Writes the order's new state and the history entries its transitions produced. Call with the row locked. */
 export async function saveOrder(tx: Queryable, order: Order): Promise<void> {
   const s = order.state;

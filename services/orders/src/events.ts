@@ -14,14 +14,21 @@ type DataOf<E extends EventDef> = EventData<E>;
 const MARKET_MAX_ATTEMPTS = 13;
 
 /**
- * Handlers running at once per subscription. Under load a step's time is mostly waiting (for accounts and fees,
- * for the disk at commit), so throughput is concurrency over latency: the more steps in flight, the more orders a
- * second. A handler holds a pooled connection from its first query to its commit (the reserve step calls accounts
- * and fees in between; the fill step charges and settles under the order's row lock), so each subscription gets at
- * most half the pool, less one: the routes (placing an order must never wait for the saga), the relay and reads
- * keep the rest. 4 each with the default pool of 10 (the bank runner gives orders a larger one).
+ * Transactions running at once per subscription. A step holds a pooled connection from its first query to its
+ * commit (the reserve step calls accounts and fees in between; the fill step charges and settles under the order's
+ * row lock), so each subscription gets at most half the pool, less one: the routes (placing an order must never
+ * wait for the saga), the relay and reads keep the rest. And at most 4: under load the steps are grouped (group
+ * commit, below), and a few transactions of many steps each cost the database far less than many of one step.
  */
-export const sagaConcurrency = (poolSize: number): number => Math.max(1, Math.floor(poolSize / 2) - 1);
+export const sagaTransactions = (poolSize: number): number => Math.min(4, Math.max(1, Math.floor(poolSize / 2) - 1));
+
+/**
+ * Steps per transaction, at most. Under load the deliveries that arrive while a subscription's transactions are
+ * busy are handled together in the next one (chassis: Subscription.handleBatch): one BEGIN, one inbox statement,
+ * one query for the orders, the calls to other services side by side, one COMMIT. Enough deliveries are claimed
+ * from the bus (concurrency) to fill every transaction.
+ */
+export const SAGA_BATCH = 16;
 
 export interface RetryPolicy {
   /** Deliveries of OrderSubmitted before the reserve step gives up and rejects the order. */
@@ -30,8 +37,9 @@ export interface RetryPolicy {
   backoffMs: number;
 }
 
-export function subscriptions(saga: Saga, retry: RetryPolicy, concurrency: number): Subscription[] {
+export function subscriptions(saga: Saga, retry: RetryPolicy, transactions: number): Subscription[] {
   const market = marketContract.events;
+  const grouping = { concurrency: transactions * SAGA_BATCH, batch: { maxSize: SAGA_BATCH, transactions } };
   return [
     {
       name: 'orders.saga-reserve',
@@ -40,33 +48,27 @@ export function subscriptions(saga: Saga, retry: RetryPolicy, concurrency: numbe
         // The chassis has validated `data` against the event's schema already.
         await saga.reserve((event.data as DataOf<typeof ordersContract.events.OrderSubmitted>).orderId, tx, attempt);
       },
+      async handleBatch(items, tx) {
+        await saga.reserveBatch(
+          items.map((i) => ({ orderId: (i.event.data as DataOf<typeof ordersContract.events.OrderSubmitted>).orderId, attempt: i.attempt, inContext: i.inContext })),
+          tx,
+        );
+      },
       maxAttempts: retry.reserveAttempts,
       backoffMs: retry.backoffMs,
-      concurrency,
+      ...grouping,
       // The step's first query reads the order: the inbox record goes with it, so a duplicate stops there.
       inboxWithFirstQuery: true,
     },
     {
       name: 'orders.saga-market',
       events: [market.OrderPlaced, market.TradeExecuted, market.OrderExpired, market.OrderRejected, market.OrderCancelled],
-      async handle(event, tx) {
-        // The chassis has validated `data` against the event's schema already: only its type is needed here.
-        switch (event.type) {
-          case market.OrderPlaced.type:
-            return saga.placed(event.data as DataOf<typeof market.OrderPlaced>, tx);
-          case market.TradeExecuted.type:
-            return saga.executed(event.data as DataOf<typeof market.TradeExecuted>, tx, event);
-          case market.OrderExpired.type:
-            return saga.ended('expired', event.data as DataOf<typeof market.OrderExpired>, tx);
-          case market.OrderRejected.type:
-            return saga.ended('rejected', event.data as DataOf<typeof market.OrderRejected>, tx);
-          case market.OrderCancelled.type:
-            return saga.ended('cancelled', event.data as DataOf<typeof market.OrderCancelled>, tx);
-        }
-      },
+      // The chassis has validated `data` against the event's schema already: the saga needs only its type.
+      handle: (event, tx) => saga.market(event, tx),
+      handleBatch: (items, tx) => saga.marketBatch(items, tx),
       maxAttempts: MARKET_MAX_ATTEMPTS,
       backoffMs: retry.backoffMs,
-      concurrency,
+      ...grouping,
       inboxWithFirstQuery: true,
     },
   ];

@@ -14,17 +14,17 @@
  * state, so duplicate or out-of-order events are no-ops: an order fills at most once and is compensated at
  * most once in effect.
  */
-import { isUpstreamError, type Client, type Contract, type EventEnvelope, type Logger, type Queryable, type ServiceContext } from '@simplebank/chassis';
+import { isUpstreamError, type Client, type InContext, type Contract, type EventEnvelope, type Logger, type Queryable, type ServiceContext } from '@simplebank/chassis';
 import { accountsContract } from '@simplebank/accounts/contract';
 import { feesContract } from '@simplebank/fees/contract';
 import { marketDataContract } from '@simplebank/market-data/contract';
-import type { marketContract } from '@simplebank/market/contract';
+import { marketContract } from '@simplebank/market/contract';
 import { formatMoney, parseMoney, times } from '@simplebank/money';
 import type { z } from 'zod';
 import { ordersContract } from './contract.ts';
-import { lockOrder, findOrder, logStep, saveOrder } from './data.ts';
+import { findOrder, findOrders, lockOrder, lockOrders, logStep, saveOrder } from './data.ts';
 import type { OrderMetrics } from './metrics.ts';
-import { isOrderError, type Order } from './domain/order.ts';
+import { isOrderError, Order } from './domain/order.ts';
 import { holdsCash, maxNotional, planReservation } from './domain/reservation.ts';
 import { OwnershipCache } from './ownership.ts';
 import { PriceCache, QuoteCache } from './prices.ts';
@@ -95,12 +95,47 @@ const upstreamDetail = (err: unknown): Record<string, unknown> =>
     ? { service: err.service, operation: err.operation, kind: err.kind, status: err.status ?? null, code: err.code }
     : { error: err instanceof Error ? err.message : String(err) };
 
+/** Map keys of order ids: PostgreSQL answers uuids in lower case. */
+const key = (orderId: string): string => orderId.toLowerCase();
+
+/**
+ * Runs `step` for each delivery of a batch, in its work context, with its order as this transaction has left it so far: the items of one
+ * order in turn (each gets the state the one before saved, with no history of its own yet), different orders
+ * side by side (their calls to other services overlap). `orders` are the locked orders, by id.
+ */
+async function inTurn<I extends { inContext: InContext }>(
+  items: readonly I[],
+  orderIdOf: (item: I) => string,
+  orders: Map<string, Order>,
+  step: (item: I, order: Order | undefined) => Promise<void>,
+): Promise<void> {
+  const byOrder = new Map<string, I[]>();
+  for (const item of items) {
+    const id = key(orderIdOf(item));
+    const list = byOrder.get(id);
+    if (list) list.push(item);
+    else byOrder.set(id, [item]);
+  }
+  await Promise.all(
+    [...byOrder].map(async ([id, list]) => {
+      let state = orders.get(id)?.state;
+      for (const item of list) {
+        const order = state ? Order.from(state) : undefined;
+        // In the delivery's own work context: what the step publishes or calls continues that order's trace.
+        await item.inContext(() => step(item, order));
+        state = order?.state;
+      }
+    }),
+  );
+}
+
 export function createSaga(options: SagaOptions) {
   const { clients, publish, log, metrics } = options;
   const ownership = new OwnershipCache(10_000);
   const prices = new PriceCache(options.priceCacheMs, async (symbol) => parseMoney((await clients.marketData.getPrice({ params: { symbol } })).body.price));
   const quotes = new QuoteCache(options.quoteCacheMs, 10_000, async (notional) => (await clients.fees.quote({ body: { notional } })).body.fee);
   const ev = ordersContract.events;
+  const mev = marketContract.events;
 
   const ref = (o: Order) => ({ orderId: o.id, accountId: o.state.accountId });
   const subject = (o: Order) => ({ subject: o.id, correlationId: o.id });
@@ -179,6 +214,224 @@ export function createSaga(options: SagaOptions) {
     took('reserve', body);
   }
 
+  /**
+   * What the reserve step's calls came to, before the transition: a refusal to record, or the go-ahead (the steps
+   * taken are logged already). Undefined when there is no transition to make (unknown order, or one that ended
+   * before its reservation: released here).
+   */
+  async function reserveCalls(orderId: string, current: Order | undefined, tx: Queryable, attempt: number): Promise<{ refusal?: Refused } | undefined> {
+    if (!current) {
+      log.error({ orderId }, 'OrderSubmitted for an unknown order');
+      return undefined;
+    }
+    if (current.status !== 'pending') {
+      // Cancelled (or otherwise ended) before this step ran, perhaps after an earlier attempt reached
+      // accounts: release whatever that attempt may have held. A no-op when nothing was held.
+      if (!current.isFinal || current.status === 'filled') return undefined;
+      await release(tx, current, `order ${current.status} before it was reserved`);
+      metrics.compensated(tx, 'cancelled');
+      return undefined;
+    }
+
+    const steps: Step[] = [];
+    let refusal: Refused | undefined;
+    let failure: unknown;
+    try {
+      await reserveAtAccounts(steps, current);
+    } catch (err) {
+      if (err instanceof Refused) {
+        refusal = err;
+      } else if (isTransient(err) && attempt < options.reserveMaxAttempts) {
+        throw err; // the bus logs it and redelivers with backoff; every call above is safe to repeat
+      } else {
+        failure = err;
+      }
+    }
+    for (const s of steps) await logStep(tx, orderId, s.step, s.outcome, s.detail, s.at);
+    if (failure !== undefined) {
+      // Out of attempts, or a refusal we have no better words for: end the order rather than leave it
+      // pending forever. Release first in case an earlier attempt's hold landed (throws if accounts is
+      // still down: then the event is dead-lettered and an operator replays it).
+      const err = failure;
+      log.error({ err, orderId, attempt }, 'reserve step failed for good; rejecting the order');
+      await release(tx, current, 'reserve step gave up');
+      metrics.compensated(tx, 'failed');
+      const reason = isTransient(err) ? 'could not reserve: a service is unavailable' : `could not reserve (${isUpstreamError(err) ? err.code : 'error'})`;
+      refusal = new Refused(reason, 'reserve', { ...upstreamDetail(err), attempt });
+    }
+    return refusal ? { refusal } : {};
+  }
+
+  /** The reserve step's transition, with the order's row locked: pending → accepted, or → rejected. */
+  async function reserveTransition(orderId: string, order: Order | undefined, outcome: { refusal?: Refused }, tx: Queryable): Promise<void> {
+    if (!order) throw new Error(`order ${orderId} vanished`);
+    const { refusal } = outcome;
+    if (refusal) {
+      await logStep(tx, orderId, refusal.step, 'failed', { reason: refusal.reason, ...refusal.detail });
+      if (order.status === 'pending') await reject(tx, order, refusal.reason);
+      return;
+    }
+    if (order.status !== 'pending') {
+      // Already accepted (or further): this step ran before, nothing to undo. Ended without a fill (the customer
+      // cancelled before or while we were reserving): give back whatever the calls held instead of going on.
+      if (order.isFinal && order.status !== 'filled') {
+        await release(tx, order, `order ${order.status} while reserving`);
+        metrics.compensated(tx, 'cancelled');
+      }
+      return;
+    }
+    order.accept(new Date());
+    await saveOrder(tx, order);
+    metrics.transitions(tx, order);
+    await logStep(tx, orderId, 'accept', 'ok');
+    const s = order.state;
+    await publish(tx, ev.OrderAccepted, {
+      ...subject(order),
+      data: {
+        ...ref(order),
+        customerId: s.customerId,
+        symbol: s.symbol,
+        side: s.side,
+        quantity: s.quantity,
+        type: s.type,
+        limitPrice: s.limitPrice === null ? null : formatMoney(s.limitPrice),
+      },
+    });
+  }
+
+  /** market.OrderPlaced: accepted → placed. Late or repeated deliveries (order moved on) are ignored. */
+  async function placed(order: Order | undefined, data: DataOf<'OrderPlaced'>, tx: Queryable): Promise<void> {
+    if (!order) return void log.warn({ orderId: data.orderId }, 'OrderPlaced for an unknown order');
+    if (order.status !== 'accepted') {
+      await logStep(tx, order.id, 'place', 'skipped', { status: order.status });
+      return;
+    }
+    order.place(new Date());
+    await saveOrder(tx, order);
+    metrics.transitions(tx, order);
+    await logStep(tx, order.id, 'place', 'ok', { expiresAt: data.expiresAt });
+  }
+
+  /** market.TradeExecuted: charge the fee, settle the hold, → filled. At most once per order. */
+  async function executed(order: Order | undefined, data: DataOf<'TradeExecuted'>, tx: Queryable, event: EventEnvelope): Promise<void> {
+    if (!order) return void log.warn({ orderId: data.orderId }, 'TradeExecuted for an unknown order');
+    const detail = { price: data.price, quantity: data.quantity, eventId: event.id };
+    if (order.status === 'filled') {
+      await logStep(tx, order.id, 'fill', 'skipped', { ...detail, why: 'already filled' });
+      return;
+    }
+    if (order.isFinal) {
+      // The exchange says it traded an order we already compensated: nothing safe to do automatically.
+      log.error({ orderId: order.id, status: order.status, ...detail }, 'trade executed for an order that already ended; needs an operator');
+      await logStep(tx, order.id, 'fill', 'failed', { ...detail, why: `order is ${order.status}` });
+      return;
+    }
+    if (order.status === 'pending') {
+      // Cannot happen (the market learns of an order only once it is accepted); retry rather than guess.
+      throw new Error(`TradeExecuted for order ${order.id} that is still pending`);
+    }
+    const now = new Date();
+    // OrderPlaced may arrive after the trade (no ordering across events): the trade implies it.
+    if (order.status === 'accepted') order.place(now);
+
+    const s = order.state;
+    const price = parseMoney(data.price);
+    try {
+      order.checkFill(data.quantity, price);
+    } catch (err) {
+      if (!isOrderError(err)) throw err;
+      // A retry cannot fix a malformed execution, and charging or settling it would corrupt the ledger.
+      log.error({ orderId: order.id, ...detail, err }, 'execution does not fit the order; needs an operator');
+      await logStep(tx, order.id, 'fill', 'failed', { ...detail, why: err.message });
+      return;
+    }
+    const notional = times(price, data.quantity);
+    const charge = await clients.fees.charge({ params: { orderId: order.id }, body: { accountId: s.accountId, notional: formatMoney(notional) } });
+    await logStep(tx, order.id, 'charge_fee', 'ok', { notional: charge.body.notional, fee: charge.body.fee });
+    const fee = parseMoney(charge.body.fee);
+
+    const settled = await clients.accounts.settle({
+      params: { id: order.id },
+      body: { side: s.side, symbol: s.symbol, quantity: data.quantity, price: data.price, fee: charge.body.fee },
+    });
+    await logStep(tx, order.id, 'settle', 'ok', { entryId: settled.body.entryId });
+
+    order.fill({ quantity: data.quantity, price, fee }, now);
+    await saveOrder(tx, order);
+    metrics.transitions(tx, order);
+    await logStep(tx, order.id, 'fill', 'ok', detail);
+    await publish(tx, ev.OrderFilled, {
+      ...subject(order),
+      data: { ...ref(order), customerId: s.customerId, symbol: s.symbol, side: s.side, quantity: data.quantity, averagePrice: data.price, fee: charge.body.fee },
+    });
+  }
+
+  /** market.OrderExpired / OrderRejected / OrderCancelled: compensate (release, refund) and end the order. */
+  async function ended(order: Order | undefined, outcome: 'expired' | 'rejected' | 'cancelled', data: { orderId: string; reason?: string }, tx: Queryable): Promise<void> {
+    if (!order) return void log.warn({ orderId: data.orderId, outcome }, 'market outcome for an unknown order');
+    const step = { expired: 'expire', rejected: 'reject', cancelled: 'cancel' }[outcome];
+    if (order.isFinal || order.status === 'pending') {
+      // Already compensated (a repeat), or it filled first; a pending order was never sent to the market.
+      await logStep(tx, order.id, step, 'skipped', { status: order.status });
+      return;
+    }
+
+    const released = await release(tx, order, `market: ${outcome}`);
+    if (released === 'settled') {
+      // The hold was turned into a trade: the execution wins, and its TradeExecuted fills the order.
+      log.error({ orderId: order.id, outcome }, 'market ended an order whose reservation is already settled; not compensating');
+      return;
+    }
+    try {
+      const refund = await clients.fees.refund({ params: { orderId: order.id } });
+      await logStep(tx, order.id, 'refund_fee', 'ok', { fee: refund.body.fee });
+    } catch (err) {
+      if (!(isUpstreamError(err) && err.status === 404)) throw err;
+      await logStep(tx, order.id, 'refund_fee', 'skipped', { why: 'nothing was charged' });
+    }
+
+    const now = new Date();
+    const s = order.state;
+    const base = { ...subject(order) };
+    if (outcome === 'expired') {
+      order.expire(now);
+      await saveOrder(tx, order);
+      await publish(tx, ev.OrderExpired, { ...base, data: { ...ref(order), customerId: s.customerId } });
+    } else if (outcome === 'rejected') {
+      const reason = data.reason ?? 'rejected by the exchange';
+      order.reject(reason, now);
+      await saveOrder(tx, order);
+      await publish(tx, ev.OrderRejected, { ...base, data: { ...ref(order), customerId: s.customerId, reason } });
+    } else {
+      order.cancel(now);
+      await saveOrder(tx, order);
+      await publish(tx, ev.OrderCancelled, { ...base, data: { ...ref(order), customerId: s.customerId } });
+    }
+    metrics.transitions(tx, order);
+    metrics.compensated(tx, outcome);
+    await logStep(tx, order.id, step, 'ok', data.reason ? { reason: data.reason } : undefined);
+  }
+
+  /** A market event's step, with its order locked by the caller (undefined: no such order). */
+  function marketStep(event: EventEnvelope, order: Order | undefined, tx: Queryable): Promise<void> {
+    switch (event.type) {
+      case mev.OrderPlaced.type:
+        return placed(order, event.data as DataOf<'OrderPlaced'>, tx);
+      case mev.TradeExecuted.type:
+        return executed(order, event.data as DataOf<'TradeExecuted'>, tx, event);
+      case mev.OrderExpired.type:
+        return ended(order, 'expired', event.data as DataOf<'OrderExpired'>, tx);
+      case mev.OrderRejected.type:
+        return ended(order, 'rejected', event.data as DataOf<'OrderRejected'>, tx);
+      case mev.OrderCancelled.type:
+        return ended(order, 'cancelled', event.data as DataOf<'OrderCancelled'>, tx);
+      default:
+        throw new Error(`no saga step for ${event.type}`);
+    }
+  }
+
+  const orderIdOf = (event: EventEnvelope): string => (event.data as { orderId: string }).orderId;
+
   return {
     /**
      * Step 1 (orders.OrderSubmitted): reserve, then pending → accepted; or → rejected.
@@ -189,196 +442,35 @@ export function createSaga(options: SagaOptions) {
       // Read without the row lock: the calls below take a while, and a customer's cancel must not wait for them. In
       // the step's transaction all the same (its first query, with the BEGIN and the inbox record: a duplicate
       // delivery stops here, before any call), rather than in one of its own on the pool.
-      const current = await findOrder(tx, orderId);
-      if (!current) {
-        log.error({ orderId }, 'OrderSubmitted for an unknown order');
-        return;
-      }
-      if (current.status !== 'pending') {
-        // Cancelled (or otherwise ended) before this step ran, perhaps after an earlier attempt reached
-        // accounts: release whatever that attempt may have held. A no-op when nothing was held.
-        if (!current.isFinal || current.status === 'filled') return;
-        await release(tx, current, `order ${current.status} before it was reserved`);
-        metrics.compensated(tx, 'cancelled');
-        return;
-      }
-
-      const steps: Step[] = [];
-      let refusal: Refused | undefined;
-      let failure: unknown;
-      try {
-        await reserveAtAccounts(steps, current);
-      } catch (err) {
-        if (err instanceof Refused) {
-          refusal = err;
-        } else if (isTransient(err) && attempt < options.reserveMaxAttempts) {
-          throw err; // the bus logs it and redelivers with backoff; every call above is safe to repeat
-        } else {
-          failure = err;
-        }
-      }
-      for (const s of steps) await logStep(tx, orderId, s.step, s.outcome, s.detail, s.at);
-      if (failure !== undefined) {
-        // Out of attempts, or a refusal we have no better words for: end the order rather than leave it
-        // pending forever. Release first in case an earlier attempt's hold landed (throws if accounts is
-        // still down: then the event is dead-lettered and an operator replays it).
-        const err = failure;
-        log.error({ err, orderId, attempt }, 'reserve step failed for good; rejecting the order');
-        await release(tx, current, 'reserve step gave up');
-        metrics.compensated(tx, 'failed');
-        const reason = isTransient(err) ? 'could not reserve: a service is unavailable' : `could not reserve (${isUpstreamError(err) ? err.code : 'error'})`;
-        refusal = new Refused(reason, 'reserve', { ...upstreamDetail(err), attempt });
-      }
-
-      const order = await lockOrder(tx, orderId);
-      if (!order) throw new Error(`order ${orderId} vanished`);
-      if (refusal) {
-        await logStep(tx, orderId, refusal.step, 'failed', { reason: refusal.reason, ...refusal.detail });
-        if (order.status === 'pending') await reject(tx, order, refusal.reason);
-        return;
-      }
-      if (order.status !== 'pending') {
-        // Already accepted (or further): this step ran before, nothing to undo. Ended without a fill (the customer
-        // cancelled before or while we were reserving): give back whatever the calls held instead of going on.
-        if (order.isFinal && order.status !== 'filled') {
-          await release(tx, order, `order ${order.status} while reserving`);
-          metrics.compensated(tx, 'cancelled');
-        }
-        return;
-      }
-      order.accept(new Date());
-      await saveOrder(tx, order);
-      metrics.transitions(tx, order);
-      await logStep(tx, orderId, 'accept', 'ok');
-      const s = order.state;
-      await publish(tx, ev.OrderAccepted, {
-        ...subject(order),
-        data: {
-          ...ref(order),
-          customerId: s.customerId,
-          symbol: s.symbol,
-          side: s.side,
-          quantity: s.quantity,
-          type: s.type,
-          limitPrice: s.limitPrice === null ? null : formatMoney(s.limitPrice),
-        },
-      });
+      const outcome = await reserveCalls(orderId, await findOrder(tx, orderId), tx, attempt);
+      if (outcome) await reserveTransition(orderId, await lockOrder(tx, orderId), outcome, tx);
     },
 
-    /** market.OrderPlaced: accepted → placed. Late or repeated deliveries (order moved on) are ignored. */
-    async placed(data: DataOf<'OrderPlaced'>, tx: Queryable): Promise<void> {
-      const order = await lockOrder(tx, data.orderId);
-      if (!order) return void log.warn({ orderId: data.orderId }, 'OrderPlaced for an unknown order');
-      if (order.status !== 'accepted') {
-        await logStep(tx, order.id, 'place', 'skipped', { status: order.status });
-        return;
-      }
-      order.place(new Date());
-      await saveOrder(tx, order);
-      metrics.transitions(tx, order);
-      await logStep(tx, order.id, 'place', 'ok', { expiresAt: data.expiresAt });
+    /**
+     * Step 1 for a batch of OrderSubmitted in one transaction (group commit): the orders read in one query, every
+     * order's calls side by side, then the orders locked in one query and moved on one after another.
+     */
+    async reserveBatch(items: ReadonlyArray<{ orderId: string; attempt: number; inContext: InContext }>, tx: Queryable): Promise<void> {
+      const found = await findOrders(tx, items.map((i) => i.orderId));
+      const outcomes = await Promise.all(items.map((i) => i.inContext(() => reserveCalls(i.orderId, found.get(key(i.orderId)), tx, i.attempt))));
+      const next = items.flatMap((item, i) => (outcomes[i] ? [{ ...item, outcome: outcomes[i] }] : []));
+      if (next.length === 0) return;
+      const locked = await lockOrders(tx, next.map((n) => n.orderId));
+      await inTurn(next, (n) => n.orderId, locked, (n, order) => reserveTransition(n.orderId, order, n.outcome, tx));
     },
 
-    /** market.TradeExecuted: charge the fee, settle the hold, → filled. At most once per order. */
-    async executed(data: DataOf<'TradeExecuted'>, tx: Queryable, event: EventEnvelope): Promise<void> {
-      const order = await lockOrder(tx, data.orderId);
-      if (!order) return void log.warn({ orderId: data.orderId }, 'TradeExecuted for an unknown order');
-      const detail = { price: data.price, quantity: data.quantity, eventId: event.id };
-      if (order.status === 'filled') {
-        await logStep(tx, order.id, 'fill', 'skipped', { ...detail, why: 'already filled' });
-        return;
-      }
-      if (order.isFinal) {
-        // The exchange says it traded an order we already compensated: nothing safe to do automatically.
-        log.error({ orderId: order.id, status: order.status, ...detail }, 'trade executed for an order that already ended; needs an operator');
-        await logStep(tx, order.id, 'fill', 'failed', { ...detail, why: `order is ${order.status}` });
-        return;
-      }
-      if (order.status === 'pending') {
-        // Cannot happen (the market learns of an order only once it is accepted); retry rather than guess.
-        throw new Error(`TradeExecuted for order ${order.id} that is still pending`);
-      }
-      const now = new Date();
-      // OrderPlaced may arrive after the trade (no ordering across events): the trade implies it.
-      if (order.status === 'accepted') order.place(now);
-
-      const s = order.state;
-      const price = parseMoney(data.price);
-      try {
-        order.checkFill(data.quantity, price);
-      } catch (err) {
-        if (!isOrderError(err)) throw err;
-        // A retry cannot fix a malformed execution, and charging or settling it would corrupt the ledger.
-        log.error({ orderId: order.id, ...detail, err }, 'execution does not fit the order; needs an operator');
-        await logStep(tx, order.id, 'fill', 'failed', { ...detail, why: err.message });
-        return;
-      }
-      const notional = times(price, data.quantity);
-      const charge = await clients.fees.charge({ params: { orderId: order.id }, body: { accountId: s.accountId, notional: formatMoney(notional) } });
-      await logStep(tx, order.id, 'charge_fee', 'ok', { notional: charge.body.notional, fee: charge.body.fee });
-      const fee = parseMoney(charge.body.fee);
-
-      const settled = await clients.accounts.settle({
-        params: { id: order.id },
-        body: { side: s.side, symbol: s.symbol, quantity: data.quantity, price: data.price, fee: charge.body.fee },
-      });
-      await logStep(tx, order.id, 'settle', 'ok', { entryId: settled.body.entryId });
-
-      order.fill({ quantity: data.quantity, price, fee }, now);
-      await saveOrder(tx, order);
-      metrics.transitions(tx, order);
-      await logStep(tx, order.id, 'fill', 'ok', detail);
-      await publish(tx, ev.OrderFilled, {
-        ...subject(order),
-        data: { ...ref(order), customerId: s.customerId, symbol: s.symbol, side: s.side, quantity: data.quantity, averagePrice: data.price, fee: charge.body.fee },
-      });
+    /** A market event (OrderPlaced, TradeExecuted, OrderExpired, OrderRejected, OrderCancelled): its step, under the order's row lock. */
+    async market(event: EventEnvelope, tx: Queryable): Promise<void> {
+      await marketStep(event, await lockOrder(tx, orderIdOf(event)), tx);
     },
 
-    /** market.OrderExpired / OrderRejected / OrderCancelled: compensate (release, refund) and end the order. */
-    async ended(outcome: 'expired' | 'rejected' | 'cancelled', data: { orderId: string; reason?: string }, tx: Queryable): Promise<void> {
-      const order = await lockOrder(tx, data.orderId);
-      if (!order) return void log.warn({ orderId: data.orderId, outcome }, 'market outcome for an unknown order');
-      const step = { expired: 'expire', rejected: 'reject', cancelled: 'cancel' }[outcome];
-      if (order.isFinal || order.status === 'pending') {
-        // Already compensated (a repeat), or it filled first; a pending order was never sent to the market.
-        await logStep(tx, order.id, step, 'skipped', { status: order.status });
-        return;
-      }
-
-      const released = await release(tx, order, `market: ${outcome}`);
-      if (released === 'settled') {
-        // The hold was turned into a trade: the execution wins, and its TradeExecuted fills the order.
-        log.error({ orderId: order.id, outcome }, 'market ended an order whose reservation is already settled; not compensating');
-        return;
-      }
-      try {
-        const refund = await clients.fees.refund({ params: { orderId: order.id } });
-        await logStep(tx, order.id, 'refund_fee', 'ok', { fee: refund.body.fee });
-      } catch (err) {
-        if (!(isUpstreamError(err) && err.status === 404)) throw err;
-        await logStep(tx, order.id, 'refund_fee', 'skipped', { why: 'nothing was charged' });
-      }
-
-      const now = new Date();
-      const s = order.state;
-      const base = { ...subject(order) };
-      if (outcome === 'expired') {
-        order.expire(now);
-        await saveOrder(tx, order);
-        await publish(tx, ev.OrderExpired, { ...base, data: { ...ref(order), customerId: s.customerId } });
-      } else if (outcome === 'rejected') {
-        const reason = data.reason ?? 'rejected by the exchange';
-        order.reject(reason, now);
-        await saveOrder(tx, order);
-        await publish(tx, ev.OrderRejected, { ...base, data: { ...ref(order), customerId: s.customerId, reason } });
-      } else {
-        order.cancel(now);
-        await saveOrder(tx, order);
-        await publish(tx, ev.OrderCancelled, { ...base, data: { ...ref(order), customerId: s.customerId } });
-      }
-      metrics.transitions(tx, order);
-      metrics.compensated(tx, outcome);
-      await logStep(tx, order.id, step, 'ok', data.reason ? { reason: data.reason } : undefined);
+    /**
+     * Market events in one transaction (group commit): their orders locked in one query; each order's events in
+     * turn, in the order they came (an order's OrderPlaced and TradeExecuted often come together), orders side by side.
+     */
+    async marketBatch(items: ReadonlyArray<{ event: EventEnvelope; inContext: InContext }>, tx: Queryable): Promise<void> {
+      const locked = await lockOrders(tx, items.map((i) => orderIdOf(i.event)));
+      await inTurn(items, (i) => orderIdOf(i.event), locked, (i, order) => marketStep(i.event, order, tx));
     },
   };
 }

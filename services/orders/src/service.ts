@@ -2,7 +2,7 @@ import { defineService } from '@simplebank/chassis';
 import { z } from 'zod';
 import { ordersContract } from './contract.ts';
 import { DEFAULT_SLIPPAGE_BPS } from './domain/reservation.ts';
-import { sagaConcurrency, subscriptions } from './events.ts';
+import { sagaTransactions, subscriptions } from './events.ts';
 import { routes } from './http.ts';
 import { orderMetrics } from './metrics.ts';
 import { createSaga, dependencies } from './saga.ts';
@@ -57,6 +57,6 @@ export const service = defineService({
       metrics,
     });
     const retry = { reserveAttempts: ctx.config.ORDER_RESERVE_ATTEMPTS, backoffMs: ctx.config.ORDER_RETRY_BACKOFF_MS };
-    return { routes: routes(ctx, metrics), subscriptions: subscriptions(saga, retry, sagaConcurrency(ctx.config.DB_POOL_MAX)) };
+    return { routes: routes(ctx, metrics), subscriptions: subscriptions(saga, retry, sagaTransactions(ctx.config.DB_POOL_MAX)) };
   },
 });

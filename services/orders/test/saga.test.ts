@@ -395,6 +395,55 @@ describe('place order saga', () => {
     assert.deepEqual(acct.positions.map((p) => [p.symbol, p.quantity]), [['AAPL', 3]]);
   });
 
+  test('a burst handled in batches (group commit): every order accepted and filled once, the ledger exact', async () => {
+    const owner = await fundedAccount('50000.00');
+    const n = 12;
+    const placed = await Promise.all(Array.from({ length: n }, (_, i) => place({ ...owner, quantity: i + 1 })));
+    const ids = placed.map((p) => p.body.id);
+    await Promise.all(ids.map((id) => waitForStatus(id, 'accepted')));
+
+    // Each order's OrderPlaced and TradeExecuted published together, so batches hold both events of one order.
+    const market = marketContract.events;
+    const envelopes = ids.flatMap((id, i) => [
+      createEnvelope('market', { type: market.OrderPlaced.type, subject: id, data: { orderId: id, accountId: owner.accountId, expiresAt: null } }),
+      createEnvelope('market', {
+        type: market.TradeExecuted.type,
+        subject: id,
+        data: { orderId: id, accountId: owner.accountId, price: '100.00', quantity: i + 1, executedAt: new Date().toISOString() },
+      }),
+    ]);
+    await bank.orders.context.bus.publishBatch(envelopes);
+    const filled = await Promise.all(ids.map((id) => waitForStatus(id, 'filled')));
+
+    for (const id of ids) {
+      const log = await steps(id);
+      assert.equal(log.filter((s) => s === 'fill:ok').length, 1, `${id}: ${log}`);
+      assert.equal(log.filter((s) => s === 'accept:ok').length, 1, `${id}: ${log}`);
+      assert.equal((await tradeEntries(owner.accountId, id)).length, 1);
+    }
+    for (const o of filled) assert.deepEqual(o.history.map((h) => h.status), ['pending', 'accepted', 'placed', 'filled']);
+    const acct = await account(owner.accountId);
+    const spent = filled.reduce((sum, o) => sum + times(parseMoney('100.00'), o.filledQuantity) + parseMoney(o.fee!), 0n);
+    assert.equal(acct.cash.reserved, '0.00');
+    assert.equal(acct.cash.available, formatMoney(parseMoney('50000.00') - spent));
+
+    // Grouped, each order's step still ran in its own delivery's context: what it published continues its own trace.
+    const traces = await bank.ordersDb.many<{ id: string; trace_id: string; accepted: string }>(
+      `SELECT o.id, o.trace_id, split_part(x.envelope->>'traceparent', '-', 2) AS accepted
+       FROM orders o JOIN outbox x ON x.subject = o.id::text AND x.type = 'orders.OrderAccepted.v1' WHERE o.id = ANY($1::uuid[])`,
+      [ids],
+    );
+    assert.equal(traces.length, n);
+    for (const t of traces) assert.equal(t.accepted, t.trace_id, `order ${t.id}`);
+
+    // Rows written by one transaction share its id (xmin): fewer fill transactions than orders means steps were grouped.
+    const fills = await bank.ordersDb.many<{ transactions: string }>(
+      "SELECT count(DISTINCT xmin::text) AS transactions FROM saga_log WHERE order_id = ANY($1::uuid[]) AND step = 'fill' AND outcome = 'ok'",
+      [ids],
+    );
+    assert.ok(Number(fills[0]!.transactions) < n, `fills in ${fills[0]!.transactions} transactions`);
+  });
+
   test('accounts failing for a while: the reserve step retries and the order is accepted', async () => {
     const owner = await fundedAccount('5000.00');
     bank.accountsProxy.failNext(2);
