@@ -1,4 +1,4 @@
-import { ProblemError, type Contract, type Handlers, type ServiceContext } from '@simplebank/chassis';
+import { groupCommit, ProblemError, type Contract, type Handlers, type ServiceContext } from '@simplebank/chassis';
 import { formatMoney, parseMoney } from '@simplebank/money';
 import { feesContract } from './contract.ts';
 import { findCharge, insertCharge, markRefunded, toCharge, type ChargeRow } from './data.ts';
@@ -27,6 +27,10 @@ export function feeRoutes(ctx: FeesContext, schedule: FeeSchedule): Handlers<typ
   const { events } = feesContract;
   // Fees are charged in the accounts' cash currency, USD (the only one the ledger has).
   const charged = ctx.metrics.counter<'currency'>({ name: 'simplebank_fees_charged_total', help: 'fees charged (a repeated charge of an order is not a new one), by currency', labelNames: ['currency'] }).series({ currency: 'USD' });
+  // The saga's charges and refunds come in bursts under load: those that arrive together share one transaction
+  // (chassis groupCommit: one BEGIN and one COMMIT for the burst). A 404 or 409 rolls its batch back and every call
+  // of it runs again alone, with the outcome it would have had alone.
+  const inGroup = groupCommit(ctx.db, { maxSize: 32, transactions: 2 });
   return {
     getSchedule: async () => ({
       status: 200,
@@ -40,7 +44,7 @@ export function feeRoutes(ctx: FeesContext, schedule: FeeSchedule): Handlers<typ
 
     charge: async ({ params, body }) => {
       const notional = parseMoney(body.notional);
-      const result = await ctx.db.tx(async (tx) => {
+      const result = await inGroup(async (tx) => {
         const inserted = await insertCharge(tx, { orderId: params.orderId, accountId: body.accountId, notional, fee: computeFee(notional, schedule) });
         if (inserted) {
           // In the charge's transaction: the event exists if and only if the charge does.
@@ -64,7 +68,7 @@ export function feeRoutes(ctx: FeesContext, schedule: FeeSchedule): Handlers<typ
     },
 
     refund: async ({ params }) => {
-      const row = await ctx.db.tx(async (tx) => {
+      const row = await inGroup(async (tx) => {
         const refunded = await markRefunded(tx, params.orderId);
         if (refunded) {
           await ctx.publish(tx, events.FeeRefunded, {
