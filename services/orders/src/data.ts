@@ -79,7 +79,8 @@ export interface StoredOrder {
  * whole transaction rolls back, as it would have a moment earlier. Elsewhere (the pool, tests) they run at once.
  */
 interface PendingWrites {
-  updates: string[];
+  /** Each order's latest state, as a row of UPDATE_COLUMNS: an order saved twice is written once, as it ended. */
+  updates: Map<string, string>;
   history: string[];
   steps: string[];
 }
@@ -89,25 +90,35 @@ const pendingWrites = new WeakMap<TxClient, PendingWrites>();
 function pending(tx: TxClient): PendingWrites {
   let p = pendingWrites.get(tx);
   if (!p) {
-    const writes: PendingWrites = { updates: [], history: [], steps: [] };
+    const writes: PendingWrites = { updates: new Map(), history: [], steps: [] };
     p = writes;
     pendingWrites.set(tx, p);
-    tx.beforeCommit(() => gathered(writes));
+    tx.beforeCommit(() => {
+      // Taken now (at the commit, or at a flush): later writes start a statement of their own.
+      pendingWrites.delete(tx);
+      return gathered(writes);
+    });
   }
   return p;
 }
 
+/** The columns a saved order updates, with their types (a VALUES list types a column by its first row otherwise). */
+const UPDATE_COLUMNS = 'id, status, reason, filled_quantity, average_price, fee, cancel_requested_at, accepted_at, updated_at';
+
 function gathered({ updates, history, steps }: PendingWrites): string {
-  const inserts = [
+  const parts = [
+    ...(updates.size > 0
+      ? [
+          `UPDATE orders o SET status = v.status, reason = v.reason, filled_quantity = v.filled_quantity, average_price = v.average_price, fee = v.fee,
+             cancel_requested_at = v.cancel_requested_at, accepted_at = v.accepted_at, updated_at = v.updated_at
+           FROM (VALUES ${[...updates.values()].join(', ')}) AS v(${UPDATE_COLUMNS}) WHERE o.id = v.id`,
+        ]
+      : []),
     ...(history.length > 0 ? [`INSERT INTO order_history (order_id, status, reason, at) VALUES ${history.join(', ')}`] : []),
     ...(steps.length > 0 ? [`INSERT INTO saga_log (order_id, step, outcome, detail, at) VALUES ${steps.join(', ')}`] : []),
   ];
-  // One row may not be updated twice in one statement: more than one update, and they go one by one.
-  const parts = updates.length <= 1 ? [...updates, ...inserts] : inserts;
-  const head = updates.length <= 1 ? [] : updates;
-  if (parts.length === 0) return head.join(';\n');
-  const statement = parts.length === 1 ? parts[0]! : `WITH ${parts.slice(0, -1).map((p, i) => `w${i} AS (${p})`).join(', ')} ${parts.at(-1)}`;
-  return [...head, statement].join(';\n');
+  if (parts.length === 0) return '';
+  return parts.length === 1 ? parts[0]! : `WITH ${parts.slice(0, -1).map((p, i) => `w${i} AS (${p})`).join(', ')} ${parts.at(-1)}`;
 }
 
 const historyRows = (orderId: string, entries: readonly HistoryEntry[]): string[] =>
@@ -200,10 +211,10 @@ export async function lockOrders(tx: Queryable, ids: readonly string[]): Promise
 export async function saveOrder(tx: Queryable, order: Order): Promise<void> {
   const s = order.state;
   if (isTxClient(tx)) {
-    pending(tx).updates.push(
-      sql`UPDATE orders SET status = ${s.status}, reason = ${s.reason}, filled_quantity = ${s.filledQuantity}, average_price = ${s.averagePrice},
-          fee = ${s.fee}, cancel_requested_at = ${s.cancelRequestedAt}::timestamptz, accepted_at = ${s.acceptedAt}::timestamptz, updated_at = ${s.updatedAt}::timestamptz
-          WHERE id = ${s.id}::uuid`,
+    pending(tx).updates.set(
+      s.id,
+      sql`(${s.id}::uuid, ${s.status}::text, ${s.reason}::text, ${s.filledQuantity}::int, ${s.averagePrice}::bigint, ${s.fee}::bigint,
+          ${s.cancelRequestedAt}::timestamptz, ${s.acceptedAt}::timestamptz, ${s.updatedAt}::timestamptz)`,
     );
     await appendHistory(tx, s.id, order.changes);
     return;

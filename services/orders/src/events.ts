@@ -17,10 +17,10 @@ const MARKET_MAX_ATTEMPTS = 13;
  * Transactions running at once per subscription. A step holds a pooled connection from its first query to its
  * commit (the reserve step calls accounts and fees in between; the fill step charges and settles under the order's
  * row lock), so each subscription gets at most half the pool, less one: the routes (placing an order must never
- * wait for the saga), the relay and reads keep the rest. And at most 4: under load the steps are grouped (group
+ * wait for the saga), the relay and reads keep the rest. And at most 2: under load the steps are grouped (group
  * commit, below), and a few transactions of many steps each cost the database far less than many of one step.
  */
-export const sagaTransactions = (poolSize: number): number => Math.min(4, Math.max(1, Math.floor(poolSize / 2) - 1));
+export const sagaTransactions = (poolSize: number): number => Math.min(2, Math.max(1, Math.floor(poolSize / 2) - 1));
 
 /**
  * Steps per transaction, at most. Under load the deliveries that arrive while a subscription's transactions are
@@ -28,7 +28,7 @@ export const sagaTransactions = (poolSize: number): number => Math.min(4, Math.m
  * one query for the orders, the calls to other services side by side, one COMMIT. Enough deliveries are claimed
  * from the bus (concurrency) to fill every transaction.
  */
-export const SAGA_BATCH = 16;
+export const SAGA_BATCH = 32;
 
 export interface RetryPolicy {
   /** Deliveries of OrderSubmitted before the reserve step gives up and rejects the order. */

@@ -1,4 +1,4 @@
-import { isTxClient, type Db, type Queryable } from '../data/db.ts';
+import { isTxClient, type Db, type Queryable, type TxClient } from '../data/db.ts';
 import { sqlLiteral } from '../data/literal.ts';
 import type { Tracer } from '@opentelemetry/api';
 import { currentContext } from '../trace/context.ts';
@@ -7,6 +7,9 @@ import { createEnvelope, type EventEnvelope, type NewEvent } from './envelope.ts
 
 /** Channel the relay LISTENs on; a NOTIFY is delivered only when the writing transaction commits. */
 export const OUTBOX_CHANNEL = 'simplebank_outbox';
+
+/** Outbox rows appended in a transaction and not yet written (see appendToOutbox). */
+const pendingRows = new WeakMap<TxClient, string[]>();
 
 /** In-process relays by database, woken when a transaction of this process that wrote to that outbox commits. */
 const localRelays = new WeakMap<Db, Set<() => void>>();
@@ -25,7 +28,7 @@ export function onOutboxCommit(db: Db, wake: () => void): () => void {
  * each insert would commit on its own and a later rollback would leave the events behind.
  *
  * In a `db.tx` transaction the rows are written in the COMMIT's round trip (TxClient.beforeCommit), in the order
- * appended, and the relays of this process are woken in memory once it has committed. No NOTIFY: in PostgreSQL a
+ * appended, as one statement for the whole transaction, and the relays of this process are woken in memory once it has committed. No NOTIFY: in PostgreSQL a
  * transaction that NOTIFYs holds a cluster-wide lock from its commit until the commit is on disk, so every
  * notifying commit of every database waits its turn for its own fsync (group commit no longer helps). Relays of
  * other processes find the rows on their next poll; the one in this process publishes them at once.
@@ -44,11 +47,22 @@ export async function appendToOutbox(client: Queryable, source: string, events: 
   if (spans) envelopes.forEach((env, i) => traces[i]!.span?.setAttribute('messaging.message.id', env.id));
 
   if (isTxClient(client)) {
-    // One statement per call keeps the events' seq order equal to their order in `events` and across calls.
     const rows = envelopes.map((env) => `(${sqlLiteral(env.id)}, ${sqlLiteral(env.type)}, ${sqlLiteral(env.subject)}, ${sqlLiteral(JSON.stringify(env))}::jsonb)`);
-    client.beforeCommit(`INSERT INTO outbox (id, type, subject, envelope) VALUES ${rows.join(', ')}`);
-    const { db } = client;
-    client.afterCommit(() => localRelays.get(db)?.forEach((wake) => wake()));
+    const pending = pendingRows.get(client);
+    if (pending) {
+      pending.push(...rows);
+    } else {
+      // The transaction's events in one statement, in the order appended (seq follows the rows' order), however
+      // many calls append them: a batch of saga steps publishes dozens. Taken at the commit, or at a flush
+      // (TxClient.flushDeferred), after which further events start a statement of their own.
+      pendingRows.set(client, rows);
+      client.beforeCommit(() => {
+        pendingRows.delete(client);
+        return `INSERT INTO outbox (id, type, subject, envelope) VALUES ${rows.join(', ')}`;
+      });
+      const { db } = client;
+      client.afterCommit(() => localRelays.get(db)?.forEach((wake) => wake()));
+    }
     // The outbox spans end when the events exist: at the commit (a rollback leaves them unfinished, unexported).
     if (spans) client.afterCommit(() => endEventSpans(traces));
     return envelopes;
