@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { isTxClient, sql, sqlLiteral, type Queryable } from '@simplebank/chassis';
-import type { EntryDraft, EntryKind, Posting } from './domain/ledger.ts';
+import { customerLedgerAccount, type EntryDraft, type EntryKind, type Posting } from './domain/ledger.ts';
 import type { ReservationStatus } from './domain/reservations.ts';
 
 // BIGINT and NUMERIC columns arrive as strings (the chassis keeps them exact); they become bigints here.
@@ -85,14 +85,13 @@ export async function lockReservationId(q: Queryable, id: string): Promise<void>
 
 // ── balances ───────────────────────────────────────────────────────────────────────────────────────────
 
-/** Sum of a ledger account's postings per asset. */
-export async function sumsFor(q: Queryable, ledgerAccount: string): Promise<Map<string, bigint>> {
-  const rows = await many<{ asset: string; total: string }>(
-    q,
-    'SELECT asset, sum(amount)::text AS total FROM postings WHERE ledger_account = $1 GROUP BY asset',
-    [ledgerAccount],
-  );
-  return new Map(rows.map((r) => [r.asset, BigInt(r.total)]));
+// A customer's balances are stored (migration 004, customer_balances, kept by a trigger on postings) rather than
+// summed over the account's whole history: one row per asset the account ever had a posting in, a total of 0
+// included, as the sums were. Only customer accounts have them.
+
+/** A customer account's balance per asset. */
+export async function customerBalances(q: Queryable, accountId: string): Promise<Map<string, bigint>> {
+  return sumsFrom(await many<SumRow>(q, balancesSql('$1'), [customerLedgerAccount(accountId)]));
 }
 
 /** What the account's active reservations hold back: cash in cents, shares per symbol. */
@@ -131,12 +130,13 @@ function holdsFrom(rows: HoldRow[]): { cash: bigint; shares: Map<string, bigint>
 // and the first one of a transaction goes with its BEGIN. Each statement of such a message still starts from a
 // fresh snapshot (READ COMMITTED), taken after the statements before it got their locks: reads that follow a lock
 // in the same message see everything committed before the lock was granted, exactly as separate round trips would.
-const sumsSql = (ledgerAccountExpr: string) =>
-  `SELECT asset, sum(amount)::text AS total FROM postings WHERE ledger_account = ${ledgerAccountExpr} GROUP BY asset`;
+const balancesSql = (ledgerAccountExpr: string) =>
+  `SELECT asset, total::text AS total FROM customer_balances WHERE ledger_account = ${ledgerAccountExpr}`;
 const holdsSql = (accountIdExpr: string) =>
   `SELECT kind, symbol, sum(coalesce(amount, quantity))::text AS total FROM reservations WHERE account_id = ${accountIdExpr} AND status = 'active' GROUP BY kind, symbol`;
 
 export interface Balances {
+  /** The customer account's balance per asset. */
   sums: Map<string, bigint>;
   holds: { cash: bigint; shares: Map<string, bigint> };
 }
@@ -146,7 +146,7 @@ export async function accountWithBalances(q: Queryable, id: string): Promise<{ a
   const lit = sqlLiteral(id);
   const [account, sums, holds] = (await q.query(
     `SELECT ${ACCOUNT_COLUMNS} FROM accounts WHERE id = ${lit}::uuid;
-     ${sumsSql(sqlLiteral(`customer:${id}`))};
+     ${balancesSql(sqlLiteral(customerLedgerAccount(id)))};
      ${holdsSql(`${lit}::uuid`)}`,
   )) as unknown as [{ rows: AccountRow[] }, { rows: SumRow[] }, { rows: HoldRow[] }];
   const row = account.rows[0];
@@ -166,7 +166,7 @@ export interface HoldSnapshot {
  * What a reserve or a settle decides on, in one round trip (the transaction's first, with its BEGIN): the
  * reservation id's advisory lock (lockReservationId), the reservation and its tombstone, then the account's row lock
  * (lockAccount) and, after it, the account's balances. Same locks in the same order as taking them one by one
- * (migration 002, hold_snapshot). `accountId` names the account, or is omitted to use the reservation's own (settle).
+ * (migrations 002 and 004, hold_snapshot). `accountId` names the account, or is omitted to use the reservation's own (settle).
  */
 export async function holdSnapshot(tx: Queryable, reservationId: string, accountId?: string): Promise<HoldSnapshot> {
   const { rows } = await tx.query<{ snapshot: RawSnapshot }>(sql`SELECT hold_snapshot(${reservationId}::uuid, ${accountId ?? null}::uuid) AS snapshot`);

@@ -2,8 +2,8 @@ import { formatMoney } from '@simplebank/money';
 import type { z } from 'zod';
 import type { AccountDetail, AccountSummary, Entry, Reservation } from './contract.ts';
 import { cashView, positionsView } from './domain/balances.ts';
-import { customerLedgerAccount, formatAmount } from './domain/ledger.ts';
-import { activeHolds, sumsFor, type AccountRow, type Balances, type ReservationRow, type StoredEntry } from './data.ts';
+import { formatAmount } from './domain/ledger.ts';
+import { activeHolds, customerBalances, type AccountRow, type Balances, type ReservationRow, type StoredEntry } from './data.ts';
 import type { Queryable } from '@simplebank/chassis';
 
 // Wire shapes of stored rows: money as decimal strings, shares as numbers.
@@ -14,7 +14,7 @@ const shareCount = (n: bigint): number => {
 };
 
 export async function accountDetail(q: Queryable, account: AccountRow): Promise<z.input<typeof AccountDetail>> {
-  const [sums, holds] = await Promise.all([sumsFor(q, customerLedgerAccount(account.id)), activeHolds(q, account.id)]);
+  const [sums, holds] = await Promise.all([customerBalances(q, account.id), activeHolds(q, account.id)]);
   return detailView(account, { sums, holds });
 }
 

@@ -1,8 +1,9 @@
 import { isCurrency } from './ledger.ts';
 
 /**
- * Balances are never stored: they are sums of postings, and what is free to use is that sum less the active
- * holds. So cash and positions always equal the ledger, and a hold can never drift from what it holds back.
+ * A balance is the sum of an account's postings (for a customer, stored as the postings are written: migration
+ * 004), and what is free to use is that balance less the active holds, which is never stored. So cash and positions
+ * always equal the ledger, and a hold can never drift from what it holds back.
  */
 
 export interface CashView {
