@@ -8,6 +8,7 @@ import {
   defineContract,
   defineService,
   event,
+  idempotentBatchHandler,
   idempotentHandler,
   implement,
   messagingMetrics,
@@ -90,7 +91,7 @@ for (const engine of ['pg-boss', 'nats'] as const) {
 
     test('every messaging metric is exported from the start', async () => {
       const e = await scrape();
-      for (const name of ['outbox_backlog_events', 'outbox_lag_seconds', 'outbox_published_total', 'bus_consumer_lag_events', 'bus_handler_duration_seconds', 'bus_redeliveries_total', 'bus_dead_letter_events']) {
+      for (const name of ['outbox_backlog_events', 'outbox_lag_seconds', 'outbox_published_total', 'bus_consumer_lag_events', 'bus_handler_duration_seconds', 'bus_redeliveries_total', 'bus_dead_letter_events', 'bus_batch_size', 'bus_batches_redone_total']) {
         assert.ok(e.families.has(name), `${name} is declared`);
       }
       assert.equal(sampleValue(e, 'bus_redeliveries_total', { subscription: 'metered.react' }), 0);
@@ -148,6 +149,41 @@ test('outbox backlog and lag are read at scrape time; a duplicate delivery is it
     assert.equal(count('metered.Happened.v1', 'duplicate'), 1);
     assert.equal(count('other', 'ok'), 1, 'a type the subscription did not declare is labelled other');
     assert.equal(sampleValue(e, 'bus_redeliveries_total', { subscription: 'metered.react' }), 1);
+  } finally {
+    await cleanup.run();
+  }
+});
+
+test("a group-commit subscription's batches: deliveries per transaction, and batches redone one by one", async () => {
+  const cleanup = cleanupStack();
+  try {
+    const db = await serviceDatabase('metrics_batches', cleanup.add);
+    const metrics = createServiceMetrics({ defaultMetrics: false });
+    const messaging = messagingMetrics(metrics, { db, bus: {} as Bus });
+    const handle = idempotentBatchHandler(
+      db,
+      'metered.batched',
+      async (e) => {
+        if ((e.data as { kind?: string }).kind === 'poison') throw new Error('cannot handle this one');
+      },
+      async (items) => {
+        if (items.some((i) => (i.event.data as { kind?: string }).kind === 'poison')) throw new Error('cannot handle this one');
+      },
+      { maxSize: 8, transactions: 1 },
+      { observer: messaging.batches('metered.batched') },
+    );
+    const happened = (kind: string) => createEnvelope('metered', { type: 'metered.Happened.v1', subject: kind, data: { kind } }, {});
+    // Three together: one transaction of three.
+    await Promise.all(['a', 'b', 'c'].map((k) => handle(happened(k), { attempt: 1 })));
+    // Four together, one of them poison: the batch of four is redone, each alone (four transactions of one).
+    const settled = await Promise.allSettled(['d', 'poison', 'e', 'f'].map((k) => handle(happened(k), { attempt: 1 })));
+    assert.deepEqual(settled.map((x) => x.status), ['fulfilled', 'rejected', 'fulfilled', 'fulfilled']);
+    const e = parseExposition((await metrics.scrape()).body);
+    const labels = { subscription: 'metered.batched' };
+    assert.equal(sampleValue(e, 'bus_batch_size_count', labels), 6);
+    assert.equal(sampleValue(e, 'bus_batch_size_sum', labels), 3 + 4 + 4);
+    assert.equal(sampleValue(e, 'bus_batch_size_bucket', { ...labels, le: '1' }), 4);
+    assert.equal(sampleValue(e, 'bus_batches_redone_total', labels), 1);
   } finally {
     await cleanup.run();
   }

@@ -21,6 +21,13 @@ export interface BatcherOptions<I, R> {
   batch(items: I[], contexts: InContext[]): Promise<R[]>;
   /** Handles one item on its own: a lone arrival, or each item of a batch that failed. */
   alone(item: I): Promise<R>;
+  /** Told of every transaction started (its size: 1 for an item alone) and of every batch rolled back (metrics). */
+  observer?: BatchObserver;
+}
+
+export interface BatchObserver {
+  started(size: number): void;
+  redone(size: number): void;
 }
 
 interface Waiting<I, R> {
@@ -75,6 +82,7 @@ export function createBatcher<I, R>(options: BatcherOptions<I, R>): (item: I) =>
   }
 
   async function run(items: Waiting<I, R>[]): Promise<void> {
+    options.observer?.started(items.length);
     if (items.length === 1) {
       const w = items[0]!;
       await w.inContext(() => options.alone(w.item)).then(w.resolve, w.reject);
@@ -90,6 +98,7 @@ export function createBatcher<I, R>(options: BatcherOptions<I, R>): (item: I) =>
       );
     } catch {
       // Nothing of it committed: each again on its own, ahead of anything that arrived since.
+      options.observer?.redone(items.length);
       for (const w of items) w.alone = true;
       queue.unshift(...items);
       return;

@@ -1,5 +1,5 @@
 import type { Db, TxClient } from '../data/db.ts';
-import { createBatcher, type BatchLimits, type InContext } from '../data/group-commit.ts';
+import { createBatcher, type BatchLimits, type BatchObserver, type InContext } from '../data/group-commit.ts';
 import { sqlLiteral } from '../data/literal.ts';
 import type { Delivery } from './bus.ts';
 import type { EventEnvelope } from './envelope.ts';
@@ -44,12 +44,13 @@ export function idempotentBatchHandler(
   single: InboxHandler,
   batch: InboxBatchHandler,
   limits: BatchLimits,
-  options: { withFirstQuery?: boolean } = {},
+  options: { withFirstQuery?: boolean; observer?: BatchObserver | undefined } = {},
 ): InboxEventHandler {
   // In the delivery's own work context: the caller has opened it (runConsumer, with its consume span).
   const handleAlone = inboxOnce(db, consumer, single, options.withFirstQuery === true);
   const grouped = createBatcher<BatchItem, InboxOutcome>({
     limits,
+    ...(options.observer ? { observer: options.observer } : {}),
     alone: (item) => handleAlone(item.event, item.delivery),
     batch: (items, contexts) => db.tx((tx) => handleBatch(items.map((item, i) => ({ ...item, inContext: contexts[i]! })), tx)),
   });

@@ -1,5 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import type { Db } from '../data/db.ts';
+import type { BatchObserver } from '../data/group-commit.ts';
 import type { Bus, Delivery, EventHandler } from '../messaging/bus.ts';
 import type { EventEnvelope } from '../messaging/envelope.ts';
 import type { InboxOutcome } from '../messaging/inbox.ts';
@@ -26,7 +27,15 @@ export interface MessagingMetrics {
    * subscription's event types; anything else delivered to it is labelled `other`, so labels stay bounded.
    */
   handler(subscription: string, types: readonly string[], handle: (event: EventEnvelope, delivery: Delivery) => Promise<InboxOutcome | void>): EventHandler;
+  /**
+   * A group-commit subscription's batches (Subscription.batch): `bus_batch_size{subscription}`, deliveries per
+   * transaction, and `bus_batches_redone_total{subscription}`, batches rolled back and handled again one by one.
+   */
+  batches(subscription: string): BatchObserver;
 }
+
+/** Deliveries per transaction: 1 (idle) up to the largest batch a subscription allows. */
+const BATCH_SIZE_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128];
 
 /**
  * One query for both outbox gauges: rows not yet published and the age of the oldest. The partial index
@@ -100,8 +109,26 @@ export function messagingMetrics(metrics: ServiceMetrics, options: MessagingMetr
     labelNames: ['subscription'],
   });
 
+  const batchSize = metrics.histogram<'subscription'>({
+    name: 'bus_batch_size',
+    help: 'deliveries handled per transaction by a group-commit subscription (1: a delivery alone)',
+    labelNames: ['subscription'],
+    buckets: BATCH_SIZE_BUCKETS,
+  });
+  const batchesRedone = metrics.counter<'subscription'>({
+    name: 'bus_batches_redone_total',
+    help: 'batches of a group-commit subscription rolled back (one delivery failed) and handled again one by one',
+    labelNames: ['subscription'],
+  });
+
   return {
     published: (count) => published.inc(count),
+
+    batches(subscription) {
+      const size = batchSize.series({ subscription });
+      const redone = batchesRedone.series({ subscription });
+      return { started: (n) => size.observe(n), redone: () => redone.inc() };
+    },
 
     handler(subscription, types, handle) {
       const redelivered = redeliveries.series({ subscription });

@@ -6,7 +6,7 @@ import { baseConfigShape, loadConfig, type BaseConfig } from '../config/config.t
 import type { Contract, EventData, EventDef, Handlers } from '../contract/define.ts';
 import { createDb, type Db, type Queryable, type TxClient } from '../data/db.ts';
 import { migrate } from '../data/migrate.ts';
-import { clientMetrics, createServiceMetrics, httpServerMetrics, loadSheddingMetrics, messagingMetrics, metricsRoute, resilienceMetrics, type ServiceMetrics } from '../metrics/index.ts';
+import { clientMetrics, createServiceMetrics, httpServerMetrics, loadSheddingMetrics, messagingMetrics, metricsRoute, resilienceMetrics, type MessagingMetrics, type ServiceMetrics } from '../metrics/index.ts';
 import { createHttpServer } from '../http/server.ts';
 import { createLogger } from '../log/logger.ts';
 import type { Bus, Delivery } from '../messaging/bus.ts';
@@ -285,7 +285,7 @@ export async function startService<C extends Contract, S extends z.ZodRawShape, 
         ...(sub.maxAttempts !== undefined ? { maxAttempts: sub.maxAttempts } : {}),
         ...(sub.backoffMs !== undefined ? { backoffMs: sub.backoffMs } : {}),
         ...(sub.concurrency !== undefined ? { concurrency: sub.concurrency } : {}),
-        handler: messaging!.handler(sub.name, sub.events.map((e) => e.type), inboxHandlerOf(db, sub, tracing)),
+        handler: messaging!.handler(sub.name, sub.events.map((e) => e.type), inboxHandlerOf(db, sub, tracing, messaging!)),
       });
     }
   }
@@ -381,7 +381,7 @@ export async function runMain<C extends Contract, S extends z.ZodRawShape, Deps 
  * subscription's `handle`, or its `handleBatch` with group commit (a malformed event then fails alone, before it
  * joins a batch).
  */
-function inboxHandlerOf(db: Db, sub: Subscription, tracing: Tracing | undefined) {
+function inboxHandlerOf(db: Db, sub: Subscription, tracing: Tracing | undefined, messaging: MessagingMetrics) {
   const schemas = new Map(sub.events.map((e) => [e.type, e.data]));
   const parsed = (event: EventEnvelope): EventEnvelope<never> => {
     const schema = schemas.get(event.type);
@@ -406,7 +406,7 @@ function inboxHandlerOf(db: Db, sub: Subscription, tracing: Tracing | undefined)
     (event, tx, delivery) => sub.handle(event as EventEnvelope<never>, tx, delivery.attempt),
     (items, tx) => handleBatch(items.map((i) => ({ event: i.event as EventEnvelope<never>, attempt: i.delivery.attempt, inContext: i.inContext })), tx),
     { ...DEFAULT_BATCH_LIMITS, ...sub.batch },
-    { withFirstQuery },
+    { withFirstQuery, observer: messaging.batches(sub.name) },
   );
   return (event: EventEnvelope, delivery: Delivery) => runConsumer(tracing?.tracer, sub.name, event, delivery.attempt, async () => grouped(parsed(event), delivery));
 }
