@@ -64,6 +64,18 @@ const metered = defineService({
           }
         },
       },
+      {
+        // Group commit with `handle` for each delivery in turn: the poison event must fail alone.
+        name: 'metered.grouped',
+        events: [contract.events.Happened],
+        maxAttempts: 2,
+        backoffMs: 10,
+        concurrency: 16,
+        batch: { maxSize: 8, transactions: 1 },
+        async handle(e) {
+          if ((e.data as { kind: string }).kind === 'poison') throw new Error('cannot handle this one');
+        },
+      },
     ],
   }),
 });
@@ -113,6 +125,15 @@ for (const engine of ['pg-boss', 'nats'] as const) {
       // flaky failed once, poison twice (maxAttempts 2): three errors, two of them followed by a redelivery.
       assert.equal(handled(e, 'error'), 3);
       assert.equal(sampleValue(e, 'bus_redeliveries_total', { subscription: 'metered.react' }), 2);
+      // The grouped subscription handled the same three: two ok, the poison one dead-lettered alone.
+      const grouped = await waitFor('the grouped subscription to dead-letter the poison event', async () => {
+        const x = await scrape();
+        return sampleValue(x, 'bus_dead_letter_events', { subscription: 'metered.grouped' }) === 1 ? x : undefined;
+      });
+      const groupedOk = sampleValue(grouped, 'bus_handler_duration_seconds_count', { subscription: 'metered.grouped', event_type: 'metered.Happened.v1', outcome: 'ok' });
+      assert.equal(groupedOk, 2);
+      assert.ok(sampleValue(grouped, 'bus_batch_size_count', { subscription: 'metered.grouped' }) >= 1);
+      assert.ok(sampleValue(grouped, 'bus_batch_size_sum', { subscription: 'metered.grouped' }) >= 4, 'fine, flaky and two attempts of poison went through transactions');
       const lag = await waitFor('the consumer backlog to drain', async () => {
         const x = await scrape();
         return sampleValue(x, 'bus_consumer_lag_events', { subscription: 'metered.react' }) === 0 ? x : undefined;
