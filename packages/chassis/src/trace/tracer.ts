@@ -76,6 +76,7 @@ const EMPTY: Attributes = Object.freeze({});
 
 /** One span of a ChassisTracer: the OpenTelemetry `Span` the chassis records into, and the `ReadableSpan` exporters read. */
 export class ChassisSpan implements Span, ReadableSpan {
+  #links: Link[];
   #attributes: Attributes;
   /** Whether #attributes is the caller's (frozen) object, not to be changed. */
   #shared: boolean;
@@ -107,8 +108,9 @@ export class ChassisSpan implements Span, ReadableSpan {
     attributes: Attributes,
     attributesShared: boolean,
     startTime: TimeInput | undefined,
-    readonly links: Link[],
+    links: Link[],
   ) {
+    this.#links = links;
     this.#attributes = attributes;
     this.#shared = attributesShared;
     let n = 0;
@@ -251,9 +253,15 @@ export class ChassisSpan implements Span, ReadableSpan {
     return this;
   }
 
+  /** A span started without links shares NO_LINKS until its first addLink, which gives it an array of its own. */
+  get links(): Link[] {
+    return this.#links;
+  }
+
   addLink(link: Link): this {
     if (this.#isEnded()) return this;
-    this.links.push({ context: link.context, ...(link.attributes ? { attributes: sanitizeAttributes(link.attributes) } : {}) });
+    if (this.#links === NO_LINKS) this.#links = [];
+    this.#links.push({ context: link.context, ...(link.attributes ? { attributes: sanitizeAttributes(link.attributes) } : {}) });
     return this;
   }
 
