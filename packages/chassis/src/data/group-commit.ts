@@ -1,4 +1,5 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
+import { linkBatch } from '../trace/db-spans.ts';
 import type { Db, TxClient } from './db.ts';
 
 export interface BatchLimits {
@@ -133,6 +134,7 @@ export function groupCommit(db: Db, limits: BatchLimits): <T>(work: TxWork<T>) =
     alone: (work) => db.tx(work),
     batch: (works, contexts) =>
       db.tx(async (tx) => {
+        linkBatch(contexts);
         const results: unknown[] = [];
         for (const [i, work] of works.entries()) {
           tx.flushDeferred();

@@ -1,6 +1,7 @@
 import type { Db, TxClient } from '../data/db.ts';
 import { createBatcher, type BatchLimits, type BatchObserver, type InContext } from '../data/group-commit.ts';
 import { sqlLiteral } from '../data/literal.ts';
+import { linkBatch } from '../trace/db-spans.ts';
 import type { Delivery } from './bus.ts';
 import type { EventEnvelope } from './envelope.ts';
 import { inboxOnce, type InboxEventHandler, type InboxHandler, type InboxOutcome } from './inbox.ts';
@@ -56,6 +57,7 @@ export function idempotentBatchHandler(
   });
 
   async function handleBatch(items: readonly BatchDelivery[], tx: TxClient): Promise<InboxOutcome[]> {
+    linkBatch(items.map((i) => i.inContext));
     // Without parameters, so it travels with the BEGIN: one round trip.
     const rows = items.map((i) => `(${sqlLiteral(consumer)}, ${sqlLiteral(i.event.id)}::uuid)`);
     const { rows: recorded } = await tx.query<{ event_id: string }>(

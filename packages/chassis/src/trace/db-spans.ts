@@ -73,3 +73,26 @@ export function endTxSpan(span: Span, statements: number, err: unknown): void {
   if (err !== undefined) failSpan(span, err);
   span.end();
 }
+
+/**
+ * Ties a group-commit batch's shared transaction to the work of every item it handles (data/group-commit.ts): the
+ * transaction runs in its first item's trace, so without this an order whose step went in another order's batch
+ * would show no transaction in its own trace. As OpenTelemetry does for batch processing, the transaction's span
+ * links to each other item's span and each of those links back to it; the transaction carries the batch's size.
+ * Call inside the batch's `db.tx`. `contexts` run a function in each item's work context.
+ */
+export function linkBatch(contexts: readonly (<T>(fn: () => T) => T)[]): void {
+  const work = tracedWork();
+  const shared = work?.span;
+  if (shared === undefined) return;
+  shared.setAttribute('simplebank.batch.size', contexts.length);
+  const sharedContext = shared.spanContext();
+  for (const inContext of contexts) {
+    const own = inContext(() => currentContext()?.span);
+    // The first item's span is the transaction's parent already (and, called from the transaction's first
+    // synchronous step, the first item's context reads the transaction's own span).
+    if (own === undefined || own === shared || own.spanContext().spanId === work!.parentSpanId) continue;
+    shared.addLink({ context: own.spanContext() });
+    own.addLink({ context: sharedContext });
+  }
+}

@@ -8,6 +8,8 @@ import type { Db, Queryable } from '../../src/data/db.ts';
 import { createEnvelope, type EventEnvelope } from '../../src/messaging/envelope.ts';
 import { idempotentBatchHandler, type BatchItem } from '../../src/messaging/inbox-batch.ts';
 import { currentContext, contextFrom, runWithContext } from '../../src/trace/context.ts';
+import { runConsumer } from '../../src/trace/consumer.ts';
+import { createTracing } from '../../src/trace/tracing.ts';
 import { cleanupStack, serviceDatabase } from './helpers.ts';
 
 const cleanup = cleanupStack();
@@ -115,4 +117,27 @@ test('a delivery handled alone runs in its own work context', async () => {
   const events = [paid(1), paid(2), paid(3)];
   await Promise.all(events.map((e) => runWithContext(contextFrom({ requestId: `req-${e.id}` }), () => handle(e, { attempt: 1 }))));
   for (const e of events) assert.equal(seen.get(e.id), `req-${e.id}`);
+});
+
+test("a batch's transaction is linked to every delivery's span, and each of those back to it", async () => {
+  const tracing = createTracing({ service: 'batcher', config: { OTEL_SDK_DISABLED: false, OTEL_TRACES_SAMPLER: 'always_on', TRACE_RING_SPANS: 1000 } })!;
+  const c = consumer();
+  // Three deliveries of three traces, handled together.
+  const events = [paid(1), paid(2), paid(3)];
+  await Promise.all(events.map((e) => runConsumer(tracing.tracer, c.name, e, 1, () => c.handle(e, { attempt: 1 }))));
+  assert.deepEqual(c.batches, [3]);
+  const spans = tracing.ring!.recentTraces(10).flatMap((t) => tracing.ring!.trace(t.traceId));
+  const consumes = events.map((e) => spans.find((s) => s.name === 'consume test.Paid.v1' && s.attributes['messaging.message.id'] === e.id)!);
+  assert.ok(consumes.every(Boolean), 'a consume span per delivery');
+  const transactions = spans.filter((s) => s.name === 'transaction' && s.attributes['simplebank.batch.size'] === 3);
+  assert.equal(transactions.length, 1);
+  const tx = transactions[0]!;
+  // In the first delivery's trace, linked to the other two.
+  assert.equal(tx.parentSpanContext?.spanId, consumes[0]!.spanContext().spanId);
+  assert.deepEqual(tx.links.map((l) => l.context.spanId).sort(), [consumes[1]!, consumes[2]!].map((s) => s.spanContext().spanId).sort());
+  for (const consume of consumes.slice(1)) assert.deepEqual(consume.links.map((l) => l.context.spanId), [tx.spanContext().spanId]);
+  assert.deepEqual(consumes[0]!.links, []);
+  // Links are the linked spans' own: no other span (the batch's queries, say) shows any.
+  const linked = new Set([tx, consumes[1], consumes[2]]);
+  assert.deepEqual(spans.filter((x) => !linked.has(x) && x.links.length > 0).map((x) => x.name), []);
 });
