@@ -136,10 +136,11 @@ class Transaction implements TxClient {
     // BEGIN (and the prelude) go on the connection's queue first, whatever other queries the caller starts meanwhile.
     this.begun = true;
     // Deferred statements flushed before anything ran go with the BEGIN, in a message of their own.
-    const head = `BEGIN;\n${this.#prelude}${this.#flushed}`;
+    const flushed = this.#flushed;
     this.#flushed = '';
+    const head = `BEGIN;\n${this.#prelude}${flushed}`;
     const skip = this.#prelude === '' ? 1 : 2;
-    if ((values === undefined || values.length === 0) && head.length === `BEGIN;\n${this.#prelude}`.length) {
+    if ((values === undefined || values.length === 0) && flushed === '') {
       return this.#first(this.#client().then((c) => c.query(`${head}${text}`) as unknown as Promise<AnyResult[]>)).then((results) => {
         const rest = results.slice(skip);
         return (rest.length === 1 ? rest[0] : rest) as unknown as pg.QueryResult<R>;
