@@ -11,6 +11,7 @@ export * from './client/client.ts';
 export * from './client/errors.ts';
 export * from './data/db.ts';
 export * from './data/literal.ts';
+export { gatherer } from './data/gather.ts';
 export { createBatcher, groupCommit, type BatchLimits, type BatcherOptions, type InContext, type TxWork } from './data/group-commit.ts';
 export { migrate } from './data/migrate.ts';
 export * from './messaging/index.ts';

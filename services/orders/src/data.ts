@@ -2,7 +2,7 @@
  * SQL for the orders service: the `orders` table, its append-only `order_history`, and the `saga_log`.
  * Money columns are BIGINT minor units; pg hands them back as strings and we turn them into bigint here.
  */
-import { isTxClient, sql, sqlLiteral, type Queryable, type TxClient } from '@simplebank/chassis';
+import { gatherer, isTxClient, sql, sqlLiteral, type Queryable } from '@simplebank/chassis';
 import { Order, type HistoryEntry, type OrderState, type OrderStatus } from './domain/order.ts';
 
 interface OrderRow {
@@ -85,25 +85,10 @@ interface PendingWrites {
   steps: string[];
 }
 
-const pendingWrites = new WeakMap<TxClient, PendingWrites>();
-
-function pending(tx: TxClient): PendingWrites {
-  let p = pendingWrites.get(tx);
-  if (!p) {
-    const writes: PendingWrites = { updates: new Map(), history: [], steps: [] };
-    p = writes;
-    pendingWrites.set(tx, p);
-    tx.beforeCommit(() => {
-      // Taken now (at the commit, or at a flush): later writes start a statement of their own.
-      pendingWrites.delete(tx);
-      return gathered(writes);
-    });
-  }
-  return p;
-}
-
-/** The columns a saved order updates, with their types (a VALUES list types a column by its first row otherwise). */
+/** The columns of saveOrder's row, in its order (saveOrder casts each value: a VALUES list types a column by its first row otherwise). */
 const UPDATE_COLUMNS = 'id, status, reason, filled_quantity, average_price, fee, cancel_requested_at, accepted_at, updated_at';
+
+const pending = gatherer((): PendingWrites => ({ updates: new Map(), history: [], steps: [] }), gathered);
 
 function gathered({ updates, history, steps }: PendingWrites): string {
   const parts = [
@@ -193,17 +178,17 @@ export async function lockOrder(tx: Queryable, id: string): Promise<Order | unde
 }
 
 /** Several orders read without locks (a batch's first query), by id; ids not found are missing from the map. */
-export async function findOrders(tx: Queryable, ids: readonly string[]): Promise<Map<string, Order>> {
-  const { rows } = await tx.query<OrderRow>(sql`SELECT * FROM orders WHERE id = ANY(${`{${ids.join(',')}}`}::uuid[])`);
-  return new Map(rows.map((r) => [r.id, Order.from(toState(r))]));
-}
+export const findOrders = (tx: Queryable, ids: readonly string[]): Promise<Map<string, Order>> => ordersById(tx, ids, '');
 
 /**
  * Several orders locked as lockOrder locks one, in id order (two batches sharing orders then wait for each other
  * instead of deadlocking); ids not found are missing from the map.
  */
-export async function lockOrders(tx: Queryable, ids: readonly string[]): Promise<Map<string, Order>> {
-  const { rows } = await tx.query<OrderRow>(sql`SELECT * FROM orders WHERE id = ANY(${`{${ids.join(',')}}`}::uuid[]) ORDER BY id FOR UPDATE`);
+export const lockOrders = (tx: Queryable, ids: readonly string[]): Promise<Map<string, Order>> => ordersById(tx, ids, ' ORDER BY id FOR UPDATE');
+
+async function ordersById(tx: Queryable, ids: readonly string[], suffix: string): Promise<Map<string, Order>> {
+  // Inlined (a uuid[] literal): as a batch's first query it travels with the BEGIN.
+  const { rows } = await tx.query<OrderRow>(`${sql`SELECT * FROM orders WHERE id = ANY(${`{${ids.join(',')}}`}::uuid[])`}${suffix}`);
   return new Map(rows.map((r) => [r.id, Order.from(toState(r))]));
 }
 

@@ -1,4 +1,5 @@
-import { isTxClient, type Db, type Queryable, type TxClient } from '../data/db.ts';
+import { isTxClient, type Db, type Queryable } from '../data/db.ts';
+import { gatherer } from '../data/gather.ts';
 import { sqlLiteral } from '../data/literal.ts';
 import type { Tracer } from '@opentelemetry/api';
 import { currentContext } from '../trace/context.ts';
@@ -8,8 +9,18 @@ import { createEnvelope, type EventEnvelope, type NewEvent } from './envelope.ts
 /** Channel the relay LISTENs on; a NOTIFY is delivered only when the writing transaction commits. */
 export const OUTBOX_CHANNEL = 'simplebank_outbox';
 
-/** Outbox rows appended in a transaction and not yet written (see appendToOutbox). */
-const pendingRows = new WeakMap<TxClient, string[]>();
+/**
+ * A transaction's events in one statement, in the order appended (seq follows the rows' order), however many calls
+ * append them: a batch of saga steps publishes dozens. The relays of this process are woken once it has committed.
+ */
+const outboxRows = gatherer(
+  (tx): string[] => {
+    const { db } = tx;
+    tx.afterCommit(() => localRelays.get(db)?.forEach((wake) => wake()));
+    return [];
+  },
+  (rows) => `INSERT INTO outbox (id, type, subject, envelope) VALUES ${rows.join(', ')}`,
+);
 
 /** In-process relays by database, woken when a transaction of this process that wrote to that outbox commits. */
 const localRelays = new WeakMap<Db, Set<() => void>>();
@@ -48,21 +59,7 @@ export async function appendToOutbox(client: Queryable, source: string, events: 
 
   if (isTxClient(client)) {
     const rows = envelopes.map((env) => `(${sqlLiteral(env.id)}, ${sqlLiteral(env.type)}, ${sqlLiteral(env.subject)}, ${sqlLiteral(JSON.stringify(env))}::jsonb)`);
-    const pending = pendingRows.get(client);
-    if (pending) {
-      pending.push(...rows);
-    } else {
-      // The transaction's events in one statement, in the order appended (seq follows the rows' order), however
-      // many calls append them: a batch of saga steps publishes dozens. Taken at the commit, or at a flush
-      // (TxClient.flushDeferred), after which further events start a statement of their own.
-      pendingRows.set(client, rows);
-      client.beforeCommit(() => {
-        pendingRows.delete(client);
-        return `INSERT INTO outbox (id, type, subject, envelope) VALUES ${rows.join(', ')}`;
-      });
-      const { db } = client;
-      client.afterCommit(() => localRelays.get(db)?.forEach((wake) => wake()));
-    }
+    outboxRows(client).push(...rows);
     // The outbox spans end when the events exist: at the commit (a rollback leaves them unfinished, unexported).
     if (spans) client.afterCommit(() => endEventSpans(traces));
     return envelopes;
