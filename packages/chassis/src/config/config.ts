@@ -23,6 +23,12 @@ export const baseConfigShape = {
   SERVICE_TOKEN: z.string().min(16).describe('shared service credential for service-only routes; never logged'),
   DATABASE_URL: z.string().url().optional().describe('the service\'s own PostgreSQL database'),
   BUS_URL: z.string().url().optional().describe('event bus: postgres://… (pg-boss) or nats://… (JetStream)'),
+  SERVICE_ROLE: z
+    .enum(['all', 'api', 'worker'])
+    .default('all')
+    .describe(
+      'the work this instance takes: all; api (requests only: no event deliveries, outbox relay or background work, which another instance does); worker (deliveries, relay and background work; only the chassis\' own routes: health, metrics, admin)',
+    ),
   DB_POOL_MAX: z.coerce.number().int().min(1).max(500).default(10).describe('connections in the service\'s database pool'),
   METRICS_ENABLED: envFlag(true, 'record per-request and per-call metrics (HTTP server, dependencies); messaging, business and process metrics are always kept'),
   SHUTDOWN_GRACE_MS: z.coerce.number().int().positive().default(10_000).describe('time allowed to drain on SIGTERM'),

@@ -36,6 +36,8 @@ export interface HttpServerOptions {
   beforeRoutes?: (app: FastifyInstance) => { notFoundHooks?: preValidationHookHandler[] } | void;
   /** The service's tracing: a server span per request on the contract's routes (none when absent). */
   tracing?: Tracing | undefined;
+  /** Serve the contract's routes (default true). A worker instance (SERVICE_ROLE=worker) serves only the chassis' own. */
+  contractRoutes?: boolean;
 }
 
 declare module 'fastify' {
@@ -245,7 +247,7 @@ export function createHttpServer(options: HttpServerOptions): { app: FastifyInst
     logAccess(request, reply, reply.statusCode, false);
   });
 
-  for (const [name, def] of Object.entries(contract.routes) as [string, RouteDef][]) {
+  for (const [name, def] of options.contractRoutes === false ? [] : (Object.entries(contract.routes) as [string, RouteDef][])) {
     const handler = handlers[name];
     if (!handler) throw new Error(`${contract.service}: no handler for route ${name}`);
     // Worked out once per route, so a request only runs the parts its route has.

@@ -258,6 +258,7 @@ export async function startService<C extends Contract, S extends z.ZodRawShape, 
     readiness,
     defaultDeadlineMs: own.REQUEST_DEADLINE_MS,
     tracing,
+    contractRoutes: config.SERVICE_ROLE !== 'worker',
     // Before the routes: protection attaches its hooks to each route as it is declared.
     beforeRoutes: (app) => {
       protection = registerProtection(app, { config: own, env, serviceToken: config.SERVICE_TOKEN, log, faults, ...def.protection, ...(parts.authenticate ? { authenticate: parts.authenticate } : {}) });
@@ -277,7 +278,9 @@ export async function startService<C extends Contract, S extends z.ZodRawShape, 
   // Consumers subscribe before this service publishes or serves anything: with pg-boss an event reaches only
   // the queues subscribed when it is published, so subscriptions must exist before any event can be caused.
   const messaging = db && bus ? messagingMetrics(metrics, { db, bus, log }) : undefined;
-  if (bus && db) {
+  // An api instance leaves deliveries, the relay and background work to a worker instance of the same service.
+  const takesWork = config.SERVICE_ROLE !== 'api';
+  if (bus && db && takesWork) {
     for (const sub of parts.subscriptions ?? []) {
       await bus.subscribe({
         name: sub.name,
@@ -290,12 +293,12 @@ export async function startService<C extends Contract, S extends z.ZodRawShape, 
     }
   }
   let relay: OutboxRelay | undefined;
-  if (db && bus) relay = startOutboxRelay({ db, bus, log, tracer: tracing?.tracer, onPublished: messaging!.published });
+  if (db && bus && takesWork) relay = startOutboxRelay({ db, bus, log, tracer: tracing?.tracer, onPublished: messaging!.published });
   await app.listen({ port: config.PORT, host: config.HOST });
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.PORT;
 
-  const stopBackground = parts.background?.();
+  const stopBackground = takesWork ? parts.background?.() : undefined;
   setReady(true);
   log.info({ port }, `${name} ready`);
 
