@@ -1,5 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
+import { writeFileSync } from 'node:fs';
+import os from 'node:os';
 import readline from 'node:readline';
 
 /**
@@ -19,6 +21,8 @@ export interface ServiceSpec {
   env?: Record<string, string | undefined>;
   /** Polled until it answers 200 (state `ready`), then now and then to notice `unready`. */
   readyUrl?: string;
+  /** Scheduling niceness, 0 (default) to 19: how readily it yields the CPU to the others (systemd's `Nice=`). */
+  nice?: number;
 }
 
 export interface ExitInfo {
@@ -218,6 +222,7 @@ export class Supervisor extends EventEmitter<Events> {
     });
     m.child = child;
     m.startedAt = Date.now();
+    if (spec.nice && child.pid !== undefined) lowerPriority(child.pid, spec.nice);
     let done: () => void = () => {};
     m.exited = new Promise((resolve) => (done = resolve));
     let handled = false;
@@ -343,4 +348,23 @@ function snapshot(m: Managed): ServiceStatus {
     startedAt: m.startedAt === undefined ? undefined : new Date(m.startedAt),
     lastExit: m.lastExit,
   };
+}
+
+/**
+ * Makes a child yield the CPU: its own niceness, and on Linux its session's autogroup's too. The child is a session
+ * leader (detached), and where the kernel groups sessions for scheduling (`sched_autogroup_enabled`, the default on
+ * desktop and many server kernels) a process's niceness only ranks it within its own session; between sessions the
+ * autogroup's niceness decides (sched(7)). Best effort: a system that refuses leaves it at the default priority.
+ */
+function lowerPriority(pid: number, nice: number): void {
+  try {
+    os.setPriority(pid, nice);
+  } catch {
+    // not permitted here: the default priority stands
+  }
+  try {
+    writeFileSync(`/proc/${pid}/autogroup`, String(nice));
+  } catch {
+    // no autogroups (not Linux, or a kernel without them), or not permitted
+  }
 }

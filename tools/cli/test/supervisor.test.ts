@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -87,6 +89,26 @@ describe('Supervisor', () => {
     assert.equal(sup.get('svc').restarts, 0, 'a requested stop is not a crash');
     assert.equal(alive(starting.pid!), false);
     assert.deepEqual(states, ['starting', 'ready', 'stopped']);
+  });
+
+  test('a child given `nice` runs at that niceness, its session\'s autogroup too, and so does its restart', async () => {
+    const sup = supervise([{ ...(await fixture('worker')), nice: 10 }, await fixture('api')], { backoff: { initialMs: 10 } });
+    sup.start();
+    const niceness = async (name: string) => {
+      const { pid } = await sup.waitFor(name, 'ready', 10_000);
+      const autogroup = await readFile(`/proc/${pid}/autogroup`, 'utf8').catch(() => undefined);
+      return { process: os.getPriority(pid!), autogroup: autogroup === undefined ? undefined : Number(/nice (-?\d+)/.exec(autogroup)?.[1]) };
+    };
+    const worker = await niceness('worker');
+    assert.equal(worker.process, 10);
+    // Linux with CONFIG_SCHED_AUTOGROUP: between sessions the autogroup's niceness is what counts (sched(7)).
+    if (worker.autogroup !== undefined) assert.equal(worker.autogroup, 10);
+    assert.deepEqual(await niceness('api'), { process: 0, autogroup: worker.autogroup === undefined ? undefined : 0 });
+
+    const before = sup.get('worker');
+    sup.kill('worker', 'SIGKILL');
+    await sup.waitFor('worker', (s) => s.state === 'ready' && s.pid !== before.pid, 10_000);
+    assert.equal((await niceness('worker')).process, 10, 'a restarted child gets it again');
   });
 
   test('restarts a crashing child with exponential backoff, capped', async () => {
