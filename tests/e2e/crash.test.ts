@@ -6,7 +6,8 @@ import { ledgerTotals, bankForThisFile } from './harness.ts';
 // Services die; accepted orders must not. SIGKILL gives a service no chance to drain or flush anything.
 const fixture = bankForThisFile();
 
-for (const victim of ['orders', 'market', 'accounts'] as const) {
+// orders runs as two processes (its API, and orders-worker with the saga): either may die.
+for (const victim of ['orders', 'orders-worker', 'market', 'accounts'] as const) {
   test(`orders accepted before ${victim} is SIGKILLed still reach a final state, each executed once`, async () => {
     const { api: customer, accountId } = await customerWithCash(fixture.bank.gatewayUrl, '100000.00');
 

@@ -5,6 +5,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { logDir, readLogs, type LogEntry } from '../../tools/cli/src/log-files.ts';
+import { PROCESSES } from '../../tools/cli/src/services.ts';
 import { ApiClient, waitForStatus } from '../e2e/api.ts';
 import { startTestBank } from '../e2e/harness.ts';
 
@@ -76,7 +77,12 @@ test('no password, token or email address in any line', () => {
 });
 
 test('each line carries time (ISO, UTC), level, service, version and instance', () => {
-  for (const { service, line } of lines) {
+  // A log file is a process's (orders-worker's lines say service orders, instance orders-worker).
+  const processes = new Map(PROCESSES.map((p) => [p.name, p]));
+  for (const { service: file, line } of lines) {
+    const proc = processes.get(file);
+    assert.ok(proc, `a log file for an unknown process: ${file}`);
+    const service = proc.service;
     const entry = JSON.parse(line) as Record<string, unknown>;
     if (entry.stream !== undefined) continue; // a non-JSON line the runner wrapped (none expected, checked below)
     assert.match(String(entry.time), /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/, `${service}: ${line}`);
@@ -84,6 +90,7 @@ test('each line carries time (ISO, UTC), level, service, version and instance', 
     assert.equal(entry.service, service, line);
     assert.equal(typeof entry.version, 'string', `${service}: ${line}`);
     assert.ok(entry.instance !== undefined && entry.instance !== '', `${service}: ${line}`);
+    if (proc.role !== 'all') assert.equal(entry.instance, proc.name, line);
     assert.equal(typeof entry.msg, 'string', `${service}: ${line}`);
   }
 });

@@ -3,7 +3,7 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { NODE_TUNING } from '../../tools/cli/src/node-tuning.ts';
-import { SERVICES, BUS_DATABASE } from '../../tools/cli/src/services.ts';
+import { BUS_DATABASE, PROCESSES, SERVICES, serviceInfo } from '../../tools/cli/src/services.ts';
 import { OBS, REPO, readText, readYaml } from './ops-artifacts.ts';
 
 // deploy/observability/docker-compose.yml cannot run here (no Docker engine): this parses it and checks that every
@@ -57,14 +57,17 @@ test('one container per bank service, on its own port, from the image the Docker
   const context = path.resolve(OBS, builder.build!.context);
   assert.equal(context, REPO, 'the build context is the repository');
   assert.ok(existsSync(path.join(context, builder.build!.dockerfile)), 'the Dockerfile exists');
-  for (const s of SERVICES) {
+  // One container per process `npm start` runs: every service's own, and orders-worker beside orders' API.
+  for (const p of PROCESSES) {
+    const s = { ...serviceInfo(p.service), name: p.name, port: p.port };
     const c = services[s.name];
     assert.ok(c, `${s.name} is in the compose file`);
     assert.equal(c.image, builder.image, `${s.name} runs the bank image`);
-    assert.deepEqual(c.command, [s.name], `${s.name}: the image's argument is the service name`);
-    assert.ok(existsSync(path.join(REPO, 'services', s.name, 'src/main.ts')), `${s.name}: services/${s.name}/src/main.ts exists for the entry point`);
+    assert.deepEqual(c.command, [p.service], `${s.name}: the image's argument is the service name`);
+    assert.ok(existsSync(path.join(REPO, 'services', p.service, 'src/main.ts')), `${s.name}: services/${p.service}/src/main.ts exists for the entry point`);
     const env = c.environment ?? {};
     assert.equal(env.PORT, String(s.port), `${s.name}: PORT`);
+    assert.equal(env.SERVICE_ROLE, p.role === 'all' ? undefined : p.role, `${s.name}: SERVICE_ROLE`);
     assert.equal(env.HOST, '0.0.0.0', `${s.name}: listens on every interface of its container`);
     assert.deepEqual(published(c), [{ ip: '127.0.0.1', host: s.port, container: s.port }], `${s.name}: published on 127.0.0.1:${s.port}`);
     // Every service learns every other one's URL, as the local runner tells them.

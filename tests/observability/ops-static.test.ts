@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { SERVICES } from '../../tools/cli/src/services.ts';
+import { SERVICES, processesOf } from '../../tools/cli/src/services.ts';
 import {
   REPO, alerts, allowedSeries, dashboardQueries, listFiles, loadCatalog, loadDashboards, metricNames, panelsOf, readText, readYaml,
   recordedSeries, referencedSeries,
@@ -113,18 +113,18 @@ test('dashboards: valid JSON, unique uids and panel ids, on the grid, every quer
   }
 });
 
-test('scrape configs: one job per service, named after it, on its port (local, compose) or by pod annotation (Kubernetes)', () => {
+test('scrape configs: one job per service, named after it, on its processes\' ports (local, compose) or by pod annotation (Kubernetes)', () => {
   type Scrape = { global: unknown; rule_files: string[]; scrape_configs: { job_name: string; static_configs?: { targets: string[] }[] }[] };
   const local = readYaml<Scrape>('deploy/observability/prometheus/prometheus.yml');
   assert.deepEqual(
     local.scrape_configs.map((s) => [s.job_name, s.static_configs?.[0]?.targets]),
-    SERVICES.map((s) => [s.name, [`127.0.0.1:${s.port}`]]),
+    SERVICES.map((s) => [s.name, processesOf([s.name]).map((p) => `127.0.0.1:${p.port}`)]),
   );
   assert.deepEqual(local.rule_files, ['rules/*.yml']);
   const compose = readYaml<Scrape>('deploy/observability/prometheus/prometheus-compose.yml');
   assert.deepEqual(
     compose.scrape_configs.map((s) => [s.job_name, s.static_configs?.[0]?.targets]),
-    SERVICES.map((s) => [s.name, [`${s.name}:${s.port}`]]),
+    SERVICES.map((s) => [s.name, processesOf([s.name]).map((p) => `${p.name}:${p.port}`)]),
   );
 
   // Debian's promtool is built without Kubernetes discovery, so this one is checked here rather than by promtool.

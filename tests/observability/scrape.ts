@@ -3,7 +3,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseExposition, seriesNames, type Exposition } from '@simplebank/chassis';
 import type { Bank } from '../../tools/cli/src/bank.ts';
-import type { ServiceName } from '../../tools/cli/src/services.ts';
+import { processesOf, type ServiceName } from '../../tools/cli/src/services.ts';
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -14,9 +14,17 @@ export async function scrapeService(baseUrl: string): Promise<Exposition> {
   return parseExposition(await res.text());
 }
 
-/** Every running service of the bank, scraped at once. */
+/**
+ * Every running service of the bank, scraped at once. A service that runs as several processes (orders: its API and
+ * orders-worker) is their expositions together, so a sample's value is the sum over them, as `sum by (job)` reads it.
+ */
 export async function scrapeExpositions(bank: Bank): Promise<Map<ServiceName, Exposition>> {
-  const scraped = await Promise.all(bank.services.map(async (s) => [s, await scrapeService(bank.urls[s])] as const));
+  const scraped = await Promise.all(
+    bank.services.map(async (s) => {
+      const parts = await Promise.all(processesOf([s]).map((p) => scrapeService(bank.processUrls[p.name]!)));
+      return [s, { families: new Map(parts.flatMap((e) => [...e.families])), samples: parts.flatMap((e) => e.samples) }] as const;
+    }),
+  );
   return new Map(scraped);
 }
 

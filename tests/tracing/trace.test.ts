@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { customerWithCash, eventually, waitForStatus } from '../e2e/api.ts';
 import { bankForThisFile } from '../e2e/harness.ts';
-import { SERVICES } from '../../tools/cli/src/services.ts';
+import { PROCESSES } from '../../tools/cli/src/services.ts';
 import { traceCommand, type TraceSpan } from '../../tools/cli/src/commands/trace.ts';
 
 const fixture = bankForThisFile();
@@ -12,7 +12,8 @@ const fixture = bankForThisFile();
 /** What a person would type, with the env the CLI would see beside this bank: its URLs and credential. */
 async function runTrace(args: string[]): Promise<{ code: number; out: string; err: string }> {
   const env: Record<string, string> = { SERVICE_TOKEN: fixture.bank.serviceToken };
-  for (const s of SERVICES) env[s.urlEnv] = fixture.bank.urls[s.name];
+  // ORDERS_URL, …, ORDERS_WORKER_URL: what serviceUrl reads for each process.
+  for (const p of PROCESSES) env[`${p.name.replace(/-/g, '_').toUpperCase()}_URL`] = fixture.bank.processUrls[p.name]!;
   let out = '';
   let err = '';
   const code = await traceCommand(args, { env, out: (t) => (out += t), err: (t) => (err += t) });

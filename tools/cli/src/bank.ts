@@ -8,7 +8,7 @@ import { LogFiles, logDir } from './log-files.ts';
 import { NODE_TUNING } from './node-tuning.ts';
 import { freePorts, portFree } from './ports.ts';
 import { DEFAULT_PG_PORT, createDatabases, databaseUrl, dropDatabases, ensurePostgres, redactUrl, type PostgresServer } from './postgres.ts';
-import { BUS_DATABASE, HOST, SERVICES, SERVICE_NAMES, serviceInfo, type ServiceName } from './services.ts';
+import { BUS_DATABASE, HOST, SERVICES, SERVICE_NAMES, processesOf, serviceInfo, type ProcessInfo, type ServiceName } from './services.ts';
 import { Supervisor, type ServiceSpec, type SupervisorOptions } from './supervisor.ts';
 
 /**
@@ -76,6 +76,10 @@ export interface Bank {
   serverUrl: string;
   dataDir: string;
   services: ServiceName[];
+  /** The supervised processes: each service's own, and the worker of a service that has one (orders-worker). */
+  processes: string[];
+  /** Each process's own URL (a worker's serves health, metrics and the admin routes). */
+  processUrls: Record<string, string>;
   supervisor: Supervisor;
   /** Services first (graceful, then SIGKILL after the grace), then an embedded PostgreSQL. Idempotent. */
   stop(options?: { dropDatabases?: boolean }): Promise<void>;
@@ -94,8 +98,9 @@ export async function startBank(options: StartBankOptions = {}): Promise<Bank> {
   const say = (msg: string) => write(`[simplebank] ${msg}`);
   const entry = options.entry ?? ((name: ServiceName) => path.join(REPO_ROOT, 'services', name, 'src', 'main.ts'));
   const services = chooseServices(options.services, entry, say);
+  const processes = processesOf(services);
 
-  const ports = await choosePorts(options.ports ?? 'default', services);
+  const ports = await choosePorts(options.ports ?? 'default', processes);
   const urls = Object.fromEntries(SERVICES.map((s) => [s.name, `http://${HOST}:${ports[s.name]}`])) as Record<ServiceName, string>;
 
   const cleanup: Array<() => Promise<void>> = [];
@@ -140,12 +145,12 @@ export async function startBank(options: StartBankOptions = {}): Promise<Bank> {
       launch = (name) => ({ args: ['--enable-source-maps', '--import', guard, bundles.files[name]!] });
     }
 
-    const formatter = createFormatter({ names: services, json: options.json ?? false, colour: !options.write && process.stdout.isTTY === true && !env.NO_COLOR });
+    const formatter = createFormatter({ names: processes.map((p) => p.name), json: options.json ?? false, colour: !options.write && process.stdout.isTTY === true && !env.NO_COLOR });
     // Closed after the supervisor has stopped (cleanup runs in reverse), so the services' last lines are kept.
     const files = options.logFiles === false ? undefined : new LogFiles({ dir: logDir(dataDir) });
     if (files) cleanup.push(() => files.close());
     const supervisor = new Supervisor(
-      services.map((name) => specFor(name, { urls, ports, token, busUrl, databaseUrls, options, args: launch(name).args })),
+      processes.map((proc) => specFor(proc, { urls, ports, token, busUrl, databaseUrls, options, args: launch(proc.service).args })),
       {
         ...options.supervisor,
         onLine: (service, stream, line) => {
@@ -156,9 +161,9 @@ export async function startBank(options: StartBankOptions = {}): Promise<Bank> {
     );
     cleanup.push(() => supervisor.stop());
     supervisor.start();
-    say(`starting ${services.join(', ')}`);
+    say(`starting ${processes.map((p) => p.name).join(', ')}`);
     if (files) say(`service logs are also kept in ${files.dir} (simplebank logs)`);
-    await waitUntilReady(supervisor, services, options.readyTimeoutMs ?? 60_000, options.signal);
+    await waitUntilReady(supervisor, processes.map((p) => p.name), options.readyTimeoutMs ?? 60_000, options.signal);
 
     let stopping: Promise<void> | undefined;
     return {
@@ -170,6 +175,8 @@ export async function startBank(options: StartBankOptions = {}): Promise<Bank> {
       serverUrl: server.url,
       dataDir,
       services,
+      processes: processes.map((p) => p.name),
+      processUrls: Object.fromEntries(processes.map((p) => [p.name, `http://${HOST}:${ports[p.name]}`])),
       supervisor,
       stop(stopOptions = {}) {
         stopping ??= (async () => {
@@ -201,22 +208,25 @@ function chooseServices(requested: ServiceName[] | undefined, entry: (name: Serv
   return found;
 }
 
-async function choosePorts(mode: 'default' | 'random', services: ServiceName[]): Promise<Record<ServiceName, number>> {
+/** A port for every process of every service, running or not (peers are told every service's URL). */
+async function choosePorts(mode: 'default' | 'random', running: ProcessInfo[]): Promise<Record<string, number>> {
+  const all = processesOf(SERVICE_NAMES);
   if (mode === 'random') {
-    const free = await freePorts(SERVICES.length);
-    return Object.fromEntries(SERVICES.map((s, i) => [s.name, free[i]!])) as Record<ServiceName, number>;
+    const free = await freePorts(all.length);
+    return Object.fromEntries(all.map((p, i) => [p.name, free[i]!]));
   }
-  const ports = Object.fromEntries(SERVICES.map((s) => [s.name, s.port])) as Record<ServiceName, number>;
+  const ports = Object.fromEntries(all.map((p) => [p.name, p.port]));
   // A taken port would only show as a crash loop; say which and why up front.
   const busy: string[] = [];
-  for (const name of services) if (!(await portFree(ports[name], HOST))) busy.push(`${name} (${ports[name]})`);
+  for (const { name } of running) if (!(await portFree(ports[name]!, HOST))) busy.push(`${name} (${ports[name]})`);
   if (busy.length > 0) throw new Error(`ports already in use: ${busy.join(', ')}; is another SimpleBank running? (or use ports: 'random')`);
   return ports;
 }
 
 interface SpecContext {
   urls: Record<ServiceName, string>;
-  ports: Record<ServiceName, number>;
+  /** By process name. */
+  ports: Record<string, number>;
   token: string;
   busUrl: string;
   databaseUrls: Partial<Record<ServiceName, string>>;
@@ -235,7 +245,8 @@ const SERVICE_DEFAULT_ENV: Partial<Record<ServiceName, Record<string, string>>> 
   accounts: { DB_POOL_MAX: '32' },
 };
 
-function specFor(name: ServiceName, ctx: SpecContext): ServiceSpec {
+function specFor(proc: ProcessInfo, ctx: SpecContext): ServiceSpec {
+  const name = proc.service;
   // FAULTS_ENABLED: a local bank is for trying things, `simplebank fault` and the chaos tests included (never in
   // production; the admin routes still need the service credential). The environment can switch it off.
   const env: Record<string, string | undefined> = { NODE_OPTIONS: NODE_TUNING, FAULTS_ENABLED: 'true', ...SERVICE_DEFAULT_ENV[name], ...process.env, ...ctx.options.env };
@@ -245,24 +256,27 @@ function specFor(name: ServiceName, ctx: SpecContext): ServiceSpec {
   delete env.DATABASE_URL;
   for (const s of SERVICES) env[s.urlEnv] = ctx.urls[s.name];
   Object.assign(env, {
-    PORT: String(ctx.ports[name]),
+    PORT: String(ctx.ports[proc.name]),
     HOST,
+    // A service with a worker: its own process serves requests, the worker does the rest (services.ts).
+    ...(proc.role !== 'all' ? { SERVICE_ROLE: proc.role, SERVICE_INSTANCE: proc.name } : {}),
     BUS_URL: ctx.busUrl,
     SERVICE_TOKEN: ctx.token,
     ...(ctx.databaseUrls[name] ? { DATABASE_URL: ctx.databaseUrls[name] } : {}),
     ...ctx.options.serviceEnv?.[name],
   });
   return {
-    name,
+    name: proc.name,
     command: process.execPath,
     args: ctx.args,
     cwd: REPO_ROOT,
     env,
-    readyUrl: `${ctx.urls[name]}/health/ready`,
+    readyUrl: `http://${HOST}:${ctx.ports[proc.name]}/health/ready`,
+    ...(proc.nice ? { nice: proc.nice } : {}),
   };
 }
 
-async function waitUntilReady(supervisor: Supervisor, services: ServiceName[], timeoutMs: number, signal: AbortSignal | undefined): Promise<void> {
+async function waitUntilReady(supervisor: Supervisor, services: string[], timeoutMs: number, signal: AbortSignal | undefined): Promise<void> {
   const aborted = new Promise<never>((_, reject) => {
     if (!signal) return;
     const onAbort = () => reject(new Error('start-up aborted'));

@@ -9,7 +9,7 @@ import pg from 'pg';
 import { startBank, type Bank, type StartBankOptions } from '../src/bank.ts';
 import { freePorts } from '../src/ports.ts';
 import { dropDatabases } from '../src/postgres.ts';
-import { SERVICES, SERVICE_NAMES, type ServiceName } from '../src/services.ts';
+import { PROCESSES, PROCESS_NAMES, SERVICES, SERVICE_NAMES, WORKER_NICE, type ServiceName } from '../src/services.ts';
 
 // The runner's own wiring, with a fake service standing in for every real one (the real bank is the e2e suite's).
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -35,8 +35,8 @@ async function start(options: StartBankOptions): Promise<Bank> {
   return bank;
 }
 
-async function envOf(bank: Bank, name: ServiceName): Promise<Record<string, string | undefined>> {
-  const res = await fetch(`${bank.urls[name]}/env`);
+async function envOf(bank: Bank, name: string): Promise<Record<string, string | undefined>> {
+  const res = await fetch(`${bank.processUrls[name]}/env`);
   return (await res.json()) as Record<string, string | undefined>;
 }
 
@@ -57,21 +57,29 @@ describe('startBank', () => {
     const [pgPort] = await freePorts(1);
     const bank = await start({ dataDir, pgPort: pgPort!, env: { EXTRA: 'for-all' }, serviceEnv: { fees: { ONLY_HERE: 'yes' } } });
     assert.deepEqual(bank.services, SERVICE_NAMES);
-    assert.deepEqual(bank.supervisor.status().map((s) => s.state), SERVICE_NAMES.map(() => 'ready'));
+    assert.deepEqual(bank.processes, PROCESS_NAMES);
+    assert.deepEqual(bank.supervisor.status().map((s) => s.state), PROCESS_NAMES.map(() => 'ready'));
     assert.equal(new Set(Object.values(bank.urls)).size, SERVICES.length, 'distinct ports');
     assert.equal(bank.gatewayUrl, bank.urls.gateway);
 
-    for (const name of SERVICE_NAMES) {
+    for (const { name, service, role } of PROCESSES) {
       const env = await envOf(bank, name);
-      assert.equal(`http://${env.HOST}:${env.PORT}`, bank.urls[name]);
-      assert.equal(env.DATABASE_URL, bank.databaseUrls[name]);
+      assert.equal(`http://${env.HOST}:${env.PORT}`, bank.processUrls[name]);
+      if (name === service) assert.equal(bank.processUrls[name], bank.urls[service], 'a service\'s own process is at its URL');
+      // orders: its API (SERVICE_ROLE=api) at its URL, the saga in orders-worker; every other service is one process.
+      assert.equal(env.SERVICE_ROLE, role === 'all' ? undefined : role, `${name}: role`);
+      assert.equal(env.DATABASE_URL, bank.databaseUrls[service]);
       assert.equal(env.BUS_URL, bank.busUrl);
       assert.equal(env.SERVICE_TOKEN, bank.serviceToken);
       assert.equal(env.NODE_TEST_CONTEXT, undefined, 'the test runner marker is not passed on');
       assert.equal(env.EXTRA, 'for-all');
-      assert.equal(env.ONLY_HERE, name === 'fees' ? 'yes' : undefined);
+      assert.equal(env.ONLY_HERE, service === 'fees' ? 'yes' : undefined);
       for (const s of SERVICES) assert.equal(env[s.urlEnv], bank.urls[s.name]);
     }
+    assert.deepEqual(PROCESSES.filter((p) => p.role !== 'all').map((p) => [p.name, p.role]), [['orders', 'api'], ['orders-worker', 'worker']]);
+    // Asynchronous work yields the CPU to requests (services.ts, WORKER_NICE).
+    const niceness = Object.fromEntries(bank.supervisor.status().map((s) => [s.name, os.getPriority(s.pid!)]));
+    assert.deepEqual(niceness, Object.fromEntries(PROCESS_NAMES.map((n) => [n, ['orders-worker', 'market', 'fees'].includes(n) ? WORKER_NICE : 0])));
     assert.equal(bank.databaseUrls.gateway, undefined, 'the gateway is stateless');
     // The embedded server is reached over its unix socket (`?host=`); the database is what matters.
     assert.equal(new URL(bank.busUrl).pathname, '/simplebank_bus');

@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { defaultDataDir } from '../datadir.ts';
-import { HOST, SERVICES } from '../services.ts';
+import { HOST, PROCESSES, PROCESS_NAMES } from '../services.ts';
 
 // What the commands that call the services' admin routes (fault, trace, dlq) share: finding a service and the service
 // credential, the call itself, and how a refusal is told.
@@ -33,8 +33,8 @@ export function serviceUrl(service: string, env: Record<string, string | undefin
   const envName = `${service.replace(/[^A-Za-z0-9]+/g, '_').toUpperCase()}_URL`;
   const fromEnv = env[envName]?.trim();
   if (fromEnv) return fromEnv.replace(/\/+$/, '');
-  const known = SERVICES.find((s) => s.name === service);
-  if (!known) throw new UsageError(`unknown service "${service}" (known: ${SERVICES.map((s) => s.name).join(', ')}; or set ${envName})`);
+  const known = PROCESSES.find((p) => p.name === service);
+  if (!known) throw new UsageError(`unknown service "${service}" (known: ${PROCESS_NAMES.join(', ')}; or set ${envName})`);
   return `http://${HOST}:${known.port}`;
 }
 

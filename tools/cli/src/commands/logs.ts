@@ -4,7 +4,7 @@ import { parseArgs } from 'node:util';
 import { defaultDataDir } from '../datadir.ts';
 import { LEVELS, followLogs, logDir, parseTime, readLogs, type LevelName, type LogEntry, type LogFilter } from '../log-files.ts';
 import { createFormatter } from '../logs.ts';
-import { SERVICE_NAMES, isServiceName } from '../services.ts';
+import { PROCESS_NAMES } from '../services.ts';
 
 export const LOGS_HELP = 'show the services\' logs kept by `up`, filtered: logs [service…] [--trace id] [--level warn] [--since 10m] [-f]  (logs --help)';
 
@@ -13,7 +13,7 @@ export const LOGS_USAGE = `usage: simplebank logs [service…] [options]
 Reads what the services of \`simplebank up\` (npm start) wrote, kept as JSON lines in <data dir>/logs/<service>.log
 (rotated), merged in time order and printed like \`npm start\` prints them.
 
-  service…          only these services (default: all): ${SERVICE_NAMES.join(', ')}
+  service…          only these services (default: all): ${PROCESS_NAMES.join(', ')}
   --trace <id>      only lines of this trace (traceId): one order's story across every service
   --request <id>    only lines of this request (requestId)
   --level <level>   at least this level: trace, debug, info, warn, error, fatal
@@ -63,8 +63,8 @@ export function parseLogsArgs(args: string[], env: Record<string, string | undef
     throw new LogsUsageError((err as Error).message);
   }
   const { values: v, positionals } = parsed;
-  const unknown = positionals.filter((s) => !isServiceName(s));
-  if (unknown.length > 0) throw new LogsUsageError(`unknown service ${unknown.join(', ')} (known: ${SERVICE_NAMES.join(', ')})`);
+  const unknown = positionals.filter((s) => !PROCESS_NAMES.includes(s));
+  if (unknown.length > 0) throw new LogsUsageError(`unknown service ${unknown.join(', ')} (known: ${PROCESS_NAMES.join(', ')})`);
   const filter: LogFilter = {};
   if (positionals.length > 0) filter.services = [...new Set(positionals)];
   if (v.trace !== undefined) filter.traceId = v.trace;
@@ -119,7 +119,7 @@ export async function runLogs(command: LogsCommand, io: LogsIo): Promise<number>
     io.error(`simplebank logs: no logs in ${command.dir} yet: they are written while \`npm start\` (simplebank up) runs\n`);
     return 1;
   }
-  const format = createFormatter({ names: SERVICE_NAMES, colour: io.colour, json: command.json });
+  const format = createFormatter({ names: [...PROCESS_NAMES], colour: io.colour, json: command.json });
   const print = (e: LogEntry) => io.write(`${format(e.service, 'stdout', e.line)}\n`);
   let entries = await readLogs(command.dir, command.filter);
   if (command.tail !== undefined) entries = command.tail === 0 ? [] : entries.slice(-command.tail);

@@ -1,10 +1,10 @@
-import { HOST, SERVICES } from '../services.ts';
+import { HOST, PROCESSES } from '../services.ts';
 
-/** One line per service from its /health/ready on the default ports; exit 1 unless all are ready. */
+/** One line per process (each service's, and a service's worker) from its /health/ready on the default ports; exit 1 unless all are ready. */
 export async function status(_args: string[]): Promise<number> {
-  const width = Math.max(...SERVICES.map((s) => s.name.length));
+  const width = Math.max(...PROCESSES.map((s) => s.name.length));
   const results = await Promise.all(
-    SERVICES.map(async (s) => {
+    PROCESSES.map(async (s) => {
       const url = `http://${HOST}:${s.port}`;
       const state = await probe(`${url}/health/ready`);
       return { ...s, url, state };

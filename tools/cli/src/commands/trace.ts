@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { SERVICES } from '../services.ts';
+import { PROCESSES } from '../services.ts';
 import { adminRequest, resolveServiceToken, serviceUrl, type AdminAnswer } from './admin-request.ts';
 
 export const TRACE_HELP = "an order's whole trace as a waterfall, from every service's recent spans: trace <orderId|traceId> [--json]";
@@ -110,11 +110,11 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /** What came back from one service. */
 type Collected = { service: string; spans: TraceSpan[] } | { service: string; problem: string };
 
-/** Every service's spans of the trace (in parallel); a service that is down or keeps no spans says so. */
+/** Every process's spans of the trace (in parallel, orders-worker's too); one that is down or keeps no spans says so. */
 export async function collectTrace(traceId: string, io: Pick<TraceIo, 'env' | 'fetch'>, token: string): Promise<Collected[]> {
   const doFetch = io.fetch ?? fetch;
   return Promise.all(
-    SERVICES.map(async ({ name }): Promise<Collected> => {
+    PROCESSES.map(async ({ name }): Promise<Collected> => {
       const base = serviceUrl(name, io.env);
       try {
         const { status, body } = await adminRequest(doFetch, `${base}/admin/traces/${traceId}`, token);
