@@ -1,9 +1,10 @@
 // Place-order benchmark: open-loop load on POST /api/v1/orders against the bank started as `npm start` does
-// (embedded PostgreSQL, pg-boss bus, one process per service), for DURATION_S seconds at RATE orders/s.
+// (embedded PostgreSQL, pg-boss bus, one process per service, orders as its API and orders-worker), for DURATION_S seconds at RATE orders/s.
 // Reports accepted orders/s, p50/p99 acceptance latency (request → 202), p99 time to `filled`
-// (from the order's own history: pending → filled) and errors.
+// (from the order's own history: pending → filled) and errors. The measured run follows WARMUP_S (5) seconds of the
+// same load, whose orders finish before the clock starts; the warm-up's own figures are printed too.
 //
-//   node --import tsx bench/place-order/run.ts            # RATE=200 DURATION_S=30
+//   node --import tsx bench/place-order/run.ts            # RATE=200 DURATION_S=30 WARMUP_S=5
 //   PROFILE=orders,accounts node --import tsx bench/place-order/run.ts   # V8 CPU profiles (slower: don't quote)
 //   RATE=300 DURATION_S=60 BUS_URL=nats://127.0.0.1:4222 node --import tsx bench/place-order/run.ts
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
@@ -18,6 +19,8 @@ import { freePort } from '@simplebank/chassis/testing';
 
 const RATE = Number(process.env.RATE ?? 200);
 const DURATION_S = Number(process.env.DURATION_S ?? 30);
+/** Seconds of load at RATE before the measured run, whose orders finish before the clock starts (0: none). */
+const WARMUP_S = Number(process.env.WARMUP_S ?? 5);
 const CUSTOMERS = Number(process.env.CUSTOMERS ?? 40);
 /** Comma-separated services to profile (V8 CPU profiles in bench/place-order/profiles/, see cpu-profile.mjs). */
 const PROFILE = (process.env.PROFILE ?? '').split(',').filter(Boolean);
@@ -138,9 +141,84 @@ async function main(): Promise<void> {
       customers.push({ token: session.token, accountId });
     }
 
+    /**
+     * Open loop: order n is sent at start + n/rate whatever happened to earlier ones. Returns each accepted order's
+     * acceptance latency, also by the 5 s window it was sent in (where in the run the tail sits).
+     */
+    const sendOrders = async (rate: number, seconds: number, keyPrefix: string) => {
+      const latencies: number[] = [];
+      const windows: number[][] = [];
+      const errors: Record<string, number> = {};
+      const placed: { customer: number; id: string }[] = [];
+      const total = Math.round(rate * seconds);
+      const start = performance.now();
+      const inflight: Promise<void>[] = [];
+      for (let n = 0; n < total; n++) {
+        const due = start + (n * 1000) / rate;
+        const wait = due - performance.now();
+        if (wait > 1) await new Promise((r) => setTimeout(r, wait));
+        const c = n % CUSTOMERS;
+        const customer = customers[c]!;
+        const sent = performance.now();
+        inflight.push(
+          call('POST', '/orders', { accountId: customer.accountId, symbol: SYMBOLS[n % SYMBOLS.length], side: 'buy', quantity: 1, type: 'market' }, {
+            authorization: `Bearer ${customer.token}`,
+            'idempotency-key': `${keyPrefix}-${n}`,
+          }).then(
+            (res) => {
+              if (res.status === 202) {
+                const ms = performance.now() - sent;
+                latencies.push(ms);
+                (windows[Math.floor((sent - start) / 5000)] ??= []).push(ms);
+                placed.push({ customer: c, id: res.body.id });
+              } else errors[String(res.status)] = (errors[String(res.status)] ?? 0) + 1;
+            },
+            (err: Error) => {
+              errors[err.message] = (errors[err.message] ?? 0) + 1;
+            },
+          ),
+        );
+      }
+      await Promise.all(inflight);
+      const elapsed = (performance.now() - start) / 1000;
+      latencies.sort((a, b) => a - b);
+      const byWindow = windows.map((w) => (w.sort((a, b) => a - b), `${pct(w, 50).toFixed(0)}/${pct(w, 99).toFixed(0)}`)).join('  ');
+      return { latencies, byWindow, errors, placed, total, start, elapsed };
+    };
+
+    const ordersDb = new pg.Client({ connectionString: bank.databaseUrls.orders });
+    await ordersDb.connect();
+    /** Polls until no order is open (or 120 s pass); returns when that was seen. */
+    const waitUntilFinal = async (): Promise<number> => {
+      // Progress is read with one cheap count on the orders database (polling the API for thousands of orders
+      // would load the very services being measured). A scan of the orders table (no index on status: see orders'
+      // migration 003), a few thousand rows, 4 times a second.
+      const deadline = Date.now() + 120_000;
+      let seenAt = performance.now();
+      while (Date.now() < deadline) {
+        const { rows } = await ordersDb.query<{ open: string }>(
+          `SELECT count(*) AS open FROM (SELECT 1 FROM orders WHERE status IN ('pending', 'accepted', 'placed') LIMIT 1) o`,
+        );
+        seenAt = performance.now();
+        if (Number(rows[0]!.open) === 0) break;
+        await new Promise((r) => setTimeout(r, 250));
+      }
+      return seenAt;
+    };
+
+    if (WARMUP_S > 0) {
+      // A bank that has just started runs its code cold (interpreted until V8 optimises it) and grows its connection
+      // pools as load arrives; the first seconds measure that, not the bank at work. Load it at full rate for a few
+      // seconds, let those orders finish, then start the clock. The warm-up's own figures are printed, not hidden.
+      const warm = await sendOrders(RATE, WARMUP_S, `warmup-${Date.now()}`);
+      await waitUntilFinal();
+      process.stderr.write(
+        `[bench] warm-up: ${warm.latencies.length} of ${warm.total} accepted in ${WARMUP_S} s, p50/p99 ${pct(warm.latencies, 50).toFixed(0)}/${pct(warm.latencies, 99).toFixed(0)} ms, errors ${JSON.stringify(warm.errors)}; by 5 s window ${warm.byWindow}\n`,
+      );
+    }
     const cpuSnapshot = async () => {
       const out: Record<string, number> = { load: await cpuOf(process.pid), postgres: await postgresCpu(dataDir) };
-      for (const name of bank.services) out[name] = await cpuOf(bank.supervisor.get(name).pid ?? 0);
+      for (const name of bank.processes) out[name] = await cpuOf(bank.supervisor.get(name).pid ?? 0);
       return out;
     };
     const admin = new pg.Client({ connectionString: bank.serverUrl });
@@ -154,7 +232,7 @@ async function main(): Promise<void> {
     const cpuBefore = await cpuSnapshot();
     const pgBefore = CPU_DETAIL ? await postgresCpuByKind(dataDir) : new Map<string, number>();
     process.stderr.write(`[bench] ${CUSTOMERS} customers ready; sending ${RATE} orders/s for ${DURATION_S} s\n`);
-    for (const name of bank.services) process.stderr.write(`[bench] pid ${name} ${bank.supervisor.get(name).pid}\n`);
+    for (const name of bank.processes) process.stderr.write(`[bench] pid ${name} ${bank.supervisor.get(name).pid}\n`);
 
     let monitor: NodeJS.Timeout | undefined;
     let stopMonitor = async (): Promise<unknown> => undefined;
@@ -170,7 +248,7 @@ async function main(): Promise<void> {
       // Time each service's main thread spent runnable but waiting for a CPU (/proc/<pid>/schedstat, 2nd field, ns).
       const waits = async () => {
         const out: Record<string, number> = {};
-        for (const name of bank.services) {
+        for (const name of bank.processes) {
           const pid = bank.supervisor.get(name).pid;
           out[name] = Number((await readFile(`/proc/${pid}/task/${pid}/schedstat`, 'utf8').catch(() => '0 0')).split(' ')[1]) / 1e9;
         }
@@ -204,57 +282,14 @@ async function main(): Promise<void> {
       }, 2000);
       monitor.unref();
     }
-    const latencies: number[] = [];
-    const errors: Record<string, number> = {};
-    const placed: { customer: number; id: string }[] = [];
-    const total = RATE * DURATION_S;
-    const start = performance.now();
-    const inflight: Promise<void>[] = [];
-    // Open loop: order n is sent at start + n/RATE whatever happened to earlier ones.
-    for (let n = 0; n < total; n++) {
-      const due = start + (n * 1000) / RATE;
-      const wait = due - performance.now();
-      if (wait > 1) await new Promise((r) => setTimeout(r, wait));
-      const c = n % CUSTOMERS;
-      const customer = customers[c]!;
-      const sent = performance.now();
-      inflight.push(
-        call('POST', '/orders', { accountId: customer.accountId, symbol: SYMBOLS[n % SYMBOLS.length], side: 'buy', quantity: 1, type: 'market' }, {
-          authorization: `Bearer ${customer.token}`,
-          'idempotency-key': `bench-${n}`,
-        }).then(
-          (res) => {
-            if (res.status === 202) {
-              latencies.push(performance.now() - sent);
-              placed.push({ customer: c, id: res.body.id });
-            } else errors[String(res.status)] = (errors[String(res.status)] ?? 0) + 1;
-          },
-          (err: Error) => {
-            errors[err.message] = (errors[err.message] ?? 0) + 1;
-          },
-        ),
-      );
-    }
-    await Promise.all(inflight);
-    const elapsed = (performance.now() - start) / 1000;
+    const { latencies, byWindow, errors, placed, total, start, elapsed } = await sendOrders(RATE, DURATION_S, `bench-${Date.now()}`);
+    process.stderr.write(`[bench] acceptance by 5 s window (p50/p99 ms): ${byWindow}\n`);
+    const measured = new Set(placed.map((p) => p.id));
 
-    // Wait until every accepted order is final. Progress is read with one cheap count on the orders database
-    // (polling the API for thousands of orders would load the very services being measured); the time to fill is
-    // then read once through the API, from each order's own history.
-    const ordersDb = new pg.Client({ connectionString: bank.databaseUrls.orders });
-    await ordersDb.connect();
-    const deadline = Date.now() + 120_000;
-    let drainedAt = performance.now();
+    // Wait until every accepted order is final; the time to fill is then read once through the API, from each
+    // order's own history.
+    const drainedAt = await waitUntilFinal();
     try {
-      while (Date.now() < deadline) {
-        // A scan of the orders table (no index on status: see orders' migration 003), a few thousand rows, 4 times a second.
-        const { rows } = await ordersDb.query<{ open: string }>(
-          `SELECT count(*) AS open FROM (SELECT 1 FROM orders WHERE status IN ('pending', 'accepted', 'placed') LIMIT 1) o`,
-        );
-        drainedAt = performance.now();
-        if (Number(rows[0]!.open) === 0) break;
-        await new Promise((r) => setTimeout(r, 250));
-      }
       if (CPU_DETAIL) {
         // Where an order's time went, from the saga log: gaps between consecutive steps, p50 / p99 in ms.
         const { rows } = await ordersDb.query<{ gap: string; p50: number; p99: number; n: string }>(
@@ -280,7 +315,8 @@ async function main(): Promise<void> {
     const finals: Record<string, number> = {};
     for (let c = 0; c < CUSTOMERS; c++) {
       const { body: orders } = await call('GET', `/orders?accountId=${customers[c]!.accountId}&limit=500`, undefined, { authorization: `Bearer ${customers[c]!.token}` });
-      for (const o of orders as { status: string; history: { status: string; at: string }[] }[]) {
+      for (const o of orders as { id: string; status: string; history: { status: string; at: string }[] }[]) {
+        if (!measured.has(o.id)) continue;
         if (!['filled', 'rejected', 'expired', 'cancelled'].includes(o.status)) pending++;
         else finals[o.status] = (finals[o.status] ?? 0) + 1;
         if (o.status === 'filled') {
