@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import pg from 'pg';
 import { z } from 'zod';
 import { defineContract, defineService, event, implement, route, startService, type RunningService } from '../src/index.ts';
+import { OUTBOX_CHANNEL } from '../src/messaging/outbox.ts';
 import { createTestDatabase, type TestDatabase } from '../src/testing/postgres.ts';
 import { cleanupStack, sleep, testBusUrl, waitFor } from './messaging/helpers.ts';
 
@@ -102,6 +103,19 @@ test('an api instance serves the routes but leaves the outbox, deliveries and ba
   const refused = await fetch(`${worker.url}/emit`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ note: 'second' }) });
   assert.equal(refused.status, 404);
   assert.match(refused.headers.get('content-type') ?? '', /application\/problem\+json/);
+});
+
+test("an api instance's commit wakes the relays elsewhere (NOTIFY after it), instead of leaving the events to their poll", async () => {
+  const listener = new pg.Client({ connectionString: data.url });
+  await listener.connect();
+  cleanup.add(() => listener.end());
+  const heard: string[] = [];
+  listener.on('notification', (n) => heard.push(n.channel));
+  await listener.query(`LISTEN ${OUTBOX_CHANNEL}`);
+  const res = await fetch(`${api.url}/emit`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ note: 'wake up' }) });
+  assert.equal(res.status, 202);
+  await waitFor('a NOTIFY on the outbox channel', () => heard.length > 0);
+  assert.equal(heard[0], OUTBOX_CHANNEL);
 });
 
 test('SERVICE_ROLE takes all, api or worker and names the bad value otherwise', async () => {

@@ -16,7 +16,11 @@ export const OUTBOX_CHANNEL = 'simplebank_outbox';
 const outboxRows = gatherer(
   (tx): string[] => {
     const { db } = tx;
-    tx.afterCommit(() => localRelays.get(db)?.forEach((wake) => wake()));
+    tx.afterCommit(() => {
+      const relays = localRelays.get(db);
+      if (relays !== undefined && relays.size > 0) relays.forEach((wake) => wake());
+      else notifyOtherRelays(db);
+    });
     return [];
   },
   (rows) => `INSERT INTO outbox (id, type, subject, envelope) VALUES ${rows.join(', ')}`,
@@ -24,6 +28,32 @@ const outboxRows = gatherer(
 
 /** In-process relays by database, woken when a transaction of this process that wrote to that outbox commits. */
 const localRelays = new WeakMap<Db, Set<() => void>>();
+
+/**
+ * A process without a relay of its own (SERVICE_ROLE=api) wakes the relays of other processes with a NOTIFY after
+ * its commit, else its events would wait for their next poll (up to a second). In a transaction of its own, with
+ * synchronous_commit off: NOTIFY takes PostgreSQL's cluster-wide notify lock at commit until the commit is flushed
+ * (see appendToOutbox), and this commit writes nothing worth waiting for, so it holds the lock for an instant and the
+ * commit it follows never waits for it. One at a time per database: commits made while one is in flight are
+ * covered by one more after it. A failure is dropped: the relays' poll still finds the rows.
+ */
+const NOTIFY_RELAYS = `BEGIN; SET LOCAL synchronous_commit TO off; NOTIFY ${OUTBOX_CHANNEL}; COMMIT`;
+const notifying = new WeakMap<Db, 'in flight' | 'again'>();
+
+function notifyOtherRelays(db: Db): void {
+  if (notifying.has(db)) {
+    notifying.set(db, 'again');
+    return;
+  }
+  notifying.set(db, 'in flight');
+  db.query(NOTIFY_RELAYS)
+    .catch(() => undefined)
+    .finally(() => {
+      const again = notifying.get(db) === 'again';
+      notifying.delete(db);
+      if (again) notifyOtherRelays(db);
+    });
+}
 
 /** Calls `wake` whenever a `db.tx` transaction of this process commits outbox rows on `db`. Returns the unsubscriber. */
 export function onOutboxCommit(db: Db, wake: () => void): () => void {
@@ -41,8 +71,8 @@ export function onOutboxCommit(db: Db, wake: () => void): () => void {
  * In a `db.tx` transaction the rows are written in the COMMIT's round trip (TxClient.beforeCommit), in the order
  * appended, as one statement for the whole transaction, and the relays of this process are woken in memory once it has committed. No NOTIFY: in PostgreSQL a
  * transaction that NOTIFYs holds a cluster-wide lock from its commit until the commit is on disk, so every
- * notifying commit of every database waits its turn for its own fsync (group commit no longer helps). Relays of
- * other processes find the rows on their next poll; the one in this process publishes them at once.
+ * notifying commit of every database waits its turn for its own fsync (group commit no longer helps). The relay in
+ * this process publishes them at once; a process without one wakes the others' after the commit (notifyOtherRelays).
  * Any other client (a plain pg client) still gets the insert and a NOTIFY, for relays LISTENing elsewhere.
  */
 export async function appendToOutbox(client: Queryable, source: string, events: NewEvent[], tracer?: Tracer): Promise<EventEnvelope[]> {
