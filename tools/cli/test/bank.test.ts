@@ -7,6 +7,7 @@ import { after, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { startBank, type Bank, type StartBankOptions } from '../src/bank.ts';
+import { formatSummary } from '../src/commands/up.ts';
 import { freePorts } from '../src/ports.ts';
 import { dropDatabases } from '../src/postgres.ts';
 import { PROCESSES, PROCESS_NAMES, SERVICES, SERVICE_NAMES, WORKER_NICE, type ServiceName } from '../src/services.ts';
@@ -80,6 +81,11 @@ describe('startBank', () => {
     // Asynchronous work yields the CPU to requests (services.ts, WORKER_NICE).
     const niceness = Object.fromEntries(bank.supervisor.status().map((s) => [s.name, os.getPriority(s.pid!)]));
     assert.deepEqual(niceness, Object.fromEntries(PROCESS_NAMES.map((n) => [n, ['orders-worker', 'market', 'fees'].includes(n) ? WORKER_NICE : 0])));
+    // What `npm start` prints: a line per process with its own URL (the worker's too).
+    const summary = formatSummary(bank.gatewayUrl, bank.supervisor.status(), bank.processUrls).split('\n');
+    for (const name of PROCESS_NAMES) {
+      assert.ok(summary.some((l) => l.trim().startsWith(`${name} `) && l.includes(` ${bank.processUrls[name]} `) && l.endsWith('ready')), `${name} in ${summary.join('\n')}`);
+    }
     assert.equal(bank.databaseUrls.gateway, undefined, 'the gateway is stateless');
     // The embedded server is reached over its unix socket (`?host=`); the database is what matters.
     assert.equal(new URL(bank.busUrl).pathname, '/simplebank_bus');

@@ -1,4 +1,5 @@
 import { startBank, type Bank } from '../bank.ts';
+import type { ServiceStatus } from '../supervisor.ts';
 
 /**
  * Runs the bank in the foreground until SIGINT/SIGTERM/SIGHUP, then stops services (gracefully) and
@@ -52,8 +53,12 @@ export async function up(args: string[]): Promise<number> {
 }
 
 function printSummary(bank: Bank): void {
-  const rows = bank.supervisor.status();
+  process.stdout.write(formatSummary(bank.gatewayUrl, bank.supervisor.status(), bank.processUrls));
+}
+
+/** What `npm start` prints once the bank is up: one line per process, with its URL, pid and state. */
+export function formatSummary(gatewayUrl: string, rows: Pick<ServiceStatus, 'name' | 'pid' | 'state'>[], urls: Record<string, string>): string {
   const width = Math.max(...rows.map((r) => r.name.length));
-  const lines = rows.map((r) => `  ${r.name.padEnd(width)}  ${bank.urls[r.name as keyof Bank['urls']]}  pid ${String(r.pid ?? '-').padEnd(7)}  ${r.state}`);
-  process.stdout.write(`\nSimpleBank is up: ${bank.gatewayUrl}\n${lines.join('\n')}\n\nCtrl-C to stop.\n\n`);
+  const lines = rows.map((r) => `  ${r.name.padEnd(width)}  ${urls[r.name] ?? '-'}  pid ${String(r.pid ?? '-').padEnd(7)}  ${r.state}`);
+  return `\nSimpleBank is up: ${gatewayUrl}\n${lines.join('\n')}\n\nCtrl-C to stop.\n\n`;
 }
