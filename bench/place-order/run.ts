@@ -21,6 +21,8 @@ const RATE = Number(process.env.RATE ?? 200);
 const DURATION_S = Number(process.env.DURATION_S ?? 30);
 /** Seconds of load at RATE before the measured run, whose orders finish before the clock starts (0: none). */
 const WARMUP_S = Number(process.env.WARMUP_S ?? 5);
+/** Acceptance p50/p99 is also printed per window of this many seconds: where in the run the tail sits. */
+const WINDOW_S = Number(process.env.WINDOW_S ?? 5);
 const CUSTOMERS = Number(process.env.CUSTOMERS ?? 40);
 /** Comma-separated services to profile (V8 CPU profiles in bench/place-order/profiles/, see cpu-profile.mjs). */
 const PROFILE = (process.env.PROFILE ?? '').split(',').filter(Boolean);
@@ -143,7 +145,7 @@ async function main(): Promise<void> {
 
     /**
      * Open loop: order n is sent at start + n/rate whatever happened to earlier ones. Returns each accepted order's
-     * acceptance latency, also by the 5 s window it was sent in (where in the run the tail sits).
+     * acceptance latency, also by the WINDOW_S window it was sent in.
      */
     const sendOrders = async (rate: number, seconds: number, keyPrefix: string) => {
       const latencies: number[] = [];
@@ -169,7 +171,7 @@ async function main(): Promise<void> {
               if (res.status === 202) {
                 const ms = performance.now() - sent;
                 latencies.push(ms);
-                (windows[Math.floor((sent - start) / 5000)] ??= []).push(ms);
+                (windows[Math.floor((sent - start) / (WINDOW_S * 1000))] ??= []).push(ms);
                 placed.push({ customer: c, id: res.body.id });
               } else errors[String(res.status)] = (errors[String(res.status)] ?? 0) + 1;
             },
@@ -213,7 +215,7 @@ async function main(): Promise<void> {
       const warm = await sendOrders(RATE, WARMUP_S, `warmup-${Date.now()}`);
       await waitUntilFinal();
       process.stderr.write(
-        `[bench] warm-up: ${warm.latencies.length} of ${warm.total} accepted in ${WARMUP_S} s, p50/p99 ${pct(warm.latencies, 50).toFixed(0)}/${pct(warm.latencies, 99).toFixed(0)} ms, errors ${JSON.stringify(warm.errors)}; by 5 s window ${warm.byWindow}\n`,
+        `[bench] warm-up: ${warm.latencies.length} of ${warm.total} accepted in ${WARMUP_S} s, p50/p99 ${pct(warm.latencies, 50).toFixed(0)}/${pct(warm.latencies, 99).toFixed(0)} ms, errors ${JSON.stringify(warm.errors)}; by ${WINDOW_S} s window ${warm.byWindow}\n`,
       );
     }
     const cpuSnapshot = async () => {
@@ -245,6 +247,7 @@ async function main(): Promise<void> {
       await bus.query('CREATE TABLE IF NOT EXISTS bench_commit_probe (at timestamptz)');
       let last = await cpuSnapshot();
       let lastAt = performance.now();
+      const monitorStart = lastAt;
       // Time each service's main thread spent runnable but waiting for a CPU (/proc/<pid>/schedstat, 2nd field, ns).
       const waits = async () => {
         const out: Record<string, number> = {};
@@ -277,13 +280,13 @@ async function main(): Promise<void> {
           lastWait = wait;
           last = now;
           lastAt = performance.now();
-          process.stderr.write(`[monitor ${((performance.now() - start) / 1000).toFixed(0)}s] ${rows.map((r) => `${r.name}:${r.waiting}/${r.active}`).join(' ')} | commit ${probes[2]!.toFixed(1)} ms | ${cpu}\n`);
+          process.stderr.write(`[monitor ${((performance.now() - monitorStart) / 1000).toFixed(0)}s] ${rows.map((r) => `${r.name}:${r.waiting}/${r.active}`).join(' ')} | commit ${probes[2]!.toFixed(1)} ms | ${cpu}\n`);
         })().catch(() => {});
       }, 2000);
       monitor.unref();
     }
     const { latencies, byWindow, errors, placed, total, start, elapsed } = await sendOrders(RATE, DURATION_S, `bench-${Date.now()}`);
-    process.stderr.write(`[bench] acceptance by 5 s window (p50/p99 ms): ${byWindow}\n`);
+    process.stderr.write(`[bench] acceptance by ${WINDOW_S} s window (p50/p99 ms): ${byWindow}\n`);
     const measured = new Set(placed.map((p) => p.id));
 
     // Wait until every accepted order is final; the time to fill is then read once through the API, from each

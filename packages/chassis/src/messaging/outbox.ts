@@ -34,24 +34,46 @@ const localRelays = new WeakMap<Db, Set<() => void>>();
  * its commit, else its events would wait for their next poll (up to a second). In a transaction of its own, with
  * synchronous_commit off: NOTIFY takes PostgreSQL's cluster-wide notify lock at commit until the commit is flushed
  * (see appendToOutbox), and this commit writes nothing worth waiting for, so it holds the lock for an instant and the
- * commit it follows never waits for it. One at a time per database: commits made while one is in flight are
- * covered by one more after it. A failure is dropped: the relays' poll still finds the rows.
+ * commit it follows never waits for it. The first commit after a quiet spell notifies at once; under load, commits
+ * share one NOTIFY per NOTIFY_GAP_MS (one round trip per order would cost more than the relay needs: it takes every
+ * waiting row when woken). A failure is dropped: the relays' poll still finds the rows.
  */
 const NOTIFY_RELAYS = `BEGIN; SET LOCAL synchronous_commit TO off; NOTIFY ${OUTBOX_CHANNEL}; COMMIT`;
-const notifying = new WeakMap<Db, 'in flight' | 'again'>();
+const NOTIFY_GAP_MS = 20;
+interface Notifier {
+  inFlight: boolean;
+  /** A commit came while a NOTIFY was in flight or spaced out: one more is due. */
+  pending: boolean;
+  timer: NodeJS.Timeout | undefined;
+  lastSentAt: number;
+}
+const notifiers = new WeakMap<Db, Notifier>();
 
 function notifyOtherRelays(db: Db): void {
-  if (notifying.has(db)) {
-    notifying.set(db, 'again');
+  let n = notifiers.get(db);
+  if (!n) notifiers.set(db, (n = { inFlight: false, pending: false, timer: undefined, lastSentAt: -Infinity }));
+  const notifier = n;
+  if (notifier.inFlight || notifier.timer) {
+    notifier.pending = true;
     return;
   }
-  notifying.set(db, 'in flight');
+  const wait = notifier.lastSentAt + NOTIFY_GAP_MS - Date.now();
+  if (wait > 0) {
+    notifier.timer = setTimeout(() => {
+      notifier.timer = undefined;
+      notifyOtherRelays(db);
+    }, wait);
+    notifier.timer.unref();
+    return;
+  }
+  notifier.inFlight = true;
+  notifier.pending = false;
+  notifier.lastSentAt = Date.now();
   db.query(NOTIFY_RELAYS)
     .catch(() => undefined)
     .finally(() => {
-      const again = notifying.get(db) === 'again';
-      notifying.delete(db);
-      if (again) notifyOtherRelays(db);
+      notifier.inFlight = false;
+      if (notifier.pending) notifyOtherRelays(db);
     });
 }
 
