@@ -346,6 +346,9 @@ async function main(): Promise<void> {
       fillMaxMs: fillTimes.at(-1) ?? NaN,
       // From the first order sent until the last one was final.
       drainedAfterS: Number(((drainedAt - start) / 1000).toFixed(1)),
+      // What the bank completed: every accepted order over the time until the last was final. Below rateTarget, the
+      // saga's backlog grows for as long as the load lasts.
+      completedPerS: Number((placed.length / ((drainedAt - start) / 1000)).toFixed(1)),
       errors,
       // CPU seconds each process used from the first order until every order was final, and per order in ms.
       cpuS: Object.fromEntries(Object.keys(cpuAfter).map((k) => [k, Number((cpuAfter[k]! - cpuBefore[k]!).toFixed(2))])),
