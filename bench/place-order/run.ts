@@ -328,7 +328,6 @@ async function main(): Promise<void> {
         }
       }
     }
-    latencies.sort((a, b) => a - b);
     fillTimes.sort((a, b) => a - b);
     const result = {
       rateTarget: RATE,

@@ -8,6 +8,7 @@ import pg from 'pg';
 import { ApiClient, customerWithCash, eventually, FINAL, waitForStatus, type AccountView, type OrderView } from '../e2e/api.ts';
 import { bankForThisFile } from '../e2e/harness.ts';
 import { fault } from '../../tools/cli/src/commands/fault.ts';
+import { urlEnvOf } from '../../tools/cli/src/commands/admin-request.ts';
 import type { ServiceName } from '../../tools/cli/src/services.ts';
 
 /** The gateway's in-flight limit in this bank (test 5); the default is 256. */
@@ -42,7 +43,7 @@ const fixture = bankForThisFile({
 /** `simplebank fault <args>` against this bank; its output, and its exit code checked. */
 async function simplebankFault(...args: string[]): Promise<string> {
   const env: Record<string, string> = { SERVICE_TOKEN: fixture.bank.serviceToken };
-  for (const [name, url] of Object.entries(fixture.bank.urls)) env[`${name.replace(/-/g, '_').toUpperCase()}_URL`] = url;
+  for (const [name, url] of Object.entries(fixture.bank.processUrls)) env[urlEnvOf(name)] = url;
   const out: string[] = [];
   const err: string[] = [];
   const code = await fault(args, { env, out: (t) => out.push(t), err: (t) => err.push(t) });

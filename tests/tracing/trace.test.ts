@@ -6,14 +6,14 @@ import { customerWithCash, eventually, waitForStatus } from '../e2e/api.ts';
 import { bankForThisFile } from '../e2e/harness.ts';
 import { PROCESSES } from '../../tools/cli/src/services.ts';
 import { traceCommand, type TraceSpan } from '../../tools/cli/src/commands/trace.ts';
+import { urlEnvOf } from '../../tools/cli/src/commands/admin-request.ts';
 
 const fixture = bankForThisFile();
 
 /** What a person would type, with the env the CLI would see beside this bank: its URLs and credential. */
 async function runTrace(args: string[]): Promise<{ code: number; out: string; err: string }> {
   const env: Record<string, string> = { SERVICE_TOKEN: fixture.bank.serviceToken };
-  // ORDERS_URL, …, ORDERS_WORKER_URL: what serviceUrl reads for each process.
-  for (const p of PROCESSES) env[`${p.name.replace(/-/g, '_').toUpperCase()}_URL`] = fixture.bank.processUrls[p.name]!;
+  for (const p of PROCESSES) env[urlEnvOf(p.name)] = fixture.bank.processUrls[p.name]!;
   let out = '';
   let err = '';
   const code = await traceCommand(args, { env, out: (t) => (out += t), err: (t) => (err += t) });

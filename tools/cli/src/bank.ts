@@ -8,7 +8,7 @@ import { LogFiles, logDir } from './log-files.ts';
 import { NODE_TUNING } from './node-tuning.ts';
 import { freePorts, portFree } from './ports.ts';
 import { DEFAULT_PG_PORT, createDatabases, databaseUrl, dropDatabases, ensurePostgres, redactUrl, type PostgresServer } from './postgres.ts';
-import { BUS_DATABASE, HOST, SERVICES, SERVICE_NAMES, processesOf, serviceInfo, type ProcessInfo, type ServiceName } from './services.ts';
+import { BUS_DATABASE, HOST, PROCESSES, SERVICES, SERVICE_NAMES, processesOf, serviceInfo, type ProcessInfo, type ServiceName } from './services.ts';
 import { Supervisor, type ServiceSpec, type SupervisorOptions } from './supervisor.ts';
 
 /**
@@ -210,12 +210,11 @@ function chooseServices(requested: ServiceName[] | undefined, entry: (name: Serv
 
 /** A port for every process of every service, running or not (peers are told every service's URL). */
 async function choosePorts(mode: 'default' | 'random', running: ProcessInfo[]): Promise<Record<string, number>> {
-  const all = processesOf(SERVICE_NAMES);
   if (mode === 'random') {
-    const free = await freePorts(all.length);
-    return Object.fromEntries(all.map((p, i) => [p.name, free[i]!]));
+    const free = await freePorts(PROCESSES.length);
+    return Object.fromEntries(PROCESSES.map((p, i) => [p.name, free[i]!]));
   }
-  const ports = Object.fromEntries(all.map((p) => [p.name, p.port]));
+  const ports = Object.fromEntries(PROCESSES.map((p) => [p.name, p.port]));
   // A taken port would only show as a crash loop; say which and why up front.
   const busy: string[] = [];
   for (const { name } of running) if (!(await portFree(ports[name]!, HOST))) busy.push(`${name} (${ports[name]})`);

@@ -15,7 +15,7 @@ const MAX_VALUE = 120;
 
 export interface FormatOptions {
   /** All service names, to pad consistently and give each a stable colour. */
-  names: string[];
+  names: readonly string[];
   colour?: boolean;
   /** Pass lines through untouched (for piping into jq or a log shipper). */
   json?: boolean;

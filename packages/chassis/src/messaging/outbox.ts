@@ -50,9 +50,8 @@ interface Notifier {
 const notifiers = new WeakMap<Db, Notifier>();
 
 function notifyOtherRelays(db: Db): void {
-  let n = notifiers.get(db);
-  if (!n) notifiers.set(db, (n = { inFlight: false, pending: false, timer: undefined, lastSentAt: -Infinity }));
-  const notifier = n;
+  const notifier = notifiers.get(db) ?? { inFlight: false, pending: false, timer: undefined, lastSentAt: -Infinity };
+  notifiers.set(db, notifier);
   if (notifier.inFlight || notifier.timer) {
     notifier.pending = true;
     return;

@@ -28,9 +28,14 @@ export function numberOption(name: string, raw: string | undefined, check: (n: n
   return n;
 }
 
+/** The variable that overrides a process's URL: `MARKET_DATA_URL`, `ORDERS_WORKER_URL`. */
+export function urlEnvOf(process: string): string {
+  return `${process.replace(/[^A-Za-z0-9]+/g, '_').toUpperCase()}_URL`;
+}
+
 /** `<SERVICE>_URL` (e.g. MARKET_DATA_URL) if set, else the service's default port on localhost. */
 export function serviceUrl(service: string, env: Record<string, string | undefined>): string {
-  const envName = `${service.replace(/[^A-Za-z0-9]+/g, '_').toUpperCase()}_URL`;
+  const envName = urlEnvOf(service);
   const fromEnv = env[envName]?.trim();
   if (fromEnv) return fromEnv.replace(/\/+$/, '');
   const known = PROCESSES.find((p) => p.name === service);

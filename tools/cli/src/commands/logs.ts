@@ -119,7 +119,7 @@ export async function runLogs(command: LogsCommand, io: LogsIo): Promise<number>
     io.error(`simplebank logs: no logs in ${command.dir} yet: they are written while \`npm start\` (simplebank up) runs\n`);
     return 1;
   }
-  const format = createFormatter({ names: [...PROCESS_NAMES], colour: io.colour, json: command.json });
+  const format = createFormatter({ names: PROCESS_NAMES, colour: io.colour, json: command.json });
   const print = (e: LogEntry) => io.write(`${format(e.service, 'stdout', e.line)}\n`);
   let entries = await readLogs(command.dir, command.filter);
   if (command.tail !== undefined) entries = command.tail === 0 ? [] : entries.slice(-command.tail);
