@@ -94,21 +94,9 @@ export async function customerBalances(q: Queryable, accountId: string): Promise
   return sumsFrom(await many<SumRow>(q, balancesSql('$1'), [customerLedgerAccount(accountId)]));
 }
 
-/** What the account's active reservations hold back: cash in cents, shares per symbol. */
+/** What the account's active reservations hold back: cash in cents, shares per symbol (stored: migration 005). */
 export async function activeHolds(q: Queryable, accountId: string): Promise<{ cash: bigint; shares: Map<string, bigint> }> {
-  const rows = await many<{ kind: 'cash' | 'shares'; symbol: string | null; total: string }>(
-    q,
-    `SELECT kind, symbol, sum(coalesce(amount, quantity))::text AS total
-       FROM reservations WHERE account_id = $1 AND status = 'active' GROUP BY kind, symbol`,
-    [accountId],
-  );
-  let cash = 0n;
-  const shares = new Map<string, bigint>();
-  for (const r of rows) {
-    if (r.kind === 'cash') cash += BigInt(r.total);
-    else shares.set(r.symbol!, BigInt(r.total));
-  }
-  return { cash, shares };
+  return holdsFrom(await many<HoldRow>(q, holdsSql('$1'), [accountId]));
 }
 
 type SumRow = { asset: string; total: string };
@@ -133,7 +121,7 @@ function holdsFrom(rows: HoldRow[]): { cash: bigint; shares: Map<string, bigint>
 const balancesSql = (ledgerAccountExpr: string) =>
   `SELECT asset, total::text AS total FROM customer_balances WHERE ledger_account = ${ledgerAccountExpr}`;
 const holdsSql = (accountIdExpr: string) =>
-  `SELECT kind, symbol, sum(coalesce(amount, quantity))::text AS total FROM reservations WHERE account_id = ${accountIdExpr} AND status = 'active' GROUP BY kind, symbol`;
+  `SELECT kind, nullif(symbol, '') AS symbol, total::text AS total FROM account_holds WHERE account_id = ${accountIdExpr} AND total <> 0`;
 
 export interface Balances {
   /** The customer account's balance per asset. */

@@ -118,7 +118,7 @@ describe('migration 004 on an existing ledger', () => {
     const { rows: absent } = await db.query<{ t: string | null }>(`SELECT to_regclass('customer_balances')::text AS t`);
     assert.equal(absent[0]!.t, null, 'no stored balances before 004');
 
-    assert.deepEqual((await migrate(db, migrations)).applied, ['004_customer_balances.sql']);
+    assert.equal((await migrate(db, migrations)).applied[0], '004_customer_balances.sql'); // then any later ones
     const backfilled = await storedAndSummed(db);
     assert.deepEqual(backfilled.stored, backfilled.summed);
     // Customers only, zero totals included.

@@ -2,8 +2,9 @@ import { isCurrency } from './ledger.ts';
 
 /**
  * A balance is the sum of an account's postings (for a customer, stored as the postings are written: migration
- * 004), and what is free to use is that balance less the active holds, which is never stored. So cash and positions
- * always equal the ledger, and a hold can never drift from what it holds back.
+ * 004), and what is free to use is that balance less the active holds (their totals stored as the holds are
+ * written: migration 005). Both stored figures are kept by triggers in the writing transaction, so cash and
+ * positions always equal the ledger, and a hold can never drift from what it holds back.
  */
 
 export interface CashView {
