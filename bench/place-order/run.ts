@@ -98,7 +98,7 @@ async function main(): Promise<void> {
     pgSettings: {
       ...PG_SETTINGS,
       ...(PG_STATS ? { shared_preload_libraries: 'pg_stat_statements', 'pg_stat_statements.track': 'all', 'pg_stat_statements.track_planning': 'on' } : {}),
-      ...(CPU_DETAIL ? { log_connections: 'on', log_disconnections: 'on' } : {}),
+      ...(CPU_DETAIL ? { log_connections: 'on', log_disconnections: 'on', log_autovacuum_min_duration: '0' } : {}),
     },
     ...(process.env.BUS_URL ? { busUrl: process.env.BUS_URL } : {}),
     env: { LOG_LEVEL: 'warn' },
@@ -365,6 +365,15 @@ async function main(): Promise<void> {
       }
       console.table([...opened].map(([db, n]) => ({ db, opened: n })).sort((a, b) => b.opened - a.opened));
       console.log({ disconnections: [...pgLog.matchAll(/disconnection: session time/g)].length });
+      // Autovacuum's workers are forked per run and exit, so their CPU is in 'postmaster+exited' below: per table.
+      const vacuums = new Map<string, { runs: number; cpuS: number }>();
+      for (const m of pgLog.matchAll(/automatic (?:vacuum|analyze) of table "([^"]+)"[\s\S]*?CPU: user: ([\d.]+) s, system: ([\d.]+) s/g)) {
+        const v = vacuums.get(m[1]!) ?? { runs: 0, cpuS: 0 };
+        v.runs++;
+        v.cpuS += Number(m[2]) + Number(m[3]);
+        vacuums.set(m[1]!, v);
+      }
+      console.table([...vacuums].map(([table, v]) => ({ table, runs: v.runs, cpuS: Number(v.cpuS.toFixed(2)) })).sort((a, b) => b.cpuS - a.cpuS).slice(0, 15));
       const rows = [...pgAfter].map(([kind, t]) => ({ kind, cpuS: Number((t - (pgBefore.get(kind) ?? 0)).toFixed(2)) })).sort((a, b) => b.cpuS - a.cpuS);
       console.table(rows);
     }
