@@ -18,6 +18,7 @@ interface ComposeService {
   volumes?: string[];
   depends_on?: string[] | Record<string, { condition: string }>;
   healthcheck?: { test: string[] };
+  cpu_shares?: number;
 }
 interface Compose {
   services: Record<string, ComposeService>;
@@ -85,6 +86,9 @@ test('one container per bank service, on its own port, from the image the Docker
     assert.equal(new URL(env.OTEL_EXPORTER_OTLP_ENDPOINT!).port, '4318', 'OTLP over HTTP');
     assert.match(env.SERVICE_TOKEN ?? '', /^\$\{SIMPLEBANK_SERVICE_TOKEN:\?/, `${s.name}: the service credential is required, never defaulted`);
     assert.ok(c.healthcheck?.test.join(' ').includes('/health/ready'), `${s.name}: health check on readiness`);
+    // What runs at WORKER_NICE under `npm start` gets a low CPU weight here (Docker's default, unset, is 1024).
+    if (p.nice > 0) assert.ok(c.cpu_shares !== undefined && c.cpu_shares <= 64, `${s.name}: cpu_shares low, as its niceness ${p.nice} locally`);
+    else assert.equal(c.cpu_shares, undefined, `${s.name}: Docker's default CPU weight`);
   }
   assert.ok(builderName in Object.fromEntries(SERVICES.map((s) => [s.name, 1])));
 });
