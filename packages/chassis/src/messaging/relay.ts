@@ -23,12 +23,6 @@ export interface OutboxRelayOptions extends MessagingRetention {
    * inboxRetentionMs; see retention.ts). Default 60 000 ms; 0 turns pruning off.
    */
   pruneIntervalMs?: number;
-  /**
-   * Under load, the least time from the start of one round to the start of the next when the next was asked for
-   * by a commit during the round: what commits in that time goes out together. A round after a quiet spell still
-   * starts at once. Default 25 ms; 0 runs rounds back to back.
-   */
-  minRoundIntervalMs?: number;
   /** Told how many events each batch published, once they are marked (metrics). */
   onPublished?: (count: number) => void;
 }
@@ -83,7 +77,6 @@ export function startOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   const { db, bus, log } = options;
   const batchSize = options.batchSize ?? 100;
   const pollIntervalMs = options.pollIntervalMs ?? 1000;
-  const minRoundIntervalMs = options.minRoundIntervalMs ?? 25;
 
   let stopping = false;
   let woken = false;
@@ -157,7 +150,6 @@ export function startOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   const loop = (async () => {
     while (!stopping) {
       woken = false;
-      const startedAt = performance.now();
       let more = false;
       let busy = false;
       try {
@@ -183,13 +175,7 @@ export function startOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
         await sleep(Math.min(LOCK_BUSY_RETRY_MS, pollIntervalMs), false);
         continue;
       }
-      if (woken) {
-        // Commits came in while this round ran: the relay is busy. Each round costs three statements and a bus call
-        // whatever it carries, so let what commits in the next few milliseconds go with it.
-        const wait = minRoundIntervalMs - (performance.now() - startedAt);
-        if (wait > 1) await sleep(wait, false);
-        continue;
-      }
+      if (woken) continue;
       await sleep(pollIntervalMs, true);
     }
   })();

@@ -207,56 +207,6 @@ test('relay: a commit of this process that wrote outbox rows wakes the relay in 
   }
 });
 
-test('relay: a commit after a quiet spell goes out at once; commits during a round wait for minRoundIntervalMs, then go together', async () => {
-  const cleanup = cleanupStack();
-  try {
-    const db = await serviceDatabase('relaypace', cleanup.add);
-    // A publish that waits for the test's go-ahead, so commits can land while a round is in flight.
-    let gate: Promise<void> | undefined;
-    let open = () => {};
-    const fake = recordingBus();
-    const publishBatch = fake.bus.publishBatch.bind(fake.bus);
-    let held = 0;
-    fake.bus.publishBatch = async (events) => {
-      if (gate) {
-        held++;
-        await gate;
-      }
-      await publishBatch(events);
-    };
-    // Only wake-ups start rounds (the poll is far off), and a busy relay would wait a minute between rounds.
-    const relay = startOutboxRelay({ db, bus: fake.bus, log: testLog, pollIntervalMs: 120_000, minRoundIntervalMs: 60_000 });
-    cleanup.add(() => (open(), relay.stop()));
-    await sleep(200);
-
-    // Quiet: the first commit is relayed at once, not after the interval.
-    await appendN(db, 1, 0);
-    await waitFor('the first event', () => fake.published.length === 1);
-
-    // A round in flight (held at the bus) while three more commits land: the relay has been asked again, so it waits
-    // the interval before its next round instead of going straight on.
-    gate = new Promise((resolve) => (open = resolve));
-    await appendN(db, 1, 1);
-    await waitFor('a round in flight', () => held === 1);
-    await appendN(db, 3, 2);
-    open();
-    gate = undefined;
-    await waitFor('the held event', () => fake.published.length === 2);
-    await sleep(500);
-    assert.deepEqual(numbers(fake.published), [0, 1], 'the commits made during the round wait for the next one');
-    await relay.stop();
-
-    // Nothing is lost: they are still in the outbox, and a relay that does not wait takes them, in one round.
-    const again = startOutboxRelay({ db, bus: fake.bus, log: testLog, pollIntervalMs: 50, minRoundIntervalMs: 0 });
-    cleanup.add(() => again.stop());
-    await waitFor('the rest', () => fake.published.length === 5);
-    assert.deepEqual(numbers(fake.published), [0, 1, 2, 3, 4]);
-    assert.equal(fake.calls(), 3, 'the three went out in one publishBatch');
-  } finally {
-    await cleanup.run();
-  }
-});
-
 /** Outbox rows by state and age, and inbox rows by age, with `old` meaning `hoursAgo` in the past. */
 async function seedAged(db: Db, hoursAgo: number) {
   const events = await db.tx((tx) =>
