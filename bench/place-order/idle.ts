@@ -12,7 +12,7 @@ const ORDERS = Number(process.env.ORDERS ?? 20);
 
 async function main(): Promise<void> {
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'simplebank-idle-'));
-  const bank = await startBank({ dataDir, ports: 'random', pgPort: await freePort(), quiet: true, readyTimeoutMs: 120_000, env: { LOG_LEVEL: 'warn' } });
+  const bank = await startBank({ dataDir, ports: 'random', pgPort: await freePort(), quiet: true, readyTimeoutMs: 120_000, ...(process.env.BENCH_LOG_LEVEL ? { env: { LOG_LEVEL: process.env.BENCH_LOG_LEVEL } } : {}) });
   const api = async (method: string, p: string, body?: unknown, headers: Record<string, string> = {}) => {
     const res = await fetch(`${bank.gatewayUrl}/api/v1${p}`, {
       method,

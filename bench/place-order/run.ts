@@ -101,7 +101,9 @@ async function main(): Promise<void> {
       ...(CPU_DETAIL ? { log_connections: 'on', log_disconnections: 'on', log_autovacuum_min_duration: '0' } : {}),
     },
     ...(process.env.BUS_URL ? { busUrl: process.env.BUS_URL } : {}),
-    env: { LOG_LEVEL: 'warn' },
+    // The services log as `npm start` has them log (the chassis default, info: the exchange logs each order it takes
+    // and ends), into the runner's log files; BENCH_LOG_LEVEL=warn measures without those lines.
+    ...(process.env.BENCH_LOG_LEVEL ? { env: { LOG_LEVEL: process.env.BENCH_LOG_LEVEL } } : {}),
     serviceEnv: Object.fromEntries([
       ...PERF_MAP.map((name) => [name, { NODE_OPTIONS: '--perf-basic-prof-only-functions' }]),
       ...(process.env.PRELOAD ? bankServices().map((name) => [name, { NODE_OPTIONS: `--import=${process.env.PRELOAD}`, ELD_NAME: name }]) : []),
