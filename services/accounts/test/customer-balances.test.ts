@@ -1,14 +1,10 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { copyFile, mkdtemp, readdir, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { createDb, migrate, type Db } from '@simplebank/chassis';
 import { createTestDatabase, type TestDatabase } from '@simplebank/chassis/testing';
 import { insertEntry } from '../src/data.ts';
-import { failure, fundedAccount, startAccounts, type Harness } from './helpers.ts';
+import { failure, fundedAccount, MIGRATIONS, migrateBefore, reserveCash, reserveShares, settle, startAccounts, type Harness } from './helpers.ts';
 
 // Customer balances are stored (migration 004) and kept by a trigger on postings: they must equal, at every
 // moment, the sums over the postings they replace on the read side.
@@ -34,12 +30,6 @@ describe('customer_balances, through the API', () => {
     await h.stop();
   });
 
-  const reserveCash = (accountId: string, amount: string, id: string = randomUUID()) =>
-    h.accounts.reserve({ params: { id }, body: { kind: 'cash', accountId, amount } });
-  const reserveShares = (accountId: string, symbol: string, quantity: number, id: string = randomUUID()) =>
-    h.accounts.reserve({ params: { id }, body: { kind: 'shares', accountId, symbol, quantity } });
-  const settle = (id: string, side: 'buy' | 'sell', symbol: string, quantity: number, price: string, fee: string) =>
-    h.accounts.settle({ params: { id }, body: { side, symbol, quantity, price, fee } });
   const deposit = (accountId: string, amount: string) =>
     h.accounts.deposit({ params: { id: accountId }, query: {}, headers: { 'idempotency-key': randomUUID() }, body: { amount } });
 
@@ -50,19 +40,19 @@ describe('customer_balances, through the API', () => {
     const { accountId: b } = await fundedAccount(h, '500.00');
 
     // A buys AAPL and sells it all again: its AAPL balance comes back to 0 and stays listed, as the sums did.
-    const buy = (await reserveCash(a, '40.00')).body.id;
-    await settle(buy, 'buy', 'AAPL', 2, '15.25', '0.50');
-    const sell = (await reserveShares(a, 'AAPL', 2)).body.id;
-    await settle(sell, 'sell', 'AAPL', 2, '16.00', '0.25');
+    const buy = (await reserveCash(h, a, '40.00')).body.id;
+    await settle(h, buy, 'buy', 'AAPL', 2, '15.25', '0.50');
+    const sell = (await reserveShares(h, a, 'AAPL', 2)).body.id;
+    await settle(h, sell, 'sell', 'AAPL', 2, '16.00', '0.25');
     // A hold released never touches the ledger; a settle refused (409) rolls its postings back.
-    const released = (await reserveCash(a, '5.00')).body.id;
+    const released = (await reserveCash(h, a, '5.00')).body.id;
     await h.accounts.release({ params: { id: released } });
-    const tooDear = (await reserveCash(a, '1.00')).body.id;
-    assert.deepEqual(await failure(settle(tooDear, 'buy', 'MSFT', 1, '1000.00', '0.00')), { status: 409, code: 'insufficient_funds' });
+    const tooDear = (await reserveCash(h, a, '1.00')).body.id;
+    assert.deepEqual(await failure(settle(h, tooDear, 'buy', 'MSFT', 1, '1000.00', '0.00')), { status: 409, code: 'insufficient_funds' });
 
     // B's orders settle side by side (the saga's bursts share transactions).
-    const orders = await Promise.all(Array.from({ length: 6 }, () => reserveCash(b, '50.00')));
-    const settled = await Promise.all(orders.map((o, i) => settle(o.body.id, 'buy', i % 2 ? 'MSFT' : 'AAPL', 1, '45.00', '1.00')));
+    const orders = await Promise.all(Array.from({ length: 6 }, () => reserveCash(h, b, '50.00')));
+    const settled = await Promise.all(orders.map((o, i) => settle(h, o.body.id, 'buy', i % 2 ? 'MSFT' : 'AAPL', 1, '45.00', '1.00')));
     assert.deepEqual(settled.map((r) => r.status), [200, 200, 200, 200, 200, 200]);
 
     const { stored, summed } = await storedAndSummed(h.sql);
@@ -84,24 +74,16 @@ describe('customer_balances, through the API', () => {
 });
 
 describe('migration 004 on an existing ledger', () => {
-  const migrations = fileURLToPath(new URL('../migrations/', import.meta.url));
   let database: TestDatabase;
   let db: Db;
-  let before004: string;
   before(async () => {
     database = await createTestDatabase('accounts_backfill');
     db = createDb(database.url, { max: 2 });
-    // A bank from before: the migrations up to 003 only.
-    before004 = await mkdtemp(path.join(tmpdir(), 'accounts-migrations-'));
-    for (const f of (await readdir(migrations)).filter((f) => f.endsWith('.sql') && f < '004')) {
-      await copyFile(path.join(migrations, f), path.join(before004, f));
-    }
-    await migrate(db, before004);
+    await migrateBefore(db, '004');
   });
   after(async () => {
     await db.close();
     await database.drop();
-    await rm(before004, { recursive: true, force: true });
   });
 
   const write = (postings: [string, string, bigint][]) =>
@@ -118,7 +100,7 @@ describe('migration 004 on an existing ledger', () => {
     const { rows: absent } = await db.query<{ t: string | null }>(`SELECT to_regclass('customer_balances')::text AS t`);
     assert.equal(absent[0]!.t, null, 'no stored balances before 004');
 
-    assert.equal((await migrate(db, migrations)).applied[0], '004_customer_balances.sql'); // then any later ones
+    assert.equal((await migrate(db, MIGRATIONS)).applied[0], '004_customer_balances.sql'); // then any later ones
     const backfilled = await storedAndSummed(db);
     assert.deepEqual(backfilled.stored, backfilled.summed);
     // Customers only, zero totals included.

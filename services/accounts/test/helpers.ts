@@ -1,5 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import { createClient, createDb, isUpstreamError, startService, type Client, type Db, type RunningService } from '@simplebank/chassis';
+import { copyFile, mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createClient, createDb, isUpstreamError, migrate, startService, type Client, type Db, type RunningService } from '@simplebank/chassis';
 import { createTestDatabase } from '@simplebank/chassis/testing';
 import { accountsContract } from '../src/contract.ts';
 import { service } from '../src/service.ts';
@@ -66,5 +70,26 @@ export async function eventually<T>(check: () => Promise<T | undefined | false>,
     if (result !== undefined && result !== false) return result;
     if (Date.now() > giveUp) throw new Error(`gave up waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+// The saga's calls, as orders makes them.
+export const reserveCash = (h: Harness, accountId: string, amount: string, id: string = randomUUID()) =>
+  h.accounts.reserve({ params: { id }, body: { kind: 'cash', accountId, amount } });
+export const reserveShares = (h: Harness, accountId: string, symbol: string, quantity: number, id: string = randomUUID()) =>
+  h.accounts.reserve({ params: { id }, body: { kind: 'shares', accountId, symbol, quantity } });
+export const settle = (h: Harness, id: string, side: 'buy' | 'sell', symbol: string, quantity: number, price: string, fee: string) =>
+  h.accounts.settle({ params: { id }, body: { side, symbol, quantity, price, fee } });
+
+export const MIGRATIONS = fileURLToPath(new URL('../migrations/', import.meta.url));
+
+/** Brings `db` to where a bank from before migration `next` is: the migrations that sort before it. */
+export async function migrateBefore(db: Db, next: string): Promise<void> {
+  const dir = await mkdtemp(path.join(tmpdir(), 'accounts-migrations-'));
+  try {
+    for (const f of (await readdir(MIGRATIONS)).filter((f) => f.endsWith('.sql') && f < next)) await copyFile(path.join(MIGRATIONS, f), path.join(dir, f));
+    await migrate(db, dir);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
   }
 }

@@ -1,13 +1,9 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { copyFile, mkdtemp, readdir, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { createDb, migrate, type Db } from '@simplebank/chassis';
 import { createTestDatabase, type TestDatabase } from '@simplebank/chassis/testing';
-import { failure, fundedAccount, startAccounts, type Harness } from './helpers.ts';
+import { failure, fundedAccount, MIGRATIONS, migrateBefore, reserveCash, reserveShares, settle, startAccounts, type Harness } from './helpers.ts';
 
 // What active holds keep back is stored (migration 005), kept by triggers on reservations: at every moment it must
 // equal the sums over the active reservations it replaces on the read side.
@@ -35,38 +31,31 @@ describe('account_holds, through the API', () => {
     await h.stop();
   });
 
-  const reserveCash = (accountId: string, amount: string, id: string = randomUUID()) =>
-    h.accounts.reserve({ params: { id }, body: { kind: 'cash', accountId, amount } });
-  const reserveShares = (accountId: string, symbol: string, quantity: number, id: string = randomUUID()) =>
-    h.accounts.reserve({ params: { id }, body: { kind: 'shares', accountId, symbol, quantity } });
-  const settle = (id: string, side: 'buy' | 'sell', symbol: string, quantity: number, price: string, fee: string) =>
-    h.accounts.settle({ params: { id }, body: { side, symbol, quantity, price, fee } });
-
   it('equal the sums over active reservations after reserves, settles, releases and refusals', async () => {
     const { accountId: a } = await fundedAccount(h, '1000.00');
     const { accountId: b } = await fundedAccount(h, '300.00');
 
     // A buys 3 AAPL, then holds 2 of them for a sale that stays open.
-    const buy = (await reserveCash(a, '100.00')).body.id;
-    await settle(buy, 'buy', 'AAPL', 3, '30.00', '1.00');
-    const sell = (await reserveShares(a, 'AAPL', 2)).body.id;
+    const buy = (await reserveCash(h, a, '100.00')).body.id;
+    await settle(h, buy, 'buy', 'AAPL', 3, '30.00', '1.00');
+    const sell = (await reserveShares(h, a, 'AAPL', 2)).body.id;
     // A repeated reserve finds the hold and holds nothing more.
-    await reserveShares(a, 'AAPL', 2, sell);
+    await reserveShares(h, a, 'AAPL', 2, sell);
     // Released, refused and tombstoned holds keep nothing back.
-    const released = (await reserveCash(a, '50.00')).body.id;
+    const released = (await reserveCash(h, a, '50.00')).body.id;
     await h.accounts.release({ params: { id: released } });
-    assert.deepEqual(await failure(reserveCash(a, '5000.00')), { status: 409, code: 'insufficient_funds' });
-    assert.deepEqual(await failure(reserveShares(a, 'AAPL', 5)), { status: 409, code: 'insufficient_shares' });
+    assert.deepEqual(await failure(reserveCash(h, a, '5000.00')), { status: 409, code: 'insufficient_funds' });
+    assert.deepEqual(await failure(reserveShares(h, a, 'AAPL', 5)), { status: 409, code: 'insufficient_shares' });
     const early = randomUUID();
     await h.accounts.release({ params: { id: early } });
-    assert.equal((await reserveCash(a, '10.00', early)).body.status, 'released');
+    assert.equal((await reserveCash(h, a, '10.00', early)).body.status, 'released');
     // A settle refused (409) rolls its hold change back: the hold stays active.
-    const tooDear = (await reserveCash(a, '20.00')).body.id;
-    assert.deepEqual(await failure(settle(tooDear, 'buy', 'MSFT', 1, '2000.00', '0.00')), { status: 409, code: 'insufficient_funds' });
+    const tooDear = (await reserveCash(h, a, '20.00')).body.id;
+    assert.deepEqual(await failure(settle(h, tooDear, 'buy', 'MSFT', 1, '2000.00', '0.00')), { status: 409, code: 'insufficient_funds' });
 
     // B's holds are made and settled side by side (the saga's bursts share transactions).
-    const held = await Promise.all(Array.from({ length: 6 }, () => reserveCash(b, '40.00')));
-    await Promise.all(held.slice(0, 4).map((r) => settle(r.body.id, 'buy', 'MSFT', 1, '35.00', '1.00')));
+    const held = await Promise.all(Array.from({ length: 6 }, () => reserveCash(h, b, '40.00')));
+    await Promise.all(held.slice(0, 4).map((r) => settle(h, r.body.id, 'buy', 'MSFT', 1, '35.00', '1.00')));
 
     const { stored, summed } = await storedAndSummed(h.sql);
     assert.deepEqual(stored, summed);
@@ -80,7 +69,7 @@ describe('account_holds, through the API', () => {
     assert.deepEqual(account.positions.map((p) => [p.symbol, p.quantity, p.reserved]), [['AAPL', 3, 2]]);
 
     // Settling and releasing the rest brings every total to zero, and nothing is shown as reserved.
-    await settle(sell, 'sell', 'AAPL', 2, '31.00', '1.00');
+    await settle(h, sell, 'sell', 'AAPL', 2, '31.00', '1.00');
     await h.accounts.release({ params: { id: tooDear } });
     await Promise.all(held.slice(4).map((r) => h.accounts.release({ params: { id: r.body.id } })));
     const after = await storedAndSummed(h.sql);
@@ -95,24 +84,16 @@ describe('account_holds, through the API', () => {
 });
 
 describe('migration 005 on existing reservations', () => {
-  const migrations = fileURLToPath(new URL('../migrations/', import.meta.url));
   let database: TestDatabase;
   let db: Db;
-  let before005: string;
   before(async () => {
     database = await createTestDatabase('accounts_holds_backfill');
     db = createDb(database.url, { max: 2 });
-    // A bank from before: the migrations up to 004 only.
-    before005 = await mkdtemp(path.join(tmpdir(), 'accounts-migrations-'));
-    for (const f of (await readdir(migrations)).filter((f) => f.endsWith('.sql') && f < '005')) {
-      await copyFile(path.join(migrations, f), path.join(before005, f));
-    }
-    await migrate(db, before005);
+    await migrateBefore(db, '005');
   });
   after(async () => {
     await db.close();
     await database.drop();
-    await rm(before005, { recursive: true, force: true });
   });
 
   const account = async (): Promise<string> => {
@@ -144,7 +125,7 @@ describe('migration 005 on existing reservations', () => {
     const { rows: absent } = await db.query<{ t: string | null }>(`SELECT to_regclass('account_holds')::text AS t`);
     assert.equal(absent[0]!.t, null, 'no stored holds before 005');
 
-    assert.equal((await migrate(db, migrations)).applied[0], '005_hold_totals.sql'); // then any later ones
+    assert.equal((await migrate(db, MIGRATIONS)).applied[0], '005_hold_totals.sql'); // then any later ones
     const backfilled = await storedAndSummed(db);
     assert.deepEqual(backfilled.stored, backfilled.summed);
     assert.deepEqual(Object.fromEntries(backfilled.stored.map((r) => [`${r.account_id} ${r.kind} ${r.symbol}`, r.total])), {

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { isUpstreamError } from '@simplebank/chassis';
-import { failure, fundedAccount, startAccounts, type Harness } from './helpers.ts';
+import { failure, fundedAccount, reserveCash, reserveShares, startAccounts, type Harness } from './helpers.ts';
 
 let h: Harness;
 before(async () => {
@@ -12,10 +12,6 @@ after(async () => {
   await h.stop();
 });
 
-const reserveCash = (accountId: string, amount: string, id: string = randomUUID()) =>
-  h.accounts.reserve({ params: { id }, body: { kind: 'cash', accountId, amount } });
-const reserveShares = (accountId: string, symbol: string, quantity: number, id: string = randomUUID()) =>
-  h.accounts.reserve({ params: { id }, body: { kind: 'shares', accountId, symbol, quantity } });
 const cashOf = async (accountId: string) => (await h.accounts.getAccount({ params: { id: accountId }, query: {} })).body.cash;
 const positionsOf = async (accountId: string) => (await h.accounts.getAccount({ params: { id: accountId }, query: {} })).body.positions;
 
@@ -23,8 +19,8 @@ describe('reserve', () => {
   it('holds cash: 201, then 200 with the same reservation for a retry', async () => {
     const { accountId } = await fundedAccount(h, '100.00');
     const id = randomUUID();
-    const first = await reserveCash(accountId, '40.00', id);
-    const retry = await reserveCash(accountId, '40.00', id);
+    const first = await reserveCash(h, accountId, '40.00', id);
+    const retry = await reserveCash(h, accountId, '40.00', id);
     assert.equal(first.status, 201);
     assert.equal(retry.status, 200);
     assert.deepEqual(retry.body, first.body);
@@ -34,19 +30,19 @@ describe('reserve', () => {
 
   it('refuses more cash than is available with 409 insufficient_funds', async () => {
     const { accountId } = await fundedAccount(h, '100.00');
-    await reserveCash(accountId, '60.00');
-    assert.deepEqual(await failure(reserveCash(accountId, '40.01')), { status: 409, code: 'insufficient_funds' });
-    assert.equal((await reserveCash(accountId, '40.00')).status, 201);
+    await reserveCash(h, accountId, '60.00');
+    assert.deepEqual(await failure(reserveCash(h, accountId, '40.01')), { status: 409, code: 'insufficient_funds' });
+    assert.equal((await reserveCash(h, accountId, '40.00')).status, 201);
     assert.deepEqual(await cashOf(accountId), { balance: '100.00', available: '0.00', reserved: '100.00' });
   });
 
   it('refuses shares the customer does not have with 409 insufficient_shares', async () => {
     const { accountId } = await fundedAccount(h, '100.00');
-    assert.deepEqual(await failure(reserveShares(accountId, 'AAPL', 1)), { status: 409, code: 'insufficient_shares' });
+    assert.deepEqual(await failure(reserveShares(h, accountId, 'AAPL', 1)), { status: 409, code: 'insufficient_shares' });
   });
 
   it('answers 404 account_not_found for an unknown account', async () => {
-    assert.deepEqual(await failure(reserveCash(randomUUID(), '1.00')), { status: 404, code: 'account_not_found' });
+    assert.deepEqual(await failure(reserveCash(h, randomUUID(), '1.00')), { status: 404, code: 'account_not_found' });
   });
 
   it('refuses the cash currency as a share symbol', async () => {
@@ -63,7 +59,7 @@ describe('reserve', () => {
     const { accountId } = await fundedAccount(h, '100.00');
     const outcomes = await Promise.all(
       Array.from({ length: 20 }, () =>
-        reserveCash(accountId, '10.00').then(
+        reserveCash(h, accountId, '10.00').then(
           (r) => r.status,
           (err: unknown) => (isUpstreamError(err) ? err.code : 'unexpected'),
         ),
@@ -77,7 +73,7 @@ describe('reserve', () => {
   it('concurrent retries of one reservation create it once', async () => {
     const { accountId } = await fundedAccount(h, '100.00');
     const id = randomUUID();
-    const results = await Promise.all(Array.from({ length: 10 }, () => reserveCash(accountId, '30.00', id)));
+    const results = await Promise.all(Array.from({ length: 10 }, () => reserveCash(h, accountId, '30.00', id)));
     assert.deepEqual(results.map((r) => r.status).sort(), [200, 200, 200, 200, 200, 200, 200, 200, 200, 201]);
     assert.deepEqual(await cashOf(accountId), { balance: '100.00', available: '70.00', reserved: '30.00' });
   });
@@ -86,14 +82,14 @@ describe('reserve', () => {
 describe('release', () => {
   it('is idempotent and frees the hold', async () => {
     const { accountId } = await fundedAccount(h, '100.00');
-    const { body } = await reserveCash(accountId, '25.00');
+    const { body } = await reserveCash(h, accountId, '25.00');
     const first = await h.accounts.release({ params: { id: body.id } });
     const again = await h.accounts.release({ params: { id: body.id } });
     assert.deepEqual(first.body, { id: body.id, status: 'released' });
     assert.deepEqual(again.body, { id: body.id, status: 'released' });
     assert.deepEqual(await cashOf(accountId), { balance: '100.00', available: '100.00', reserved: '0.00' });
     // A reserve retried after the release finds the released hold and holds nothing again.
-    const retried = await reserveCash(accountId, '25.00', body.id);
+    const retried = await reserveCash(h, accountId, '25.00', body.id);
     assert.equal(retried.status, 200);
     assert.equal(retried.body.status, 'released');
   });
@@ -102,7 +98,7 @@ describe('release', () => {
     const { accountId } = await fundedAccount(h, '100.00');
     const id = randomUUID();
     assert.deepEqual((await h.accounts.release({ params: { id } })).body, { id, status: 'unknown' });
-    const late = await reserveCash(accountId, '25.00', id);
+    const late = await reserveCash(h, accountId, '25.00', id);
     assert.equal(late.status, 200);
     assert.equal(late.body.status, 'released');
     assert.deepEqual(await cashOf(accountId), { balance: '100.00', available: '100.00', reserved: '0.00' });
@@ -114,7 +110,7 @@ describe('release', () => {
 
   it('answers settled for a settled reservation and leaves it settled', async () => {
     const { accountId } = await fundedAccount(h, '100.00');
-    const { body } = await reserveCash(accountId, '50.00');
+    const { body } = await reserveCash(h, accountId, '50.00');
     await h.accounts.settle({ params: { id: body.id }, body: { side: 'buy', symbol: 'AAPL', quantity: 1, price: '40.00', fee: '1.00' } });
     assert.deepEqual((await h.accounts.release({ params: { id: body.id } })).body, { id: body.id, status: 'settled' });
     assert.deepEqual(await cashOf(accountId), { balance: '59.00', available: '59.00', reserved: '0.00' });
@@ -125,7 +121,7 @@ describe('settle', () => {
   it('settles a buy then a sell: cash, positions and ledger totals add up', async () => {
     const { accountId } = await fundedAccount(h, '1000.00');
     const buyOrder = randomUUID();
-    await reserveCash(accountId, '600.00', buyOrder);
+    await reserveCash(h, accountId, '600.00', buyOrder);
 
     const buy = { side: 'buy' as const, symbol: 'AAPL', quantity: 3, price: '190.15', fee: '1.99' };
     const settled = await h.accounts.settle({ params: { id: buyOrder }, body: buy });
@@ -138,9 +134,9 @@ describe('settle', () => {
     assert.deepEqual(await positionsOf(accountId), [{ symbol: 'AAPL', quantity: 3, reserved: 0, available: 3 }]);
 
     const sellOrder = randomUUID();
-    await reserveShares(accountId, 'AAPL', 2, sellOrder);
+    await reserveShares(h, accountId, 'AAPL', 2, sellOrder);
     assert.deepEqual(await positionsOf(accountId), [{ symbol: 'AAPL', quantity: 3, reserved: 2, available: 1 }]);
-    assert.deepEqual(await failure(reserveShares(accountId, 'AAPL', 2)), { status: 409, code: 'insufficient_shares' });
+    assert.deepEqual(await failure(reserveShares(h, accountId, 'AAPL', 2)), { status: 409, code: 'insufficient_shares' });
 
     await h.accounts.settle({ params: { id: sellOrder }, body: { side: 'sell', symbol: 'AAPL', quantity: 2, price: '200.00', fee: '1.00' } });
     // + 2 × 200.00 − 1.00 = 399.00
@@ -171,8 +167,8 @@ describe('settle', () => {
   it('a buy above its hold settles only when the account has the difference available', async () => {
     const { accountId } = await fundedAccount(h, '100.00');
     const tight = randomUUID();
-    await reserveCash(accountId, '50.00', tight);
-    await reserveCash(accountId, '45.00'); // another open order: 5.00 stays available
+    await reserveCash(h, accountId, '50.00', tight);
+    await reserveCash(h, accountId, '45.00'); // another open order: 5.00 stays available
     const tooDear = { side: 'buy' as const, symbol: 'MSFT', quantity: 1, price: '55.00', fee: '0.01' };
     assert.deepEqual(await failure(h.accounts.settle({ params: { id: tight }, body: tooDear })), { status: 409, code: 'insufficient_funds' });
     assert.deepEqual(await cashOf(accountId), { balance: '100.00', available: '5.00', reserved: '95.00' });
@@ -183,12 +179,12 @@ describe('settle', () => {
 
   it('refuses a released reservation, a mismatched one, and an unknown one', async () => {
     const { accountId } = await fundedAccount(h, '100.00');
-    const released = (await reserveCash(accountId, '10.00')).body.id;
+    const released = (await reserveCash(h, accountId, '10.00')).body.id;
     await h.accounts.release({ params: { id: released } });
     const buy = { side: 'buy' as const, symbol: 'AAPL', quantity: 1, price: '5.00', fee: '0.00' };
     assert.deepEqual(await failure(h.accounts.settle({ params: { id: released }, body: buy })), { status: 409, code: 'reservation_released' });
 
-    const cash = (await reserveCash(accountId, '10.00')).body.id;
+    const cash = (await reserveCash(h, accountId, '10.00')).body.id;
     assert.deepEqual(await failure(h.accounts.settle({ params: { id: cash }, body: { ...buy, side: 'sell' } })), { status: 409, code: 'reservation_mismatch' });
     assert.deepEqual(await failure(h.accounts.settle({ params: { id: randomUUID() }, body: buy })), { status: 404, code: 'reservation_not_found' });
     assert.deepEqual(await cashOf(accountId), { balance: '100.00', available: '90.00', reserved: '10.00' });
