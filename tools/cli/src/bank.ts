@@ -101,7 +101,9 @@ export async function startBank(options: StartBankOptions = {}): Promise<Bank> {
   const processes = processesOf(services);
 
   const ports = await choosePorts(options.ports ?? 'default', processes);
-  const urls = Object.fromEntries(SERVICES.map((s) => [s.name, `http://${HOST}:${ports[s.name]}`])) as Record<ServiceName, string>;
+  // Every process's URL by name (a worker serves health, metrics and the admin routes); a service's URL is its own process's.
+  const processUrls: Record<string, string> = Object.fromEntries(PROCESSES.map((p) => [p.name, `http://${HOST}:${ports[p.name]}`]));
+  const urls = Object.fromEntries(SERVICES.map((s) => [s.name, processUrls[s.name]!])) as Record<ServiceName, string>;
 
   const cleanup: Array<() => Promise<void>> = [];
   const undo = async () => {
@@ -150,7 +152,7 @@ export async function startBank(options: StartBankOptions = {}): Promise<Bank> {
     const files = options.logFiles === false ? undefined : new LogFiles({ dir: logDir(dataDir) });
     if (files) cleanup.push(() => files.close());
     const supervisor = new Supervisor(
-      processes.map((proc) => specFor(proc, { urls, ports, token, busUrl, databaseUrls, options, args: launch(proc.service).args })),
+      processes.map((proc) => specFor(proc, { urls, ports, processUrls, token, busUrl, databaseUrls, options, args: launch(proc.service).args })),
       {
         ...options.supervisor,
         onLine: (service, stream, line) => {
@@ -176,7 +178,7 @@ export async function startBank(options: StartBankOptions = {}): Promise<Bank> {
       dataDir,
       services,
       processes: processes.map((p) => p.name),
-      processUrls: Object.fromEntries(processes.map((p) => [p.name, `http://${HOST}:${ports[p.name]}`])),
+      processUrls: Object.fromEntries(processes.map((p) => [p.name, processUrls[p.name]!])),
       supervisor,
       stop(stopOptions = {}) {
         stopping ??= (async () => {
@@ -226,6 +228,7 @@ interface SpecContext {
   urls: Record<ServiceName, string>;
   /** By process name. */
   ports: Record<string, number>;
+  processUrls: Record<string, string>;
   token: string;
   busUrl: string;
   databaseUrls: Partial<Record<ServiceName, string>>;
@@ -270,7 +273,7 @@ function specFor(proc: ProcessInfo, ctx: SpecContext): ServiceSpec {
     args: ctx.args,
     cwd: REPO_ROOT,
     env,
-    readyUrl: `http://${HOST}:${ctx.ports[proc.name]}/health/ready`,
+    readyUrl: `${ctx.processUrls[proc.name]}/health/ready`,
     ...(proc.nice ? { nice: proc.nice } : {}),
   };
 }

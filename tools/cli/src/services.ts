@@ -77,10 +77,6 @@ export function serviceInfo(name: string): ServiceInfo {
   return info;
 }
 
-export function isServiceName(name: string): name is ServiceName {
-  return SERVICES.some((s) => s.name === name);
-}
-
 /** Every process of a whole bank, by name: what `logs`, `status`, `fault` and `dlq` can address. */
 export const PROCESSES: readonly ProcessInfo[] = processesOf(SERVICE_NAMES);
 export const PROCESS_NAMES: readonly string[] = PROCESSES.map((p) => p.name);
