@@ -1,4 +1,5 @@
 import { collectDefaultMetrics, Gauge, Registry, type CollectFunction, type Metric } from 'prom-client';
+import { EVENT_LOOP_SAMPLE_MS } from '../protection/event-loop-monitor.ts';
 import { CounterFamily, HistogramFamily, type FamilyOptions, type HistogramOptions } from './series.ts';
 
 /**
@@ -60,7 +61,7 @@ const sameLabels = (a: readonly string[], b: readonly string[] = []) => a.length
 
 export function createServiceMetrics(options: ServiceMetricsOptions = {}): ServiceMetrics {
   const registry = new Registry();
-  if (options.defaultMetrics !== false) collectDefaultMetrics({ register: registry });
+  if (options.defaultMetrics !== false) collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: EVENT_LOOP_SAMPLE_MS });
   const onOverflow = options.onOverflow;
   const maxSeries = options.maxSeries;
 
