@@ -1,14 +1,20 @@
-// Time to `filled` for single market orders on an otherwise idle bank (the default local run: embedded
-// PostgreSQL, pg-boss bus). One order at a time: POST, then poll GET until it is final.
+// The bank at rest (the default local run: embedded PostgreSQL, pg-boss bus):
+// - time to `filled` for single market orders on an otherwise idle bank: one order at a time, POST, then poll GET
+//   until it is final;
+// - then what the bank burns doing nothing: each process's CPU over IDLE_S seconds after SETTLE_S seconds of quiet
+//   (timers, polls, health probes: what a laptop pays for a bank left running).
 //
-//   node --import tsx bench/place-order/idle.ts            # ORDERS=20
+//   node --import tsx bench/place-order/idle.ts            # ORDERS=20 SETTLE_S=10 IDLE_S=60
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { freePort } from '@simplebank/chassis/testing';
 import { startBank } from '../../tools/cli/src/bank.ts';
+import { cpuOf, postgresCpu } from '../lib/proc-cpu.ts';
 
 const ORDERS = Number(process.env.ORDERS ?? 20);
+const SETTLE_S = Number(process.env.SETTLE_S ?? 10);
+const IDLE_S = Number(process.env.IDLE_S ?? 60);
 
 async function main(): Promise<void> {
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'simplebank-idle-'));
@@ -45,7 +51,21 @@ async function main(): Promise<void> {
     }
     times.sort((a, b) => a - b);
     const at = (p: number) => Number(times[Math.min(times.length - 1, Math.floor((p / 100) * times.length))]!.toFixed(1));
-    console.log(JSON.stringify({ orders: ORDERS, timeToFilledMs: { p50: at(50), p90: at(90), max: at(100) } }, null, 2));
+
+    // Every process has served an order by now, so what follows is the steady idle state, not start-up work.
+    await new Promise((r) => setTimeout(r, SETTLE_S * 1000));
+    const snapshot = async () => {
+      // "runner": this process, which supervises the bank as `npm start` does (its health probes included).
+      const out: Record<string, number> = { runner: await cpuOf(process.pid), postgres: await postgresCpu(dataDir) };
+      for (const name of bank.processes) out[name] = await cpuOf(bank.supervisor.get(name).pid ?? 0);
+      return out;
+    };
+    const before = await snapshot();
+    await new Promise((r) => setTimeout(r, IDLE_S * 1000));
+    const after = await snapshot();
+    const idleCpuMsPerS = Object.fromEntries(Object.keys(after).map((k) => [k, Number(((1000 * (after[k]! - before[k]!)) / IDLE_S).toFixed(1))]));
+    const total = Number(Object.values(idleCpuMsPerS).reduce((a, b) => a + b, 0).toFixed(1));
+    console.log(JSON.stringify({ orders: ORDERS, timeToFilledMs: { p50: at(50), p90: at(90), max: at(100) }, idleS: IDLE_S, idleCpuMsPerS: { total, ...idleCpuMsPerS } }, null, 2));
   } finally {
     await bank.stop();
     await rm(dataDir, { recursive: true, force: true });

@@ -7,7 +7,7 @@
 //   node --import tsx bench/place-order/run.ts            # RATE=200 DURATION_S=30 WARMUP_S=5
 //   PROFILE=orders,accounts node --import tsx bench/place-order/run.ts   # V8 CPU profiles (slower: don't quote)
 //   RATE=300 DURATION_S=60 BUS_URL=nats://127.0.0.1:4222 node --import tsx bench/place-order/run.ts
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -15,6 +15,7 @@ import pg from 'pg';
 import { Pool } from 'undici';
 import { startBank } from '../../tools/cli/src/bank.ts';
 import { SERVICE_NAMES } from '../../tools/cli/src/services.ts';
+import { cpuOf, postgresCpu, postgresCpuByKind } from '../lib/proc-cpu.ts';
 import { freePort } from '@simplebank/chassis/testing';
 
 const RATE = Number(process.env.RATE ?? 200);
@@ -36,52 +37,6 @@ const MONITOR = process.env.MONITOR === '1';
 /** PG_SETTINGS=name=value,…: extra PostgreSQL settings for the run (to try one; quote only the bank's own defaults). */
 const PG_SETTINGS = Object.fromEntries((process.env.PG_SETTINGS ?? '').split(',').filter(Boolean).map((kv) => kv.split('=') as [string, string]));
 const SYMBOLS = ['AAPL', 'MSFT', 'GOOGL', 'AMZN', 'NVDA', 'META', 'TSLA', 'JPM'];
-
-/** CPU seconds (user + system) of a process, plus those of its reaped children (postgres backends that exited). */
-async function cpuOf(pid: number, withChildren = false): Promise<number> {
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
-  if (!stat) return 0;
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  // Fields after the comm: state(0) … utime(11) stime(12) cutime(13) cstime(14).
-  const ticks = Number(f[11]) + Number(f[12]) + (withChildren ? Number(f[13]) + Number(f[14]) : 0);
-  return ticks / 100;
-}
-
-/** PostgreSQL's CPU: the postmaster (with reaped backends) and its live children. */
-async function postgresCpu(dataDir: string): Promise<number> {
-  let total = 0;
-  for (const entry of await readdir('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    const cmd = await readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => '');
-    if (cmd.includes('postgres') && cmd.includes(dataDir)) {
-      total += await cpuOf(Number(entry), true);
-      const children = await readFile(`/proc/${entry}/task/${entry}/children`, 'utf8').catch(() => '');
-      for (const c of children.trim().split(/\s+/).filter(Boolean)) total += await cpuOf(Number(c));
-    }
-  }
-  return total;
-}
-
-/** CPU_DETAIL=1: PostgreSQL's CPU per process kind (backends per database, walwriter, autovacuum …). */
-async function postgresCpuByKind(dataDir: string): Promise<Map<string, number>> {
-  const byKind = new Map<string, number>();
-  for (const entry of await readdir('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    const cmd = await readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => '');
-    if (!(cmd.includes('postgres') && cmd.includes(dataDir))) continue;
-    byKind.set('postmaster+exited', await cpuOf(Number(entry), true));
-    const children = await readFile(`/proc/${entry}/task/${entry}/children`, 'utf8').catch(() => '');
-    for (const c of children.trim().split(/\s+/).filter(Boolean)) {
-      const title = (await readFile(`/proc/${c}/cmdline`, 'utf8').catch(() => '')).replace(/\0/g, ' ').trim();
-      // "postgres: postgres simplebank_orders 127.0.0.1(5678) idle" or "… [local] idle" → "simplebank_orders";
-      // "postgres: walwriter" → "walwriter"
-      const m = /^postgres: (?:\S+ (\S+) (?:\S+\(\d+\)|\[local\])|([a-z ]+?))(?: |$)/.exec(title);
-      const kind = m?.[1] ?? m?.[2] ?? title;
-      byKind.set(kind, (byKind.get(kind) ?? 0) + (await cpuOf(Number(c))));
-    }
-  }
-  return byKind;
-}
 
 const bankServices = () => SERVICE_NAMES;
 
