@@ -45,3 +45,24 @@ function start(): void {
   }, INTERVAL_MS);
   ticker.unref(); // a gauge must not keep the process alive
 }
+
+export interface BackPressureOptions {
+  /**
+   * Back-pressure: while this process's event loop runs more than this late (smoothed, above), its consumers take
+   * no new events, so the requests it serves keep their latency and the events wait on the bus. Default 10 ms;
+   * 0 turns it off.
+   */
+  maxEventLoopLagMs?: number;
+  /** Replaces the lag check: true while the process should take no new events (tests drive it). */
+  busy?: () => boolean;
+}
+
+/** When a bus's consumers should hold off taking new events, per the options; undefined: never. */
+export function busySignal(options: BackPressureOptions): (() => boolean) | undefined {
+  if (options.busy) return options.busy;
+  const maxLagMs = options.maxEventLoopLagMs ?? 10;
+  return maxLagMs > 0 ? () => eventLoopLagMs() > maxLagMs : undefined;
+}
+
+/** How often a consumer held off by back-pressure looks again. */
+export const BUSY_RECHECK_MS = 5;

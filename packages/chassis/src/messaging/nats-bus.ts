@@ -16,8 +16,9 @@ import {
 import type { Logger } from '../log/logger.ts';
 import { leaseSecondsOf, type Bus, type DeadLetter, type SubscriptionOptions } from './bus.ts';
 import type { EventEnvelope } from './envelope.ts';
+import { BUSY_RECHECK_MS, busySignal, type BackPressureOptions } from './loop-lag.ts';
 
-export interface NatsBusOptions {
+export interface NatsBusOptions extends BackPressureOptions {
   url: string;
   service: string;
   log: Logger;
@@ -93,6 +94,8 @@ function limiter(max: number) {
  * - Replay: replay() republishes a dead letter on `replay.<subscription>`, which only that subscription
  *   consumes (so other subscriptions of the type don't see it again), then deletes it from the DLQ. Attempts
  *   count from 1 again. Any instance of the owning service handles it, and the caller needs no handler.
+ * - Back-pressure: while the process is behind (event-loop lag over maxEventLoopLagMs, loop-lag.ts), no new event is
+ *   started; pulled messages wait (their leases kept alive) and the client pulls no more than its buffer holds.
  * - Ordering: with concurrency 1 the consumers have max_ack_pending 1, so events of one type are handled in
  *   publish order across all instances, retries included (a dead-lettered event is skipped). Events of
  *   different types, replays, and any subscription with concurrency > 1 have no ordering promise.
@@ -101,6 +104,7 @@ function limiter(max: number) {
  */
 export function createNatsBus(options: NatsBusOptions): Bus {
   const { service, log } = options;
+  const busy = busySignal(options);
   const prefix = options.streamPrefix ?? 'SIMPLEBANK';
   const root = prefix === 'SIMPLEBANK' ? '' : `${token(prefix).toLowerCase()}.`;
   const eventsStream = `${token(prefix)}_EVENTS`;
@@ -230,8 +234,13 @@ export function createNatsBus(options: NatsBusOptions): Bus {
           continue;
         }
         // From arrival, not from the handler's start: a message may wait here for a slot (the slots are shared by
-        // the subscription's consumers), and the server's ack_wait has been running since it was sent.
+        // the subscription's consumers) or for the process to catch up, and the server's ack_wait has been running
+        // since it was sent.
         const heartbeat = setInterval(() => m.working(), leaseMs / 3);
+        // Back-pressure, as the pg-boss worker's: while the process is behind, no new event is started. The loop
+        // stops reading, so the client stops pulling once its buffer (max_messages) is full: the rest wait on the
+        // server.
+        while (busy?.() && !closing) await new Promise((r) => setTimeout(r, BUSY_RECHECK_MS));
         await slots.acquire();
         handlersInFlight++;
         void handle(sub, m)

@@ -4,13 +4,13 @@ import pg from 'pg';
 import type { Logger } from '../log/logger.ts';
 import { leaseSecondsOf, type Bus, type DeadLetter, type SubscriptionOptions } from './bus.ts';
 import type { EventEnvelope } from './envelope.ts';
-import { eventLoopLagMs } from './loop-lag.ts';
+import { busySignal, type BackPressureOptions } from './loop-lag.ts';
 import { listen, type PgListener } from './pg-listener.ts';
 import { queryConfig } from '../data/db.ts';
 import { completeJobsSql, DELIVERY_SESSION_OPTIONS, expiredJobsSql, fetchJobsSql, jobIndexesSql, lockExpiredJobsSql, notifySql, publishEventsSql, renewLeasesSql } from './pgboss-sql.ts';
 import { startQueueWorker, type QueueWorker } from './pgboss-worker.ts';
 
-export interface PgBossBusOptions {
+export interface PgBossBusOptions extends BackPressureOptions {
   /** The bus database, shared by every service (each service keeps its own database for its data). */
   url: string;
   service: string;
@@ -21,12 +21,6 @@ export interface PgBossBusOptions {
   pollingIntervalSeconds?: number;
   /** LISTEN for the NOTIFY wake-ups. Default true; false only to measure what they save. */
   wakeUps?: boolean;
-  /**
-   * Back-pressure: while this process's event loop runs more than this late (smoothed, loop-lag.ts), its workers
-   * claim no new events, so the requests it serves keep their latency and the events wait on the bus. Default 10 ms;
-   * 0 turns it off.
-   */
-  maxEventLoopLagMs?: number;
 }
 
 /** Every consuming bus process LISTENs here; the payload is an event type, or `queue:<name>` for one queue. */
@@ -93,8 +87,7 @@ export function createPgBossBus(options: PgBossBusOptions): Bus {
   const { service, log } = options;
   const schema = options.schema ?? 'pgboss';
   const pollIntervalMs = (options.pollingIntervalSeconds ?? 2) * 1000;
-  const maxLagMs = options.maxEventLoopLagMs ?? 10;
-  const busy = maxLagMs > 0 ? () => eventLoopLagMs() > maxLagMs : undefined;
+  const busy = busySignal(options);
   const pool = new pg.Pool({
     connectionString: options.url,
     max: 10,

@@ -1,4 +1,5 @@
 import type { Logger } from '../log/logger.ts';
+import { BUSY_RECHECK_MS } from './loop-lag.ts';
 
 export interface ClaimedJob {
   id: string;
@@ -29,8 +30,6 @@ export interface QueueWorkerOptions<J extends ClaimedJob> {
   busy?: () => boolean;
   log: Logger;
 }
-
-const BUSY_RECHECK_MS = 5;
 
 export interface QueueWorker {
   /** There may be new jobs: fetch as soon as a slot is free. Any number of calls before that fetch count once. */

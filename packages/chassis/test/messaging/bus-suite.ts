@@ -16,7 +16,7 @@ import { cleanupStack, serviceDatabase, sleep, testLog, waitFor } from './helper
 /** One isolated bus backend (a database, or a pair of streams) from which several bus instances can be made. */
 export interface BusEnvironment {
   /** A new, not yet started bus on this backend, as another process of `service` would have. */
-  newBus(service: string): Bus;
+  newBus(service: string, options?: BusTestOptions): Bus;
   /** How crash-fixture.ts, in a child process, builds a bus on this backend (BUS_ADAPTER, BUS_URL, …). */
   processEnv: Record<string, string>;
   cleanup(): Promise<void>;
@@ -35,8 +35,14 @@ export interface BusSuiteOptions {
   ordering: 'single-consumer' | 'per-type';
 }
 
+/** Adapter options a test sets. */
+export interface BusTestOptions {
+  /** Back-pressure signal in place of the event-loop lag. */
+  busy?: () => boolean;
+}
+
 interface Env {
-  bus(service?: string): Promise<Bus>;
+  bus(service?: string, options?: BusTestOptions): Promise<Bus>;
   db(prefix: string): Promise<Db>;
   /** A consumer in a child process (crash-fixture.ts) whose handler never finishes; killed at cleanup at the latest. */
   crashingConsumer(settings: CrashingConsumerSettings): Promise<CrashingConsumer>;
@@ -112,8 +118,8 @@ export function busSuite(options: BusSuiteOptions): void {
         const backend = await options.environment();
         cleanup.add(() => backend.cleanup());
         const env: Env = {
-          async bus(service = 'test') {
-            const bus = backend.newBus(service);
+          async bus(service = 'test', busOptions) {
+            const bus = backend.newBus(service, busOptions);
             cleanup.add(() => bus.close());
             await bus.start();
             return bus;
@@ -127,6 +133,21 @@ export function busSuite(options: BusSuiteOptions): void {
       }
     });
   }
+
+  busTest('back-pressure: while the process is busy no new event is started; once it is not, each is handled', async (env) => {
+    let busy = true;
+    const bus = await env.bus('test', { busy: () => busy });
+    const type = `t.Busy${uid()}.v1`;
+    const handled = new Set<string>();
+    await bus.subscribe({ name: `busy-${uid()}`, types: [type], concurrency: 4, handler: async (e) => void handled.add(e.id) });
+    const events = Array.from({ length: 5 }, () => event(type));
+    for (const e of events) await bus.publish(e);
+    // Not busy, they are handled within milliseconds; busy, none may start.
+    await sleep(500);
+    assert.equal(handled.size, 0, 'no event started while the process was busy');
+    busy = false;
+    await waitFor('every event handled once the process caught up', () => handled.size === events.length || undefined);
+  });
 
   busTest('delivers every published event of the subscribed types (at least once)', async (env) => {
     const bus = await env.bus();

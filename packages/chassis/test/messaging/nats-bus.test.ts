@@ -13,7 +13,7 @@ busSuite({
     // Streams of their own per test: the prefix names the streams and roots their subjects.
     const streamPrefix = `T${randomBytes(5).toString('hex').toUpperCase()}`;
     return {
-      newBus: (service) => createNatsBus({ url, service, log: testLog, streamPrefix }),
+      newBus: (service, options) => createNatsBus({ url, service, log: testLog, streamPrefix, ...options }),
       processEnv: { BUS_ADAPTER: 'nats', BUS_URL: url, BUS_STREAM_PREFIX: streamPrefix },
       cleanup: () => deleteNatsStreams(streamPrefix),
     };

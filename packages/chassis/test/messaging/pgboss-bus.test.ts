@@ -14,7 +14,7 @@ busSuite({
   async environment() {
     const db = await createTestDatabase('bus');
     return {
-      newBus: (service) => createPgBossBus({ url: db.url, service, log: testLog }),
+      newBus: (service, options) => createPgBossBus({ url: db.url, service, log: testLog, ...options }),
       processEnv: { BUS_ADAPTER: 'pg-boss', BUS_URL: db.url },
       cleanup: () => db.drop(),
     };
