@@ -47,3 +47,19 @@ export async function postgresCpuByKind(dataDir: string): Promise<Map<string, nu
   }
   return byKind;
 }
+
+/** What a snapshot needs of a running bank (tools/cli/src/bank.ts's Bank). */
+interface RunningBank {
+  processes: string[];
+  supervisor: { get(name: string): { pid?: number | undefined } };
+}
+
+/**
+ * CPU seconds so far of every process of the bank, of PostgreSQL, and of this process under `self` (the benchmark,
+ * which also runs the bank's supervisor): two snapshots' difference is what each spent in between.
+ */
+export async function bankCpu(bank: RunningBank, dataDir: string, self: string): Promise<Record<string, number>> {
+  const out: Record<string, number> = { [self]: await cpuOf(process.pid), postgres: await postgresCpu(dataDir) };
+  for (const name of bank.processes) out[name] = await cpuOf(bank.supervisor.get(name).pid ?? 0);
+  return out;
+}

@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { freePort } from '@simplebank/chassis/testing';
 import { startBank } from '../../tools/cli/src/bank.ts';
-import { cpuOf, postgresCpu } from '../lib/proc-cpu.ts';
+import { bankCpu } from '../lib/proc-cpu.ts';
 
 const ORDERS = Number(process.env.ORDERS ?? 20);
 const SETTLE_S = Number(process.env.SETTLE_S ?? 10);
@@ -54,15 +54,10 @@ async function main(): Promise<void> {
 
     // Every process has served an order by now, so what follows is the steady idle state, not start-up work.
     await new Promise((r) => setTimeout(r, SETTLE_S * 1000));
-    const snapshot = async () => {
-      // "runner": this process, which supervises the bank as `npm start` does (its health probes included).
-      const out: Record<string, number> = { runner: await cpuOf(process.pid), postgres: await postgresCpu(dataDir) };
-      for (const name of bank.processes) out[name] = await cpuOf(bank.supervisor.get(name).pid ?? 0);
-      return out;
-    };
-    const before = await snapshot();
+    // "runner": this process, which supervises the bank as `npm start` does (its health probes included).
+    const before = await bankCpu(bank, dataDir, 'runner');
     await new Promise((r) => setTimeout(r, IDLE_S * 1000));
-    const after = await snapshot();
+    const after = await bankCpu(bank, dataDir, 'runner');
     const idleCpuMsPerS = Object.fromEntries(Object.keys(after).map((k) => [k, Number(((1000 * (after[k]! - before[k]!)) / IDLE_S).toFixed(1))]));
     const total = Number(Object.values(idleCpuMsPerS).reduce((a, b) => a + b, 0).toFixed(1));
     console.log(JSON.stringify({ orders: ORDERS, timeToFilledMs: { p50: at(50), p90: at(90), max: at(100) }, idleS: IDLE_S, idleCpuMsPerS: { total, ...idleCpuMsPerS } }, null, 2));

@@ -15,7 +15,7 @@ import pg from 'pg';
 import { Pool } from 'undici';
 import { startBank } from '../../tools/cli/src/bank.ts';
 import { SERVICE_NAMES } from '../../tools/cli/src/services.ts';
-import { cpuOf, postgresCpu, postgresCpuByKind } from '../lib/proc-cpu.ts';
+import { bankCpu, postgresCpuByKind } from '../lib/proc-cpu.ts';
 import { freePort } from '@simplebank/chassis/testing';
 
 const RATE = Number(process.env.RATE ?? 200);
@@ -175,11 +175,7 @@ async function main(): Promise<void> {
         `[bench] warm-up: ${warm.latencies.length} of ${warm.total} accepted in ${WARMUP_S} s, p50/p99 ${pct(warm.latencies, 50).toFixed(0)}/${pct(warm.latencies, 99).toFixed(0)} ms, errors ${JSON.stringify(warm.errors)}; by ${WINDOW_S} s window ${warm.byWindow}\n`,
       );
     }
-    const cpuSnapshot = async () => {
-      const out: Record<string, number> = { load: await cpuOf(process.pid), postgres: await postgresCpu(dataDir) };
-      for (const name of bank.processes) out[name] = await cpuOf(bank.supervisor.get(name).pid ?? 0);
-      return out;
-    };
+    const cpuSnapshot = () => bankCpu(bank, dataDir, 'load');
     const admin = new pg.Client({ connectionString: bank.serverUrl });
     if (PG_STATS) {
       await admin.connect();
