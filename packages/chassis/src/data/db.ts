@@ -1,4 +1,5 @@
 import pg from 'pg';
+import { executeSql, preparesFor } from './prepared.ts';
 import { endTxSpan, runInTx, startQuerySpan, startTxSpan, trackQuery, tracedWork } from '../trace/db-spans.ts';
 
 /** Anything that can run a query: the pool or a transaction's client. */
@@ -10,8 +11,10 @@ export interface Queryable {
  * The client `db.tx` hands to its function: queries run in the transaction, plus two hooks around its commit.
  *
  * Round trips are what a transaction costs (on both sides of the socket), so the client saves the ones it can:
- * BEGIN travels with the first query when that query has no parameters (simple protocol: `BEGIN; <query>` is one
- * message), and statements deferred with `beforeCommit` travel with the COMMIT.
+ * BEGIN travels with the first query (simple protocol: `BEGIN; <query>` is one message), and statements deferred
+ * with `beforeCommit` travel with the COMMIT. A statement with parameters that shares a message this way runs as
+ * `EXECUTE` of a statement prepared on the connection (prepared.ts), so PostgreSQL plans it once per connection
+ * instead of parsing and planning it on every call.
  */
 export interface TxClient extends Queryable {
   readonly db: Db;
@@ -21,7 +24,13 @@ export interface TxClient extends Queryable {
    * transaction rolls back and `db.tx` throws, as if a query inside had failed. A function is called at the commit
    * for its SQL (empty: nothing to run), so writes made until then can be gathered into one statement.
    */
-  beforeCommit(sql: string | (() => string)): void;
+  beforeCommit(sql: string | (() => string | Statement)): void;
+  /**
+   * The same with parameters (or a function that returns a Statement): it runs as `EXECUTE` of a prepared statement
+   * (prepared.ts), so its plan is cached. Its text must be of a fixed shape (rows of varying number go as one array
+   * or JSON parameter): each distinct text is prepared on every connection that runs it.
+   */
+  beforeCommit(text: string, values: unknown[]): void;
   /** Called once the transaction has committed (not on rollback). Synchronous; a throw is ignored. */
   afterCommit(fn: () => void): void;
   /**
@@ -32,12 +41,26 @@ export interface TxClient extends Queryable {
    */
   flushDeferred(): void;
   /**
-   * Sends `sql` (no parameters) ahead of the transaction's first query, in the message that carries its BEGIN
-   * (and the query itself, when it has no parameters): e.g. the inbox record of an event handler. Call it before
-   * any query. If that first message fails, its error is kept in `firstMessageError` and the query rejects with it.
+   * Sends `sql` (one statement) ahead of the transaction's first query, in the message that carries its BEGIN and
+   * the query: e.g. the inbox record of an event handler. Call it before any query; several run in the order given.
+   * If that first message fails, its error is kept in `firstMessageError` and the query rejects with it.
    */
   prelude(sql: string): void;
+  /** The same with parameters (as `EXECUTE` of a prepared statement, prepared.ts). */
+  prelude(text: string, values: unknown[]): void;
+  /**
+   * Runs several statements in one message (one round trip; with the BEGIN when they are the transaction's first),
+   * each as `EXECUTE` of a prepared statement, one after another: each reads what the ones before it did, with a
+   * snapshot taken after they ran (e.g. a lock, then a read). Resolves with each statement's result.
+   */
+  queryAll(statements: readonly Statement[]): Promise<pg.QueryResult[]>;
   readonly firstMessageError: unknown;
+}
+
+/** A statement with its parameters, as a deferred write can render itself at the commit (TxClient.beforeCommit). */
+export interface Statement {
+  text: string;
+  values: unknown[];
 }
 
 export const isTxClient = (q: Queryable): q is TxClient => typeof (q as Partial<TxClient>).beforeCommit === 'function';
@@ -91,7 +114,16 @@ class Transaction implements TxClient {
   firstMessageError: unknown = undefined;
   #connection: Promise<pg.PoolClient> | undefined;
   #prelude = '';
-  #deferred: Array<string | (() => string)> = [];
+  /** Statements in the prelude (each one statement: their results come before the first query's). */
+  #preludeCount = 0;
+  #deferred: Array<string | (() => string | Statement)> = [];
+  /** Prepared statements (prepared.ts) the SQL built since the last message runs: prepared ahead of the next one. */
+  #needs = new Set<string>();
+  /**
+   * A message that carried PREPAREs failed: which of them ran is unknown, so the connection is closed rather than
+   * handed out again (a second PREPARE of the same name would fail).
+   */
+  discard = false;
   /** Deferred statements flushed (flushDeferred), sent ahead of the next query or with the COMMIT. */
   #flushed = '';
   #afterCommit: Array<() => void> = [];
@@ -114,21 +146,33 @@ class Transaction implements TxClient {
 
   query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string, values?: unknown[]): Promise<pg.QueryResult<R>> {
     this.statements++;
+    if (values !== undefined && values.length > 0 && (!this.begun || this.#flushed !== '')) {
+      // It shares a message (with the BEGIN, or with flushed statements): as EXECUTE of a prepared statement.
+      const inline = this.#inline(text, values);
+      if (inline !== undefined) {
+        text = inline;
+        values = undefined;
+      }
+    }
     if (this.begun) {
-      if (this.#flushed === '') return this.#client().then((c) => c.query<R>(queryConfig(text, values) as pg.QueryConfig));
+      if (this.#flushed === '') {
+        // Without parameters it may execute prepared statements (queryAll): #send prepares what the connection lacks.
+        if (values === undefined || values.length === 0) return this.#client().then((c) => this.#send(c, text) as Promise<pg.QueryResult<R>>);
+        return this.#client().then((c) => c.query<R>(queryConfig(text, values) as pg.QueryConfig));
+      }
       const flushed = this.#flushed;
       this.#flushed = '';
       if (values === undefined || values.length === 0) {
         // A marker between them tells where the query's own results start (a deferred string may hold several).
         return this.#client()
-          .then((c) => c.query(`${flushed}${FLUSH_MARKER};\n${text}`) as unknown as Promise<AnyResult[]>)
+          .then((c) => this.#send(c, `${flushed}${FLUSH_MARKER};\n${text}`) as Promise<AnyResult[]>)
           .then((results) => {
             const rest = results.slice(results.findIndex((r) => r.fields[0]?.name === FLUSH_MARKER_COLUMN) + 1);
             return (rest.length === 1 ? rest[0] : rest) as unknown as pg.QueryResult<R>;
           });
       }
       return this.#client().then((c) => {
-        const ahead = c.query(flushed) as unknown as Promise<unknown>;
+        const ahead = this.#send(c, flushed);
         const result = c.query<R>(queryConfig(text, values) as pg.QueryConfig);
         return Promise.all([ahead, result]).then(([, r]) => r);
       });
@@ -139,15 +183,15 @@ class Transaction implements TxClient {
     const flushed = this.#flushed;
     this.#flushed = '';
     const head = `BEGIN;\n${this.#prelude}${flushed}`;
-    const skip = this.#prelude === '' ? 1 : 2;
+    const skip = 1 + this.#preludeCount;
     if ((values === undefined || values.length === 0) && flushed === '') {
-      return this.#first(this.#client().then((c) => c.query(`${head}${text}`) as unknown as Promise<AnyResult[]>)).then((results) => {
+      return this.#first(this.#client().then((c) => this.#send(c, `${head}${text}`) as Promise<AnyResult[]>)).then((results) => {
         const rest = results.slice(skip);
         return (rest.length === 1 ? rest[0] : rest) as unknown as pg.QueryResult<R>;
       });
     }
     return this.#client().then((c) => {
-      const begin = this.#first(c.query(head) as unknown as Promise<unknown>);
+      const begin = this.#first(this.#send(c, head));
       const result = c.query<R>(queryConfig(text, values) as pg.QueryConfig);
       // Both awaited, so neither rejection goes unhandled; a failed BEGIN message wins.
       return Promise.all([begin, result]).then(([, r]) => r);
@@ -162,15 +206,69 @@ class Transaction implements TxClient {
     });
   }
 
-  prelude(sql: string): void {
-    if (this.begun) throw new Error('prelude() must come before the first query of the transaction');
-    this.statements++;
-    this.#prelude += `${sql};\n`;
+  async queryAll(statements: readonly Statement[]): Promise<pg.QueryResult[]> {
+    if (statements.length === 0) return [];
+    const inline: string[] = [];
+    for (const st of statements) {
+      const sql = this.#inline(st.text, st.values);
+      if (sql === undefined) {
+        // One that cannot be an EXECUTE: all of them one after another, each in its own round trip.
+        const results: pg.QueryResult[] = [];
+        for (const each of statements) results.push(await this.query(each.text, each.values));
+        return results;
+      }
+      inline.push(sql);
+    }
+    this.statements += statements.length - 1;
+    const result = (await this.query(inline.join(';\n'))) as unknown as pg.QueryResult | pg.QueryResult[];
+    return Array.isArray(result) ? result : [result];
   }
 
-  beforeCommit(sql: string | (() => string)): void {
+  prelude(sql: string, values?: unknown[]): void {
+    if (this.begun) throw new Error('prelude() must come before the first query of the transaction');
     this.statements++;
-    this.#deferred.push(sql);
+    this.#prelude += `${values === undefined ? sql : this.#mustInline(sql, values)};\n`;
+    this.#preludeCount++;
+  }
+
+  beforeCommit(sql: string | (() => string | Statement), values?: unknown[]): void {
+    this.statements++;
+    this.#deferred.push(values === undefined ? sql : this.#mustInline(sql as string, values));
+  }
+
+  /** `text` with `values` as EXECUTE of its prepared statement (prepared.ts), noted to be prepared; or undefined. */
+  #inline(text: string, values: unknown[]): string | undefined {
+    const execute = executeSql(text, values);
+    if (execute === undefined) return undefined;
+    this.#needs.add(execute.name);
+    return execute.sql;
+  }
+
+  #mustInline(text: string, values: unknown[]): string {
+    const inline = this.#inline(text, values);
+    if (inline === undefined) {
+      throw new Error(`cannot defer this statement with its parameters (a Buffer value, or too many distinct statement texts): ${text.slice(0, 80)}`);
+    }
+    return inline;
+  }
+
+  /**
+   * Sends `sql` in one message, after the PREPAREs of the statements it executes that the connection lacks; answers
+   * as if only `sql` had been sent.
+   */
+  async #send(c: pg.PoolClient, sql: string): Promise<AnyResult | AnyResult[]> {
+    const prepares = this.#needs.size === 0 ? { sql: '', count: 0 } : preparesFor(c, this.#needs);
+    this.#needs.clear();
+    if (prepares.count === 0) return c.query(sql) as unknown as Promise<AnyResult | AnyResult[]>;
+    let results: AnyResult[];
+    try {
+      results = (await c.query(`${prepares.sql}${sql}`)) as unknown as AnyResult[];
+    } catch (err) {
+      this.discard = true;
+      throw err;
+    }
+    const own = results.slice(prepares.count);
+    return own.length === 1 ? own[0]! : own;
   }
 
   afterCommit(fn: () => void): void {
@@ -184,7 +282,13 @@ class Transaction implements TxClient {
 
   /** The deferred statements' SQL, in order; the list is emptied. */
   #takeDeferred(): string[] {
-    const deferred = this.#deferred.map((d) => (typeof d === 'string' ? d : d())).filter((d) => d !== '');
+    const deferred = this.#deferred
+      .map((d) => {
+        if (typeof d === 'string') return d;
+        const made = d();
+        return typeof made === 'string' ? made : this.#mustInline(made.text, made.values);
+      })
+      .filter((d) => d !== '');
     this.#deferred = [];
     return deferred;
   }
@@ -199,11 +303,11 @@ class Transaction implements TxClient {
       if (deferred.length === 0 && this.#prelude === '') return;
       this.begun = true;
       const c = await this.#client();
-      results = (await this.#first(c.query(`BEGIN;\n${this.#prelude}${deferred.map((d) => `${d};\n`).join('')}COMMIT`))) as unknown as AnyResult[];
+      results = (await this.#first(this.#send(c, `BEGIN;\n${this.#prelude}${deferred.map((d) => `${d};\n`).join('')}COMMIT`))) as AnyResult[];
     } else {
       // If a deferred statement fails, the rest of the message (the COMMIT) is skipped and the caller rolls back.
       const c = await this.#client();
-      results = (await c.query(deferred.length === 0 ? 'COMMIT' : `${deferred.join(';\n')};\nCOMMIT`)) as unknown as AnyResult | AnyResult[];
+      results = await this.#send(c, deferred.length === 0 ? 'COMMIT' : `${deferred.join(';\n')};\nCOMMIT`);
     }
     // COMMIT of a transaction an error had aborted (the function caught the error and went on) answers ROLLBACK.
     const last = Array.isArray(results) ? results.at(-1) : results;
@@ -269,8 +373,8 @@ export function createDb(connectionString: string, options: { max?: number; appl
           if (client) {
             let broken: Error | undefined;
             if (failed !== undefined && tx.begun) await client.query('ROLLBACK').catch((e: Error) => (broken = e));
-            // A connection that could not even roll back is not handed out again.
-            client.release(broken);
+            // A connection that could not even roll back, or whose prepared statements are in doubt, is not handed out again.
+            client.release(broken ?? (tx.discard ? new Error('prepared statements in doubt after a failed message') : undefined));
           }
         }
         if (span !== undefined) endTxSpan(span, tx.statements, failed);
