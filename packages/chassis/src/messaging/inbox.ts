@@ -1,5 +1,4 @@
 import type { Db, Queryable, TxClient } from '../data/db.ts';
-import { sql } from '../data/literal.ts';
 import type { Tracer } from '@opentelemetry/api';
 import { runConsumer } from '../trace/consumer.ts';
 import type { Delivery } from './bus.ts';
@@ -52,13 +51,15 @@ export function idempotentHandler(db: Db, consumer: string, fn: InboxHandler, op
 }
 
 /** idempotentHandler's transaction, in the caller's work context (inbox-batch.ts opens the delivery's itself). */
+const RECORD = 'INSERT INTO inbox (consumer, event_id) VALUES ($1, $2::uuid)';
+const RECORD_UNLESS_SEEN = `${RECORD} ON CONFLICT DO NOTHING`;
+
 export function inboxOnce(db: Db, consumer: string, fn: InboxHandler, withFirstQuery: boolean): InboxEventHandler {
-  // Values inlined (escaped), so the insert travels with the BEGIN: one round trip for both.
-  const record = (event: EventEnvelope) => sql`INSERT INTO inbox (consumer, event_id) VALUES (${consumer}, ${event.id}::uuid)`;
+  // The insert travels with the BEGIN (db.ts: as EXECUTE of a prepared statement): one round trip for both.
   return async (event, delivery) => {
     if (!withFirstQuery) {
       return db.tx(async (tx): Promise<InboxOutcome> => {
-        const inserted = await tx.query(`${record(event)} ON CONFLICT DO NOTHING`);
+        const inserted = await tx.query(RECORD_UNLESS_SEEN, [consumer, event.id]);
         if (inserted.rowCount === 0) return 'duplicate';
         await fn(event, tx, delivery);
         return 'handled';
@@ -66,7 +67,7 @@ export function inboxOnce(db: Db, consumer: string, fn: InboxHandler, withFirstQ
     }
     try {
       await db.tx(async (tx: TxClient) => {
-        tx.prelude(record(event));
+        tx.prelude(RECORD, [consumer, event.id]);
         try {
           await fn(event, tx, delivery);
         } catch (err) {

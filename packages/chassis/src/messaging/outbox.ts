@@ -1,6 +1,5 @@
-import { isTxClient, type Db, type Queryable } from '../data/db.ts';
+import { isTxClient, type Db, type Queryable, type Statement } from '../data/db.ts';
 import { gatherer } from '../data/gather.ts';
-import { sqlLiteral } from '../data/literal.ts';
 import type { Tracer } from '@opentelemetry/api';
 import { currentContext } from '../trace/context.ts';
 import { eventTrace, type EventTrace } from '../trace/messaging-spans.ts';
@@ -23,8 +22,15 @@ const outboxRows = gatherer(
     });
     return [];
   },
-  (rows) => `INSERT INTO outbox (id, type, subject, envelope) VALUES ${rows.join(', ')}`,
+  (envelopes): Statement | string => (envelopes.length === 0 ? '' : { text: INSERT_ENVELOPES, values: [`[${envelopes.join(',')}]`] }),
 );
+
+/**
+ * Any number of envelopes (a JSON array) in one statement of one text, so it is prepared once per connection
+ * (db.ts); rows in the array's order, so seq follows it.
+ */
+const INSERT_ENVELOPES = `INSERT INTO outbox (id, type, subject, envelope)
+  SELECT (e->>'id')::uuid, e->>'type', e->>'subject', e FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS x(e, n) ORDER BY n`;
 
 /** In-process relays by database, woken when a transaction of this process that wrote to that outbox commits. */
 const localRelays = new WeakMap<Db, Set<() => void>>();
@@ -109,8 +115,8 @@ export async function appendToOutbox(client: Queryable, source: string, events: 
   if (spans) envelopes.forEach((env, i) => traces[i]!.span?.setAttribute('messaging.message.id', env.id));
 
   if (isTxClient(client)) {
-    const rows = envelopes.map((env) => `(${sqlLiteral(env.id)}, ${sqlLiteral(env.type)}, ${sqlLiteral(env.subject)}, ${sqlLiteral(JSON.stringify(env))}::jsonb)`);
-    outboxRows(client).push(...rows);
+    // As JSON now: what is stored is the envelope as published, whatever becomes of the object.
+    outboxRows(client).push(...envelopes.map((env) => JSON.stringify(env)));
     // The outbox spans end when the events exist: at the commit (a rollback leaves them unfinished, unexported).
     if (spans) client.afterCommit(() => endEventSpans(traces));
     return envelopes;

@@ -107,8 +107,8 @@ export function startOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
       if (rows.length === 0) return { published: 0, more: false, busy: !lock.rows[0]?.locked };
       const envelopes = rows.map((r) => r.envelope);
       await trackPublish(startPublishSpans(options.tracer, envelopes), bus.publishBatch(envelopes));
-      // Marked in the COMMIT's round trip; seqs are bigints from the database, so inlining them is safe.
-      tx.beforeCommit(`UPDATE outbox SET published_at = now() WHERE seq = ANY('{${rows.map((r) => r.seq).join(',')}}'::bigint[])`);
+      // Marked in the COMMIT's round trip.
+      tx.beforeCommit('UPDATE outbox SET published_at = now() WHERE seq = ANY($1::bigint[])', [rows.map((r) => r.seq)]);
       return { published: rows.length, more: rows.length === batchSize, busy: false };
     });
   }
