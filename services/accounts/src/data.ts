@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { isTxClient, sql, sqlLiteral, type Queryable } from '@simplebank/chassis';
+import { isTxClient, sqlLiteral, type Queryable } from '@simplebank/chassis';
 import { customerLedgerAccount, type EntryDraft, type EntryKind, type Posting } from './domain/ledger.ts';
 import type { ReservationStatus } from './domain/reservations.ts';
 
@@ -157,7 +157,7 @@ export interface HoldSnapshot {
  * (migrations 002 and 004, hold_snapshot). `accountId` names the account, or is omitted to use the reservation's own (settle).
  */
 export async function holdSnapshot(tx: Queryable, reservationId: string, accountId?: string): Promise<HoldSnapshot> {
-  const { rows } = await tx.query<{ snapshot: RawSnapshot }>(sql`SELECT hold_snapshot(${reservationId}::uuid, ${accountId ?? null}::uuid) AS snapshot`);
+  const { rows } = await tx.query<{ snapshot: RawSnapshot }>('SELECT hold_snapshot($1::uuid, $2::uuid) AS snapshot', [reservationId, accountId ?? null]);
   const snap = rows[0]!.snapshot;
   return {
     reservation: snap.reservation ?? undefined,
@@ -190,9 +190,9 @@ export async function lockAndFindReservation(tx: Queryable, id: string): Promise
  * them back before the commit, and if one fails the transaction rolls back as it would have a moment earlier.
  * Elsewhere they run at once.
  */
-async function write(q: Queryable, text: string): Promise<void> {
-  if (isTxClient(q)) q.beforeCommit(text);
-  else await q.query(text);
+async function write(q: Queryable, text: string, values: unknown[]): Promise<void> {
+  if (isTxClient(q)) q.beforeCommit(text, values);
+  else await q.query(text, values);
 }
 
 // ── journal ────────────────────────────────────────────────────────────────────────────────────────────
@@ -203,14 +203,10 @@ async function write(q: Queryable, text: string): Promise<void> {
  */
 export async function insertEntry(q: Queryable, entry: EntryDraft): Promise<string> {
   const id = randomUUID();
-  if (isTxClient(q)) {
-    await write(q, sql`INSERT INTO journal_entries (id, kind, reference) VALUES (${id}, ${entry.kind}, ${entry.reference})`);
-    const rows = entry.postings.map((p) => sql`(${id}::uuid, ${p.ledgerAccount}, ${p.asset}, ${p.amount})`);
-    await write(q, `INSERT INTO postings (entry_id, ledger_account, asset, amount) VALUES ${rows.join(', ')}`);
-    return id;
-  }
-  await q.query('INSERT INTO journal_entries (id, kind, reference) VALUES ($1, $2, $3)', [id, entry.kind, entry.reference]);
-  await q.query(
+  await write(q, 'INSERT INTO journal_entries (id, kind, reference) VALUES ($1, $2, $3)', [id, entry.kind, entry.reference]);
+  // Any number of postings in one statement of one text (arrays), in their order.
+  await write(
+    q,
     `INSERT INTO postings (entry_id, ledger_account, asset, amount)
      SELECT $1::uuid, * FROM unnest($2::text[], $3::text[], $4::bigint[])`,
     [id, entry.postings.map((p) => p.ledgerAccount), entry.postings.map((p) => p.asset), entry.postings.map((p) => p.amount.toString())],
@@ -291,10 +287,15 @@ export async function addReservation(
   q: Queryable,
   r: { id: string; accountId: string; kind: 'cash' | 'shares'; symbol: string | null; amount: bigint | null; quantity: bigint | null; status: 'active' | 'released' },
 ): Promise<ReservationRow> {
-  await write(
-    q,
-    sql`INSERT INTO reservations (id, account_id, kind, symbol, amount, quantity, status) VALUES (${r.id}, ${r.accountId}, ${r.kind}, ${r.symbol}, ${r.amount}, ${r.quantity}, ${r.status})`,
-  );
+  await write(q, 'INSERT INTO reservations (id, account_id, kind, symbol, amount, quantity, status) VALUES ($1, $2, $3, $4, $5, $6, $7)', [
+    r.id,
+    r.accountId,
+    r.kind,
+    r.symbol,
+    r.amount,
+    r.quantity,
+    r.status,
+  ]);
   return {
     id: r.id,
     account_id: r.accountId,
@@ -308,15 +309,15 @@ export async function addReservation(
 }
 
 export async function setReservationReleased(q: Queryable, id: string): Promise<void> {
-  await write(q, sql`UPDATE reservations SET status = 'released', updated_at = now() WHERE id = ${id} AND status = 'active'`);
+  await write(q, `UPDATE reservations SET status = 'released', updated_at = now() WHERE id = $1 AND status = 'active'`, [id]);
 }
 
 export async function setReservationSettled(q: Queryable, id: string, entryId: string): Promise<void> {
-  await write(q, sql`UPDATE reservations SET status = 'settled', entry_id = ${entryId}, updated_at = now() WHERE id = ${id} AND status = 'active'`);
+  await write(q, `UPDATE reservations SET status = 'settled', entry_id = $1, updated_at = now() WHERE id = $2 AND status = 'active'`, [entryId, id]);
 }
 
 export async function addTombstone(q: Queryable, id: string): Promise<void> {
-  await write(q, sql`INSERT INTO reservation_tombstones (id) VALUES (${id}) ON CONFLICT DO NOTHING`);
+  await write(q, 'INSERT INTO reservation_tombstones (id) VALUES ($1) ON CONFLICT DO NOTHING', [id]);
 }
 
 export async function hasTombstone(q: Queryable, id: string): Promise<boolean> {

@@ -1,4 +1,4 @@
-import { sql, type Queryable } from '@simplebank/chassis';
+import type { Queryable } from '@simplebank/chassis';
 import { formatMoney, type Minor } from '@simplebank/money';
 import type { z } from 'zod';
 import type { Charge } from './contract.ts';
@@ -33,11 +33,10 @@ export async function insertCharge(
   tx: Queryable,
   charge: { orderId: string; accountId: string; notional: Minor; fee: Minor },
 ): Promise<ChargeRow | undefined> {
-  // Inlined: as the transaction's first query it travels with the BEGIN (one round trip).
+  // As the transaction's first query it travels with the BEGIN (one round trip).
   const { rows } = await tx.query<ChargeRow>(
-    sql`INSERT INTO charges (order_id, account_id, notional, fee) VALUES (${charge.orderId}, ${charge.accountId}, ${charge.notional}, ${charge.fee})
-     ON CONFLICT (order_id) DO NOTHING
-     RETURNING ` + COLUMNS,
+    `INSERT INTO charges (order_id, account_id, notional, fee) VALUES ($1, $2, $3, $4) ON CONFLICT (order_id) DO NOTHING RETURNING ${COLUMNS}`,
+    [charge.orderId, charge.accountId, charge.notional, charge.fee],
   );
   return rows[0];
 }

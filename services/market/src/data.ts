@@ -85,15 +85,24 @@ export async function lockOrderKey(tx: Queryable, orderId: string): Promise<void
  * is already here (a duplicate OrderAccepted must leave everything as it is). Each statement reads after the lock.
  */
 export async function intakeSnapshot(tx: Queryable, orderId: string): Promise<{ existing: ExchangeOrderRow | undefined; cancelRequested: boolean }> {
-  const id = sqlLiteral(orderId);
-  const [, existing, cancelled] = (await tx.query(
-    `SELECT pg_advisory_xact_lock(hashtextextended('market.exchange_order:' || ${id}, 0));
-     SELECT ${COLUMNS} FROM exchange_orders WHERE order_id = ${id}::uuid;
-     DELETE FROM cancel_requests WHERE order_id = ${id}::uuid
-       AND NOT EXISTS (SELECT 1 FROM exchange_orders WHERE order_id = ${id}::uuid) RETURNING order_id`,
-  )) as unknown as [unknown, { rows: ExchangeOrderRow[] }, { rows: unknown[] }];
-  return { existing: existing.rows[0], cancelRequested: cancelled.rows.length > 0 };
+  // The lock is a statement of its own (the snapshot the next one reads with is taken after it is held): in a
+  // transaction both go in one message (TxClient.queryAll), elsewhere one after the other.
+  const lock = { text: LOCK_ORDER_KEY, values: [orderId] };
+  const snapshot = { text: INTAKE_SNAPSHOT, values: [orderId] };
+  const [, found] = isTxClient(tx) ? await tx.queryAll([lock, snapshot]) : [await tx.query(lock.text, lock.values), await tx.query(snapshot.text, snapshot.values)];
+  const { cancel_requested: cancelRequested, ...existing } = found!.rows[0] as ExchangeOrderRow & { cancel_requested: boolean };
+  return { existing: existing.order_id === null ? undefined : existing, cancelRequested };
 }
+
+const LOCK_ORDER_KEY = `SELECT pg_advisory_xact_lock(hashtextextended('market.exchange_order:' || $1, 0))`;
+
+/** The order if it is here (all columns NULL if not), and whether a cancel request for it was waiting (and is now taken). */
+const INTAKE_SNAPSHOT = `WITH cancelled AS (
+    DELETE FROM cancel_requests WHERE order_id = $1::uuid
+      AND NOT EXISTS (SELECT 1 FROM exchange_orders WHERE order_id = $1::uuid) RETURNING order_id
+  )
+  SELECT e.*, EXISTS (SELECT 1 FROM cancelled) AS cancel_requested
+    FROM (SELECT 1) AS one LEFT JOIN (SELECT ${COLUMNS} FROM exchange_orders WHERE order_id = $1::uuid) AS e ON true`;
 
 export async function findOrder(db: Queryable, orderId: string): Promise<ExchangeOrderRow | undefined> {
   const { rows } = await db.query<ExchangeOrderRow>(`SELECT ${COLUMNS} FROM exchange_orders WHERE order_id = $1`, [orderId]);
@@ -105,11 +114,13 @@ export async function findOrder(db: Queryable, orderId: string): Promise<Exchang
  * that it is not there yet).
  */
 export async function addOrder(tx: Queryable, o: NewExchangeOrder): Promise<void> {
-  const text = sql`INSERT INTO exchange_orders (order_id, account_id, symbol, side, quantity, type, limit_price, status, reason, execute_after, expires_at, correlation_id, traceparent)
-    VALUES (${o.orderId}, ${o.accountId}, ${o.symbol}, ${o.side}, ${o.quantity}, ${o.type}, ${o.limitPrice}, ${o.status}, ${o.reason}, ${o.executeAfter}, ${o.expiresAt}, ${o.correlationId}, ${o.traceparent ?? null})`;
-  if (isTxClient(tx)) tx.beforeCommit(text);
-  else await tx.query(text);
+  const values = [o.orderId, o.accountId, o.symbol, o.side, o.quantity, o.type, o.limitPrice, o.status, o.reason, o.executeAfter, o.expiresAt, o.correlationId, o.traceparent ?? null];
+  if (isTxClient(tx)) tx.beforeCommit(ADD_ORDER, values);
+  else await tx.query(ADD_ORDER, values);
 }
+
+const ADD_ORDER = `INSERT INTO exchange_orders (order_id, account_id, symbol, side, quantity, type, limit_price, status, reason, execute_after, expires_at, correlation_id, traceparent)
+  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`;
 
 /** Returns false when the order is already there (a duplicate OrderAccepted). */
 export async function insertOrder(tx: Queryable, o: NewExchangeOrder): Promise<boolean> {

@@ -42,6 +42,22 @@ describe('market: the simulated exchange', () => {
     await mdDb?.drop();
   });
 
+  it('a burst of orders is taken in batches (one transaction for several), none redone alone, each placed and filled once', async () => {
+    const metric = async (name: string): Promise<number> => {
+      const text = await (await fetch(`${stack.url}/metrics`)).text();
+      const line = text.split('\n').find((l) => l.startsWith(name) && l.includes('subscription="market.exchange-intake"'));
+      return line === undefined ? 0 : Number(line.split(' ').at(-1));
+    };
+    const redoneBefore = await metric('bus_batches_redone_total');
+    const batchesBefore = await metric('bus_batch_size_count');
+    const accepted = await Promise.all(Array.from({ length: 24 }, () => stack.accept({ type: 'market', symbol: 'MSFT', side: 'buy', quantity: 1 })));
+    for (const { orderId } of accepted) await stack.waitForEvent(orderId, E.TradeExecuted.type);
+    for (const { orderId } of accepted) assert.deepEqual(types(stack, orderId), [E.OrderPlaced.type, E.TradeExecuted.type]);
+    const transactions = (await metric('bus_batch_size_count')) - batchesBefore;
+    assert.ok(transactions < accepted.length, `24 orders in ${transactions} transactions: some went together`);
+    assert.equal((await metric('bus_batches_redone_total')) - redoneBefore, 0, 'no batch failed and was handled again one by one');
+  });
+
   it('market order → OrderPlaced, then TradeExecuted at the current market-data price', async () => {
     const before = await priceOf('AAPL');
     const { orderId, envelope } = await stack.accept({ type: 'market', symbol: 'AAPL', side: 'buy', quantity: 7 });

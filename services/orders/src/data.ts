@@ -134,26 +134,26 @@ export async function insertOrder(tx: Queryable, order: Order, idempotencyKey: s
   const values = [
     s.id, s.customerId, s.accountId, idempotencyKey, requestHash, s.symbol, s.side, s.quantity, s.type, s.limitPrice,
     s.status, s.reason, s.filledQuantity, s.averagePrice, s.fee, s.cancelRequestedAt, s.createdAt, s.updatedAt, traceId ?? null,
-  ].map(sqlLiteral);
-  // One statement (inlined values: with BEGIN it is one round trip): the order, and its first history entries
-  // only if the order was inserted.
-  const history = order.changes.map((e) => `(${sqlLiteral(e.status)}, ${sqlLiteral(e.reason ?? null)}, ${sqlLiteral(e.at)}::timestamptz)`);
-  const res = await tx.query(
-    `WITH inserted AS (
-       INSERT INTO orders (id, customer_id, account_id, idempotency_key, request_hash, symbol, side, quantity, type, limit_price,
-                           status, reason, filled_quantity, average_price, fee, cancel_requested_at, created_at, updated_at, trace_id)
-       VALUES (${values.join(', ')})
-       ON CONFLICT ON CONSTRAINT orders_idempotency DO NOTHING
-       RETURNING id
-     )${history.length > 0 ? `,
-     history AS (
-       INSERT INTO order_history (order_id, status, reason, at)
-       SELECT inserted.id, h.status, h.reason, h.at FROM inserted, (VALUES ${history.join(', ')}) AS h(status, reason, at)
-     )` : ''}
-     SELECT id FROM inserted`,
-  );
+    JSON.stringify(order.changes.map((e) => ({ status: e.status, reason: e.reason ?? null, at: e.at }))),
+  ];
+  // One statement (as a transaction's first query it travels with the BEGIN: one round trip): the order, and its
+  // first history entries only if the order was inserted.
+  const res = await tx.query(INSERT_ORDER, values);
   return res.rows.length === 1;
 }
+
+const INSERT_ORDER = `WITH inserted AS (
+    INSERT INTO orders (id, customer_id, account_id, idempotency_key, request_hash, symbol, side, quantity, type, limit_price,
+                        status, reason, filled_quantity, average_price, fee, cancel_requested_at, created_at, updated_at, trace_id)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
+    ON CONFLICT ON CONSTRAINT orders_idempotency DO NOTHING
+    RETURNING id
+  ), history AS (
+    INSERT INTO order_history (order_id, status, reason, at)
+    SELECT inserted.id, h.status, h.reason, h.at
+      FROM inserted, ROWS FROM (jsonb_to_recordset($20::jsonb) AS (status text, reason text, at timestamptz)) WITH ORDINALITY AS h(status, reason, at, n) ORDER BY h.n
+  )
+  SELECT id FROM inserted`;
 
 export async function findByIdempotencyKey(q: Queryable, customerId: string, idempotencyKey: string): Promise<StoredOrder | undefined> {
   const { rows } = await q.query<OrderRow>('SELECT * FROM orders WHERE customer_id = $1 AND idempotency_key = $2', [customerId, idempotencyKey]);
@@ -162,8 +162,8 @@ export async function findByIdempotencyKey(q: Queryable, customerId: string, ide
 }
 
 export async function findOrder(q: Queryable, id: string): Promise<Order | undefined> {
-  // In a transaction, inlined: as its first query it travels with the BEGIN (and the inbox record).
-  const { rows } = isTxClient(q) ? await q.query<OrderRow>(sql`SELECT * FROM orders WHERE id = ${id}::uuid`) : await q.query<OrderRow>('SELECT * FROM orders WHERE id = $1', [id]);
+  // As a transaction's first query it travels with the BEGIN (and the inbox record).
+  const { rows } = await q.query<OrderRow>('SELECT * FROM orders WHERE id = $1', [id]);
   return rows[0] ? Order.from(toState(rows[0])) : undefined;
 }
 
@@ -172,8 +172,8 @@ export async function findOrder(q: Queryable, id: string): Promise<Order | undef
  * concurrent deliveries and requests for one order take turns and each sees the state the last one left.
  */
 export async function lockOrder(tx: Queryable, id: string): Promise<Order | undefined> {
-  // Inlined: as a handler's first query it travels with the BEGIN and the inbox record (one round trip).
-  const { rows } = await tx.query<OrderRow>(sql`SELECT * FROM orders WHERE id = ${id}::uuid FOR UPDATE`);
+  // As a handler's first query it travels with the BEGIN and the inbox record (one round trip).
+  const { rows } = await tx.query<OrderRow>('SELECT * FROM orders WHERE id = $1 FOR UPDATE', [id]);
   return rows[0] ? Order.from(toState(rows[0])) : undefined;
 }
 
@@ -187,8 +187,8 @@ export const findOrders = (tx: Queryable, ids: readonly string[]): Promise<Map<s
 export const lockOrders = (tx: Queryable, ids: readonly string[]): Promise<Map<string, Order>> => ordersById(tx, ids, ' ORDER BY id FOR UPDATE');
 
 async function ordersById(tx: Queryable, ids: readonly string[], suffix: string): Promise<Map<string, Order>> {
-  // Inlined (a uuid[] literal): as a batch's first query it travels with the BEGIN.
-  const { rows } = await tx.query<OrderRow>(`${sql`SELECT * FROM orders WHERE id = ANY(${`{${ids.join(',')}}`}::uuid[])`}${suffix}`);
+  // As a batch's first query it travels with the BEGIN.
+  const { rows } = await tx.query<OrderRow>(`SELECT * FROM orders WHERE id = ANY($1::uuid[])${suffix}`, [ids]);
   return new Map(rows.map((r) => [r.id, Order.from(toState(r))]));
 }
 
