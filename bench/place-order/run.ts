@@ -332,14 +332,14 @@ async function main(): Promise<void> {
     }
     if (PG_STATS) {
       const { rows } = await admin.query(
-        `SELECT d.datname AS db, s.calls, round(s.total_exec_time)::int AS total_ms, round(s.total_plan_time)::int AS plan_ms, round(s.mean_exec_time::numeric, 3) AS mean_ms,
+        `SELECT d.datname AS db, s.calls, round(s.total_exec_time)::int AS total_ms, round(s.total_plan_time)::int AS plan_ms, s.plans, round(s.mean_exec_time::numeric, 3) AS mean_ms,
                 s.rows, s.shared_blks_hit + s.shared_blks_read AS blks, left(regexp_replace(s.query, '\\s+', ' ', 'g'), 160) AS query
            FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
           ORDER BY s.total_exec_time + s.total_plan_time DESC LIMIT 40`,
       );
       console.table(rows);
       const perDb = await admin.query(
-        `SELECT d.datname AS db, sum(s.calls)::int AS calls, round(sum(s.calls) / $1::numeric, 1) AS calls_per_order, round(sum(s.total_exec_time))::int AS total_ms, round(sum(s.total_plan_time))::int AS plan_ms
+        `SELECT d.datname AS db, sum(s.calls)::int AS calls, round(sum(s.calls) / $1::numeric, 1) AS calls_per_order, round(sum(s.total_exec_time))::int AS total_ms, round(sum(s.total_plan_time))::int AS plan_ms, sum(s.plans)::int AS plans
            FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid GROUP BY d.datname ORDER BY 2 DESC`,
         [Math.max(1, placed.length)],
       );
