@@ -17,6 +17,15 @@ export const Charge = z.object({
   status: z.enum(['charged', 'refunded']),
 });
 
+/** Charges in one chargeBatch call, at most. */
+export const MAX_CHARGE_BATCH = 100;
+
+/** One item of a chargeBatch: what PUT /charges/:orderId would have answered (a success, or its problem's status and code). */
+export const ChargeOutcome = z.union([
+  z.object({ status: z.union([z.literal(200), z.literal(201)]), charge: Charge }),
+  z.object({ status: z.number().int().min(400).max(499), problem: z.object({ code: z.string(), detail: z.string().optional() }) }),
+]);
+
 export const feesContract = defineContract({
   service: 'fees',
   routes: {
@@ -37,6 +46,17 @@ export const feesContract = defineContract({
       body: z.object({ accountId: z.uuid(), notional: amountString }),
       responses: { 200: Charge, 201: Charge },
       // Moves money: only other services (orders) may call it, never a client that reached the network.
+      auth: 'service',
+    }),
+    chargeBatch: route({
+      method: 'POST',
+      path: '/charge-batches',
+      summary:
+        'Several charges in one call (the saga charges the orders of a burst together): each item is charged as PUT /charges/:orderId would charge it, and answered with the status and charge, or the problem, that call would have answered',
+      body: z.object({ charges: z.array(z.object({ orderId: z.uuid(), accountId: z.uuid(), notional: amountString })).min(1).max(MAX_CHARGE_BATCH) }),
+      responses: { 200: z.object({ results: z.array(ChargeOutcome) }) },
+      // Every item is idempotent per order, so the whole call is safe to repeat.
+      idempotent: true,
       auth: 'service',
     }),
     refund: route({

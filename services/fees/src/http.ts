@@ -1,4 +1,4 @@
-import { groupCommit, ProblemError, type Contract, type Handlers, type ServiceContext } from '@simplebank/chassis';
+import { groupCommit, isProblemError, ProblemError, type Contract, type Handlers, type ServiceContext } from '@simplebank/chassis';
 import { formatMoney, parseMoney } from '@simplebank/money';
 import { feesContract } from './contract.ts';
 import { findCharge, insertCharge, markRefunded, toCharge, type ChargeRow } from './data.ts';
@@ -31,6 +31,33 @@ export function feeRoutes(ctx: FeesContext, schedule: FeeSchedule): Handlers<typ
   // (chassis groupCommit: one BEGIN and one COMMIT for the burst). A 404 or 409 rolls its batch back and every call
   // of it runs again alone, with the outcome it would have had alone.
   const inGroup = groupCommit(ctx.db, { maxSize: 32, transactions: 2 });
+
+  /** PUT /charges/:orderId's work, shared by chargeBatch's items. */
+  async function chargeOne(orderId: string, body: { accountId: string; notional: string }) {
+    const notional = parseMoney(body.notional);
+    const result = await inGroup(async (tx) => {
+      const inserted = await insertCharge(tx, { orderId, accountId: body.accountId, notional, fee: computeFee(notional, schedule) });
+      if (inserted) {
+        // In the charge's transaction: the event exists if and only if the charge does.
+        await ctx.publish(tx, events.FeeCharged, {
+          subject: inserted.order_id,
+          data: { orderId: inserted.order_id, accountId: inserted.account_id, fee: formatMoney(BigInt(inserted.fee)) },
+        });
+        tx.afterCommit(() => charged.inc());
+        return { created: true, row: inserted };
+      }
+      // A repeat: the stored charge wins, fee included, even if the schedule has changed since.
+      const existing = await findCharge(tx, orderId);
+      if (!existing) throw new Error(`charge for order ${orderId} vanished between insert and select`);
+      assertSameTerms(existing, body.accountId, notional);
+      return { created: false, row: existing };
+    });
+    const charge = toCharge(result.row);
+    return result.created
+      ? { status: 201 as const, body: charge, headers: { location: `/charges/${charge.orderId}` } }
+      : { status: 200 as const, body: charge };
+  }
+
   return {
     getSchedule: async () => ({
       status: 200,
@@ -42,29 +69,23 @@ export function feeRoutes(ctx: FeesContext, schedule: FeeSchedule): Handlers<typ
       return { status: 200, body: { notional: formatMoney(notional), fee: formatMoney(computeFee(notional, schedule)) } };
     },
 
-    charge: async ({ params, body }) => {
-      const notional = parseMoney(body.notional);
-      const result = await inGroup(async (tx) => {
-        const inserted = await insertCharge(tx, { orderId: params.orderId, accountId: body.accountId, notional, fee: computeFee(notional, schedule) });
-        if (inserted) {
-          // In the charge's transaction: the event exists if and only if the charge does.
-          await ctx.publish(tx, events.FeeCharged, {
-            subject: inserted.order_id,
-            data: { orderId: inserted.order_id, accountId: inserted.account_id, fee: formatMoney(BigInt(inserted.fee)) },
-          });
-          tx.afterCommit(() => charged.inc());
-          return { created: true, row: inserted };
-        }
-        // A repeat: the stored charge wins, fee included, even if the schedule has changed since.
-        const existing = await findCharge(tx, params.orderId);
-        if (!existing) throw new Error(`charge for order ${params.orderId} vanished between insert and select`);
-        assertSameTerms(existing, body.accountId, notional);
-        return { created: false, row: existing };
-      });
-      const charge = toCharge(result.row);
-      return result.created
-        ? { status: 201, body: charge, headers: { location: `/charges/${charge.orderId}` } }
-        : { status: 200, body: charge };
+    charge: ({ params, body }) => chargeOne(params.orderId, body),
+
+    // Each item goes the way a lone charge goes, side by side, so group commit puts them in one transaction. A
+    // refusal (4xx) is that item's answer; anything else fails the call, and the caller charges the items one by one.
+    chargeBatch: async ({ body }) => {
+      const results = await Promise.all(
+        body.charges.map(({ orderId, ...terms }) =>
+          chargeOne(orderId, terms).then(
+            (ok) => ({ status: ok.status, charge: ok.body }),
+            (err: unknown) => {
+              if (isProblemError(err) && err.status >= 400 && err.status < 500) return { status: err.status, problem: { code: err.code, detail: err.message } };
+              throw err;
+            },
+          ),
+        ),
+      );
+      return { status: 200, body: { results } };
     },
 
     refund: async ({ params }) => {

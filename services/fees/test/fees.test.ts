@@ -155,6 +155,41 @@ describe('fees service', () => {
     assert.equal(eventsFor(orderId, feesContract.events.FeeCharged.type).length, 1);
   });
 
+  test('chargeBatch: each item answered as its own charge call would be, new, repeated or refused, one event per new charge', async () => {
+    const [a, b, c] = [randomUUID(), randomUUID(), randomUUID()];
+    const accountId = randomUUID();
+    await fees.charge({ params: { orderId: b }, body: { accountId, notional: '1000.00' } });
+    const { status, body } = await fees.chargeBatch({
+      body: {
+        charges: [
+          { orderId: a, accountId, notional: '12345.67' },
+          { orderId: b, accountId, notional: '1000.00' },
+          { orderId: c, accountId, notional: '50.00' },
+          { orderId: b, accountId, notional: '999.99' },
+        ],
+      },
+    });
+    assert.equal(status, 200);
+    assert.deepEqual(body.results, [
+      { status: 201, charge: { orderId: a, accountId, notional: '12345.67', fee: '12.35', status: 'charged' } },
+      { status: 200, charge: { orderId: b, accountId, notional: '1000.00', fee: '1.00', status: 'charged' } },
+      { status: 201, charge: { orderId: c, accountId, notional: '50.00', fee: '1.00', status: 'charged' } },
+      { status: 409, problem: { code: 'charge_conflict', detail: `order ${b} was already charged for account ${accountId} on a notional of 1000.00` } },
+    ]);
+    // Stored as single calls would have stored them, each new charge announced once.
+    assert.deepEqual((await fees.getCharge({ params: { orderId: a } })).body.fee, '12.35');
+    for (const orderId of [a, c]) await waitFor('FeeCharged', () => (eventsFor(orderId, feesContract.events.FeeCharged.type).length ? true : undefined));
+    await new Promise((r) => setTimeout(r, 300));
+    assert.deepEqual([a, b, c].map((id) => eventsFor(id, feesContract.events.FeeCharged.type).length), [1, 1, 1]);
+
+    // A malformed item fails the call as a whole, naming it; an empty batch is refused.
+    for (const charges of [[{ orderId: randomUUID(), accountId, notional: '1.5.0' }], []]) {
+      const err = await rejection(() => fees.chargeBatch({ body: { charges } }));
+      assert.ok(isUpstreamError(err));
+      assert.equal(err.status, 400);
+    }
+  });
+
   test('refunds once: a second refund answers the same, and one FeeRefunded is published', async () => {
     const orderId = randomUUID();
     const accountId = randomUUID();
@@ -212,11 +247,15 @@ describe('fees service', () => {
     assert.equal((await running.context.db.query('SELECT 1 FROM charges WHERE order_id = $1', [orderId])).rowCount, 0);
   });
 
-  test('charge and refund require the service credential', async () => {
+  test('charge, chargeBatch and refund require the service credential', async () => {
     const anonymous = createClient(feesContract, { baseUrl: running.url });
     try {
       const orderId = randomUUID();
-      for (const call of [() => anonymous.charge({ params: { orderId }, body: { accountId: randomUUID(), notional: '1.00' } }), () => anonymous.refund({ params: { orderId } })]) {
+      for (const call of [
+        () => anonymous.charge({ params: { orderId }, body: { accountId: randomUUID(), notional: '1.00' } }),
+        () => anonymous.chargeBatch({ body: { charges: [{ orderId, accountId: randomUUID(), notional: '1.00' }] } }),
+        () => anonymous.refund({ params: { orderId } }),
+      ]) {
         const err = await rejection(call);
         assert.ok(isUpstreamError(err));
         assert.equal(err.status, 401);

@@ -6,7 +6,7 @@
  *   OrderSubmitted ─▶ reserve:   account check, price, fee estimate, hold at accounts ─▶ accepted (OrderAccepted)
  *                                refused ─▶ rejected (OrderRejected)
  *   market.OrderPlaced ─▶ placed
- *   market.TradeExecuted ─▶ charge fee ─▶ settle hold ─▶ filled (OrderFilled)
+ *   market.TradeExecuted ─▶ charge fee (a batch's fills in one call) ─▶ settle hold ─▶ filled (OrderFilled)
  *   market.OrderExpired / OrderRejected / OrderCancelled ─▶ release hold ─▶ refund fee ─▶ expired / rejected / cancelled
  *
  * Calls to other services are idempotent (the reservation and the charge are keyed by the order id), so a step
@@ -23,6 +23,7 @@ import { formatMoney, parseMoney, times } from '@simplebank/money';
 import type { z } from 'zod';
 import { ordersContract } from './contract.ts';
 import { findOrder, findOrders, lockOrder, lockOrders, logStep, saveOrder } from './data.ts';
+import { feeCharger } from './fee-charges.ts';
 import type { OrderMetrics } from './metrics.ts';
 import { isOrderError, Order } from './domain/order.ts';
 import { holdsCash, maxNotional, planReservation } from './domain/reservation.ts';
@@ -133,6 +134,8 @@ export function createSaga(options: SagaOptions) {
   const { clients, publish, log, metrics } = options;
   const ownership = new OwnershipCache(10_000);
   const prices = new PriceCache(options.priceCacheMs, async (symbol) => parseMoney((await clients.marketData.getPrice({ params: { symbol } })).body.price));
+  // The fills of one batch of market events charge side by side: one call to fees for them (fee-charges.ts).
+  const chargeFee = feeCharger(clients.fees);
   const quotes = new QuoteCache(options.quoteCacheMs, 10_000, async (notional) => (await clients.fees.quote({ body: { notional } })).body.fee);
   const ev = ordersContract.events;
   const mev = marketContract.events;
@@ -346,13 +349,13 @@ export function createSaga(options: SagaOptions) {
       return;
     }
     const notional = times(price, data.quantity);
-    const charge = await clients.fees.charge({ params: { orderId: order.id }, body: { accountId: s.accountId, notional: formatMoney(notional) } });
-    await logStep(tx, order.id, 'charge_fee', 'ok', { notional: charge.body.notional, fee: charge.body.fee });
-    const fee = parseMoney(charge.body.fee);
+    const charge = await chargeFee({ orderId: order.id, accountId: s.accountId, notional: formatMoney(notional) });
+    await logStep(tx, order.id, 'charge_fee', 'ok', { notional: charge.notional, fee: charge.fee });
+    const fee = parseMoney(charge.fee);
 
     const settled = await clients.accounts.settle({
       params: { id: order.id },
-      body: { side: s.side, symbol: s.symbol, quantity: data.quantity, price: data.price, fee: charge.body.fee },
+      body: { side: s.side, symbol: s.symbol, quantity: data.quantity, price: data.price, fee: charge.fee },
     });
     await logStep(tx, order.id, 'settle', 'ok', { entryId: settled.body.entryId });
 
@@ -362,7 +365,7 @@ export function createSaga(options: SagaOptions) {
     await logStep(tx, order.id, 'fill', 'ok', detail);
     await publish(tx, ev.OrderFilled, {
       ...subject(order),
-      data: { ...ref(order), customerId: s.customerId, symbol: s.symbol, side: s.side, quantity: data.quantity, averagePrice: data.price, fee: charge.body.fee },
+      data: { ...ref(order), customerId: s.customerId, symbol: s.symbol, side: s.side, quantity: data.quantity, averagePrice: data.price, fee: charge.fee },
     });
   }
 
