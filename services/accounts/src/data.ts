@@ -80,8 +80,10 @@ export const listAccounts = (q: Queryable, customerId: string): Promise<AccountR
  * An advisory lock rather than a row lock, because the row may not exist yet when a release races its reserve.
  */
 export async function lockReservationId(q: Queryable, id: string): Promise<void> {
-  await q.query(`SELECT pg_advisory_xact_lock(hashtextextended('reservation:' || $1, 0))`, [id]);
+  await q.query(LOCK_RESERVATION_ID, [id]);
 }
+
+const LOCK_RESERVATION_ID = `SELECT pg_advisory_xact_lock(hashtextextended('reservation:' || $1, 0))`;
 
 // ── balances ───────────────────────────────────────────────────────────────────────────────────────────
 
@@ -177,12 +179,16 @@ interface RawSnapshot {
 
 /** The reservation id's advisory lock and the reservation, in one round trip (with the BEGIN when first). */
 export async function lockAndFindReservation(tx: Queryable, id: string): Promise<ReservationRow | undefined> {
-  const rid = sqlLiteral(id);
-  const [, found] = (await tx.query(
-    `SELECT pg_advisory_xact_lock(hashtextextended('reservation:' || ${rid}, 0));
-     SELECT ${RESERVATION_COLUMNS} FROM reservations WHERE id = ${rid}::uuid`,
-  )) as unknown as [unknown, { rows: ReservationRow[] }];
-  return found.rows[0];
+  const find = `SELECT ${RESERVATION_COLUMNS} FROM reservations WHERE id = $1::uuid`;
+  if (!isTxClient(tx)) {
+    await lockReservationId(tx, id);
+    return (await tx.query<ReservationRow>(find, [id])).rows[0];
+  }
+  const [, found] = await tx.queryAll([
+    { text: LOCK_RESERVATION_ID, values: [id] },
+    { text: find, values: [id] },
+  ]);
+  return found!.rows[0] as ReservationRow | undefined;
 }
 
 /**

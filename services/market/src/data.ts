@@ -75,9 +75,11 @@ export const toExchangeOrder = (row: ExchangeOrderRow): z.input<typeof ExchangeO
  * two transactions could each miss the other's uncommitted write (order left open, cancel request dangling).
  */
 export async function lockOrderKey(tx: Queryable, orderId: string): Promise<void> {
-  // Inlined: as a handler's first query it travels with the BEGIN and the inbox record.
-  await tx.query(sql`SELECT pg_advisory_xact_lock(hashtextextended('market.exchange_order:' || ${orderId}, 0))`);
+  // As a handler's first query it travels with the BEGIN and the inbox record.
+  await tx.query(LOCK_ORDER_KEY, [orderId]);
 }
+
+const LOCK_ORDER_KEY = `SELECT pg_advisory_xact_lock(hashtextextended('market.exchange_order:' || $1, 0))`;
 
 /**
  * Intake's first message (with the BEGIN and the inbox record): the order key's lock (lockOrderKey), then whether
@@ -93,8 +95,6 @@ export async function intakeSnapshot(tx: Queryable, orderId: string): Promise<{ 
   const { cancel_requested: cancelRequested, ...existing } = found!.rows[0] as ExchangeOrderRow & { cancel_requested: boolean };
   return { existing: existing.order_id === null ? undefined : existing, cancelRequested };
 }
-
-const LOCK_ORDER_KEY = `SELECT pg_advisory_xact_lock(hashtextextended('market.exchange_order:' || $1, 0))`;
 
 /** The order if it is here (all columns NULL if not), and whether a cancel request for it was waiting (and is now taken). */
 const INTAKE_SNAPSHOT = `WITH cancelled AS (

@@ -22,7 +22,8 @@ const outboxRows = gatherer(
     });
     return [];
   },
-  (envelopes): Statement | string => (envelopes.length === 0 ? '' : { text: INSERT_ENVELOPES, values: [`[${envelopes.join(',')}]`] }),
+  // Opened by the first append, so never empty.
+  (envelopes): Statement => ({ text: INSERT_ENVELOPES, values: [`[${envelopes.join(',')}]`] }),
 );
 
 /**
