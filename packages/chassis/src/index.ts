@@ -1,4 +1,5 @@
 export * from './contract/define.ts';
+export { answerItem, batchOutcome, BatchItemProblem, type BatchOutcome } from './contract/batch.ts';
 export { buildOpenApi } from './contract/openapi.ts';
 export * from './errors/problem.ts';
 export * from './config/config.ts';
@@ -9,6 +10,7 @@ export { HEADERS } from './http/headers.ts';
 export { createHttpServer } from './http/server.ts';
 export * from './client/client.ts';
 export * from './client/errors.ts';
+export { batchedCalls, type BatchedCallsOptions } from './client/batched-calls.ts';
 export * from './data/db.ts';
 export * from './data/literal.ts';
 export { gatherer } from './data/gather.ts';

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { defineContract, event, route } from '@simplebank/chassis';
+import { batchOutcome, defineContract, event, route } from '@simplebank/chassis';
 import { amountString, positiveAmountString, quantity, signedAmountString } from '@simplebank/money';
 
 export const Ticker = z.string().regex(/^[A-Z][A-Z0-9.]{0,9}$/, 'must be an upper-case ticker symbol, e.g. "AAPL"');
@@ -48,6 +48,12 @@ export const Settlement = z.object({
   /** Charged to the customer on top of a buy, taken from the proceeds of a sell. */
   fee: amountString,
 });
+
+/** What settle answers: the hold turned into the journal entry `entryId`. */
+export const Settled = z.object({ id: z.uuid(), entryId: z.uuid(), status: z.literal('settled') });
+
+/** Items in one reserveBatch or settleBatch call, at most. */
+export const MAX_RESERVATION_BATCH = 100;
 
 export const Deposit = z.object({ id: z.uuid(), accountId: z.uuid(), entryId: z.uuid(), amount: amountString });
 
@@ -115,8 +121,31 @@ export const accountsContract = defineContract({
         'or insufficient_funds / insufficient_shares when the trade needs more than the hold and the account lacks the difference',
       params: idParam,
       body: Settlement,
-      responses: { 200: z.object({ id: z.uuid(), entryId: z.uuid(), status: z.literal('settled') }) },
+      responses: { 200: Settled },
       idempotent: true,
+    }),
+    reserveBatch: route({
+      method: 'POST',
+      path: '/reservation-batches',
+      summary:
+        'Several holds in one call (the saga reserves for the orders of a burst together): each item is held as PUT /reservations/:id ' +
+        'would hold it, and answered with the status and reservation, or the problem, that call would have answered',
+      body: z.object({ reservations: z.array(z.intersection(idParam, ReservationRequest)).min(1).max(MAX_RESERVATION_BATCH) }),
+      responses: { 200: z.object({ results: z.array(batchOutcome(Reservation)) }) },
+      // Every item is idempotent per reservation id, so the whole call is safe to repeat.
+      idempotent: true,
+      auth: 'service',
+    }),
+    settleBatch: route({
+      method: 'POST',
+      path: '/settlement-batches',
+      summary:
+        'Several settlements in one call (the saga settles the fills of a burst together): each item is settled as POST /reservations/:id/settle ' +
+        'would settle it, and answered with the status and settlement, or the problem, that call would have answered',
+      body: z.object({ settlements: z.array(Settlement.extend(idParam.shape)).min(1).max(MAX_RESERVATION_BATCH) }),
+      responses: { 200: z.object({ results: z.array(batchOutcome(Settled)) }) },
+      idempotent: true,
+      auth: 'service',
     }),
     ledgerTotals: route({
       method: 'GET',

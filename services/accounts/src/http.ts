@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import { groupCommit, type Handlers, type Queryable } from '@simplebank/chassis';
+import { answerItem, groupCommit, type Handlers, type Queryable } from '@simplebank/chassis';
+import type { z } from 'zod';
 import { formatMoney, parseMoney } from '@simplebank/money';
-import { accountsContract } from './contract.ts';
+import { accountsContract, type ReservationRequest, type Settlement } from './contract.ts';
 import type { AccountsContext } from './context.ts';
 import {
   accountWithBalances,
@@ -132,40 +133,90 @@ export function accountRoutes(ctx: AccountsContext): Pick<AccountsHandlers, 'ope
  */
 export const RESERVATION_BATCH = { maxSize: 32, transactions: 1 };
 
-export function reservationRoutes(ctx: AccountsContext): Pick<AccountsHandlers, 'reserve' | 'release' | 'settle'> {
+type ReserveBody = z.infer<typeof ReservationRequest>;
+type SettleBody = z.infer<typeof Settlement>;
+
+export function reservationRoutes(ctx: AccountsContext): Pick<AccountsHandlers, 'reserve' | 'release' | 'settle' | 'reserveBatch' | 'settleBatch'> {
   const inGroup = groupCommit(ctx.db, RESERVATION_BATCH);
-  return {
-    // Alone, each of these is two round trips: the transaction's first message takes its locks and reads what the
-    // decision needs (data.ts: holdSnapshot, lockAndFindReservation), and its writes go with the COMMIT.
-    async reserve({ params, body }) {
-      return inGroup(async (tx) => {
-        // The reservation id's lock serialises reserve/release/settle of this hold; the account's row lock queues
-        // every hold on the account, so two reservations can never both spend the same cash.
-        const snap = await holdSnapshot(tx, params.id, body.accountId);
-        if (snap.reservation) return { status: 200, body: reservationView(snap.reservation) };
-        const account = snap.account;
-        if (!account) throw accountNotFound();
-        const hold: Hold = body.kind === 'cash'
-          ? { kind: 'cash', asset: account.currency, amount: parseMoney(body.amount) }
-          : { kind: 'shares', asset: body.symbol, amount: BigInt(body.quantity) };
-        const row = {
-          id: params.id,
-          accountId: account.id,
-          kind: hold.kind,
-          symbol: hold.kind === 'shares' ? hold.asset : null,
-          amount: hold.kind === 'cash' ? hold.amount : null,
-          quantity: hold.kind === 'shares' ? hold.amount : null,
-        };
-        if (snap.tombstone) {
-          // The order was compensated before this reserve arrived: record the hold as already released.
-          return { status: 200, body: reservationView(await addReservation(tx, { ...row, status: 'released' })) };
-        }
-        const free = availableOf(snap.balances, [hold.asset]).get(hold.asset) ?? 0n;
-        const refusal = checkHold(hold, free);
-        if (refusal) throw refused(refusal);
-        return { status: 201, body: reservationView(await addReservation(tx, { ...row, status: 'active' })) };
+
+  // Alone, each of these is two round trips: the transaction's first message takes its locks and reads what the
+  // decision needs (data.ts: holdSnapshot, lockAndFindReservation), and its writes go with the COMMIT.
+
+  /** PUT /reservations/:id's work, shared by reserveBatch's items. */
+  function reserveOne(id: string, body: ReserveBody) {
+    return inGroup(async (tx) => {
+      // The reservation id's lock serialises reserve/release/settle of this hold; the account's row lock queues
+      // every hold on the account, so two reservations can never both spend the same cash.
+      const snap = await holdSnapshot(tx, id, body.accountId);
+      if (snap.reservation) return { status: 200 as const, body: reservationView(snap.reservation) };
+      const account = snap.account;
+      if (!account) throw accountNotFound();
+      const hold: Hold = body.kind === 'cash'
+        ? { kind: 'cash', asset: account.currency, amount: parseMoney(body.amount) }
+        : { kind: 'shares', asset: body.symbol, amount: BigInt(body.quantity) };
+      const row = {
+        id,
+        accountId: account.id,
+        kind: hold.kind,
+        symbol: hold.kind === 'shares' ? hold.asset : null,
+        amount: hold.kind === 'cash' ? hold.amount : null,
+        quantity: hold.kind === 'shares' ? hold.amount : null,
+      };
+      if (snap.tombstone) {
+        // The order was compensated before this reserve arrived: record the hold as already released.
+        return { status: 200 as const, body: reservationView(await addReservation(tx, { ...row, status: 'released' })) };
+      }
+      const free = availableOf(snap.balances, [hold.asset]).get(hold.asset) ?? 0n;
+      const refusal = checkHold(hold, free);
+      if (refusal) throw refused(refusal);
+      return { status: 201 as const, body: reservationView(await addReservation(tx, { ...row, status: 'active' })) };
+    });
+  }
+
+  /** POST /reservations/:id/settle's work, shared by settleBatch's items. */
+  async function settleOne(id: string, body: SettleBody) {
+    const entryId = await inGroup(async (tx) => {
+      const snap = await holdSnapshot(tx, id);
+      const reservation = snap.reservation;
+      if (!reservation) {
+        if (snap.tombstone) throw refused({ code: 'reservation_released', detail: 'the order was compensated before it was reserved' });
+        throw reservationNotFound();
+      }
+      const decision = settleDecision(reservation, body);
+      if (decision.action === 'already-settled') return reservation.entry_id!;
+      if (decision.action === 'refuse') throw refused(decision.refusal);
+
+      const account = snap.account;
+      if (!account) throw accountNotFound();
+      const trade = {
+        orderId: id,
+        accountId: account.id,
+        currency: account.currency,
+        side: body.side,
+        symbol: body.symbol,
+        quantity: body.quantity,
+        price: parseMoney(body.price),
+        fee: parseMoney(body.fee),
+      };
+      const entry = ledgerRules(() => tradeEntry(trade));
+      const movement = netFor(customerLedgerAccount(account.id), entry.postings);
+      const refusal = checkSettlementCover(movement, availableOf(snap.balances, movement.keys()), holdOf(reservation, account.currency));
+      if (refusal) throw refused(refusal);
+
+      const newEntryId = await insertEntry(tx, entry);
+      await setReservationSettled(tx, id, newEntryId);
+      await ctx.publish(tx, accountsContract.events.TradeSettled, {
+        subject: account.id,
+        correlationId: id,
+        data: { accountId: account.id, orderId: id, side: body.side, symbol: body.symbol, quantity: body.quantity, price: body.price, fee: body.fee },
       });
-    },
+      return newEntryId;
+    });
+    return { status: 200 as const, body: { id, entryId, status: 'settled' as const } };
+  }
+
+  return {
+    reserve: ({ params, body }) => reserveOne(params.id, body),
 
     async release({ params }) {
       const status = await inGroup(async (tx) => {
@@ -178,46 +229,19 @@ export function reservationRoutes(ctx: AccountsContext): Pick<AccountsHandlers, 
       return { status: 200, body: { id: params.id, status } };
     },
 
-    async settle({ params, body }) {
-      const entryId = await inGroup(async (tx) => {
-        const snap = await holdSnapshot(tx, params.id);
-        const reservation = snap.reservation;
-        if (!reservation) {
-          if (snap.tombstone) throw refused({ code: 'reservation_released', detail: 'the order was compensated before it was reserved' });
-          throw reservationNotFound();
-        }
-        const decision = settleDecision(reservation, body);
-        if (decision.action === 'already-settled') return reservation.entry_id!;
-        if (decision.action === 'refuse') throw refused(decision.refusal);
+    settle: ({ params, body }) => settleOne(params.id, body),
 
-        const account = snap.account;
-        if (!account) throw accountNotFound();
-        const trade = {
-          orderId: params.id,
-          accountId: account.id,
-          currency: account.currency,
-          side: body.side,
-          symbol: body.symbol,
-          quantity: body.quantity,
-          price: parseMoney(body.price),
-          fee: parseMoney(body.fee),
-        };
-        const entry = ledgerRules(() => tradeEntry(trade));
-        const movement = netFor(customerLedgerAccount(account.id), entry.postings);
-        const refusal = checkSettlementCover(movement, availableOf(snap.balances, movement.keys()), holdOf(reservation, account.currency));
-        if (refusal) throw refused(refusal);
+    // Each item goes the way a lone call goes, side by side, so group commit puts them in one transaction. A refusal
+    // (4xx) is that item's answer; anything else fails the call, and the caller makes the items one by one.
+    reserveBatch: async ({ body }) => ({
+      status: 200,
+      body: { results: await Promise.all(body.reservations.map(({ id, ...hold }) => answerItem(reserveOne(id, hold as ReserveBody)))) },
+    }),
 
-        const id = await insertEntry(tx, entry);
-        await setReservationSettled(tx, params.id, id);
-        await ctx.publish(tx, accountsContract.events.TradeSettled, {
-          subject: account.id,
-          correlationId: params.id,
-          data: { accountId: account.id, orderId: params.id, side: body.side, symbol: body.symbol, quantity: body.quantity, price: body.price, fee: body.fee },
-        });
-        return id;
-      });
-      return { status: 200, body: { id: params.id, entryId, status: 'settled' as const } };
-    },
+    settleBatch: async ({ body }) => ({
+      status: 200,
+      body: { results: await Promise.all(body.settlements.map(({ id, ...terms }) => answerItem(settleOne(id, terms)))) },
+    }),
   };
 }
 

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import { isUpstreamError } from '@simplebank/chassis';
+import { createClient, isUpstreamError } from '@simplebank/chassis';
+import { accountsContract } from '../src/contract.ts';
 import { failure, fundedAccount, reserveCash, reserveShares, startAccounts, type Harness } from './helpers.ts';
 
 let h: Harness;
@@ -205,5 +206,60 @@ describe('ledgerTotals', () => {
     ]);
     const { rows } = await h.sql.query(`SELECT count(*)::int AS n FROM reservations WHERE status = 'active'`);
     assert.equal(body.activeReservations, rows[0]!.n);
+  });
+});
+
+describe('reserveBatch and settleBatch', () => {
+  it('answer each item as its own call would have: held, repeated, refused; settled, repeated, unknown', async () => {
+    const { accountId } = await fundedAccount(h, '100.00');
+    const [a, b, c, unknown] = [randomUUID(), randomUUID(), randomUUID(), randomUUID()];
+    const held = await h.accounts.reserveBatch({
+      body: {
+        reservations: [
+          { id: a, kind: 'cash', accountId, amount: '40.00' },
+          { id: b, kind: 'cash', accountId, amount: '40.00' },
+          { id: c, kind: 'cash', accountId, amount: '40.00' },
+          { id: a, kind: 'cash', accountId, amount: '40.00' },
+        ],
+      },
+    });
+    const hold = (id: string) => ({ id, accountId, kind: 'cash', symbol: null, amount: '40.00', quantity: null, status: 'active' });
+    assert.deepEqual(held.body.results, [
+      { status: 201, body: hold(a) },
+      { status: 201, body: hold(b) },
+      { status: 409, problem: { code: 'insufficient_funds', detail: '40.00 USD requested, 20.00 available' } },
+      { status: 200, body: hold(a) },
+    ]);
+    assert.deepEqual(await cashOf(accountId), { balance: '100.00', available: '20.00', reserved: '80.00' });
+
+    const trade = { side: 'buy' as const, symbol: 'AAPL', quantity: 1, price: '30.00', fee: '1.00' };
+    const settled = await h.accounts.settleBatch({ body: { settlements: [{ id: a, ...trade }, { id: b, ...trade }, { id: unknown, ...trade }] } });
+    const [first, second, missing] = settled.body.results;
+    assert.ok(first && 'body' in first && second && 'body' in second);
+    assert.deepEqual([first.status, first.body.id, first.body.status, second.status, second.body.id], [200, a, 'settled', 200, b]);
+    assert.ok(missing && 'problem' in missing);
+    assert.deepEqual([missing.status, missing.problem.code], [404, 'reservation_not_found']);
+    const again = await h.accounts.settleBatch({ body: { settlements: [{ id: a, ...trade }] } });
+    assert.deepEqual(again.body.results, [{ status: 200, body: first.body }], 'a repeated settlement answers the first entry');
+
+    // Two trades of 31.00 each, once each; the holds settled, nothing left reserved.
+    assert.deepEqual(await cashOf(accountId), { balance: '38.00', available: '38.00', reserved: '0.00' });
+    assert.deepEqual((await positionsOf(accountId)).map((p) => [p.symbol, p.quantity, p.reserved]), [['AAPL', 2, 0]]);
+  });
+
+  it('refuse a malformed item, an empty batch and a caller without the service credential as a whole', async () => {
+    const { accountId } = await fundedAccount(h, '10.00');
+    for (const reservations of [[{ id: randomUUID(), kind: 'cash' as const, accountId, amount: '1.5.0' }], []]) {
+      assert.equal((await failure(h.accounts.reserveBatch({ body: { reservations } }))).status, 400);
+    }
+    assert.equal((await failure(h.accounts.settleBatch({ body: { settlements: [] } }))).status, 400);
+    const anonymous = createClient(accountsContract, { baseUrl: h.url });
+    try {
+      assert.equal((await failure(anonymous.reserveBatch({ body: { reservations: [{ id: randomUUID(), kind: 'cash', accountId, amount: '1.00' }] } }))).status, 401);
+      assert.equal((await failure(anonymous.settleBatch({ body: { settlements: [{ id: randomUUID(), side: 'buy', symbol: 'AAPL', quantity: 1, price: '1.00', fee: '0.00' }] } }))).status, 401);
+    } finally {
+      await anonymous.close();
+    }
+    assert.deepEqual(await cashOf(accountId), { balance: '10.00', available: '10.00', reserved: '0.00' });
   });
 });

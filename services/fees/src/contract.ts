@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { defineContract, event, route } from '@simplebank/chassis';
+import { batchOutcome, defineContract, event, route } from '@simplebank/chassis';
 import { amountString } from '@simplebank/money';
 
 export const Schedule = z.object({
@@ -20,11 +20,8 @@ export const Charge = z.object({
 /** Charges in one chargeBatch call, at most. */
 export const MAX_CHARGE_BATCH = 100;
 
-/** One item of a chargeBatch: what PUT /charges/:orderId would have answered (a success, or its problem's status and code). */
-export const ChargeOutcome = z.union([
-  z.object({ status: z.union([z.literal(200), z.literal(201)]), charge: Charge }),
-  z.object({ status: z.number().int().min(400).max(499), problem: z.object({ code: z.string(), detail: z.string().optional() }) }),
-]);
+/** One item of a chargeBatch: what PUT /charges/:orderId would have answered (its status and charge, or its problem). */
+export const ChargeOutcome = batchOutcome(Charge);
 
 export const feesContract = defineContract({
   service: 'fees',

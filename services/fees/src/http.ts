@@ -1,4 +1,4 @@
-import { groupCommit, isProblemError, ProblemError, type Contract, type Handlers, type ServiceContext } from '@simplebank/chassis';
+import { answerItem, groupCommit, ProblemError, type Contract, type Handlers, type ServiceContext } from '@simplebank/chassis';
 import { formatMoney, parseMoney } from '@simplebank/money';
 import { feesContract } from './contract.ts';
 import { findCharge, insertCharge, markRefunded, toCharge, type ChargeRow } from './data.ts';
@@ -74,17 +74,7 @@ export function feeRoutes(ctx: FeesContext, schedule: FeeSchedule): Handlers<typ
     // Each item goes the way a lone charge goes, side by side, so group commit puts them in one transaction. A
     // refusal (4xx) is that item's answer; anything else fails the call, and the caller charges the items one by one.
     chargeBatch: async ({ body }) => {
-      const results = await Promise.all(
-        body.charges.map(({ orderId, ...terms }) =>
-          chargeOne(orderId, terms).then(
-            (ok) => ({ status: ok.status, charge: ok.body }),
-            (err: unknown) => {
-              if (isProblemError(err) && err.status >= 400 && err.status < 500) return { status: err.status, problem: { code: err.code, detail: err.message } };
-              throw err;
-            },
-          ),
-        ),
-      );
+      const results = await Promise.all(body.charges.map(({ orderId, ...terms }) => answerItem(chargeOne(orderId, terms))));
       return { status: 200, body: { results } };
     },
 

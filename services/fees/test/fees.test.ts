@@ -171,9 +171,9 @@ describe('fees service', () => {
     });
     assert.equal(status, 200);
     assert.deepEqual(body.results, [
-      { status: 201, charge: { orderId: a, accountId, notional: '12345.67', fee: '12.35', status: 'charged' } },
-      { status: 200, charge: { orderId: b, accountId, notional: '1000.00', fee: '1.00', status: 'charged' } },
-      { status: 201, charge: { orderId: c, accountId, notional: '50.00', fee: '1.00', status: 'charged' } },
+      { status: 201, body: { orderId: a, accountId, notional: '12345.67', fee: '12.35', status: 'charged' } },
+      { status: 200, body: { orderId: b, accountId, notional: '1000.00', fee: '1.00', status: 'charged' } },
+      { status: 201, body: { orderId: c, accountId, notional: '50.00', fee: '1.00', status: 'charged' } },
       { status: 409, problem: { code: 'charge_conflict', detail: `order ${b} was already charged for account ${accountId} on a notional of 1000.00` } },
     ]);
     // Stored as single calls would have stored them, each new charge announced once.

@@ -23,7 +23,7 @@ import { formatMoney, parseMoney, times } from '@simplebank/money';
 import type { z } from 'zod';
 import { ordersContract } from './contract.ts';
 import { findOrder, findOrders, lockOrder, lockOrders, logStep, saveOrder } from './data.ts';
-import { feeCharger } from './fee-charges.ts';
+import { feeCharger, holdPlacer, tradeSettler } from './batched-calls.ts';
 import type { OrderMetrics } from './metrics.ts';
 import { isOrderError, Order } from './domain/order.ts';
 import { holdsCash, maxNotional, planReservation } from './domain/reservation.ts';
@@ -134,8 +134,10 @@ export function createSaga(options: SagaOptions) {
   const { clients, publish, log, metrics } = options;
   const ownership = new OwnershipCache(10_000);
   const prices = new PriceCache(options.priceCacheMs, async (symbol) => parseMoney((await clients.marketData.getPrice({ params: { symbol } })).body.price));
-  // The fills of one batch of market events charge side by side: one call to fees for them (fee-charges.ts).
+  // The orders of one batch of events make their calls side by side: one call per operation for them (batched-calls.ts).
+  const placeHold = holdPlacer(clients.accounts);
   const chargeFee = feeCharger(clients.fees);
+  const settleTrade = tradeSettler(clients.accounts);
   const quotes = new QuoteCache(options.quoteCacheMs, 10_000, async (notional) => (await clients.fees.quote({ body: { notional } })).body.fee);
   const ev = ordersContract.events;
   const mev = marketContract.events;
@@ -206,7 +208,7 @@ export function createSaga(options: SagaOptions) {
         : { kind: 'shares' as const, accountId: plan.accountId, symbol: plan.symbol, quantity: plan.quantity };
     try {
       // Reservation id = order id: a retried reserve finds the hold it already made.
-      await clients.accounts.reserve({ params: { id: order.id }, body });
+      await placeHold({ id: order.id, ...body });
     } catch (err) {
       if (isUpstreamError(err) && err.status === 409) {
         if (err.code === 'insufficient_funds') throw new Refused('insufficient funds', 'reserve', upstreamDetail(err));
@@ -353,11 +355,8 @@ export function createSaga(options: SagaOptions) {
     await logStep(tx, order.id, 'charge_fee', 'ok', { notional: charge.notional, fee: charge.fee });
     const fee = parseMoney(charge.fee);
 
-    const settled = await clients.accounts.settle({
-      params: { id: order.id },
-      body: { side: s.side, symbol: s.symbol, quantity: data.quantity, price: data.price, fee: charge.fee },
-    });
-    await logStep(tx, order.id, 'settle', 'ok', { entryId: settled.body.entryId });
+    const settled = await settleTrade({ id: order.id, side: s.side, symbol: s.symbol, quantity: data.quantity, price: data.price, fee: charge.fee });
+    await logStep(tx, order.id, 'settle', 'ok', { entryId: settled.entryId });
 
     order.fill({ quantity: data.quantity, price, fee }, now);
     await saveOrder(tx, order);
