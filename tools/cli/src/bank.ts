@@ -157,7 +157,8 @@ export async function startBank(options: StartBankOptions = {}): Promise<Bank> {
         ...options.supervisor,
         onLine: (service, stream, line) => {
           files?.write(service, stream, line);
-          write(formatter(service, stream, line));
+          // Quiet: nobody sees the terminal's form of a line, so it is not made (the file keeps it as written).
+          if (!options.quiet) write(formatter(service, stream, line));
         },
       },
     );
