@@ -104,6 +104,8 @@ export const accountsContract = defineContract({
       params: idParam,
       body: ReservationRequest,
       responses: { 200: Reservation, 201: Reservation },
+      // Holds, releases and settlements move money: only other services (orders) may ask for them.
+      auth: 'service',
     }),
     release: route({
       method: 'POST',
@@ -112,6 +114,7 @@ export const accountsContract = defineContract({
       params: idParam,
       responses: { 200: z.object({ id: z.uuid(), status: z.enum(['released', 'settled', 'unknown']) }) },
       idempotent: true,
+      auth: 'service',
     }),
     settle: route({
       method: 'POST',
@@ -123,6 +126,7 @@ export const accountsContract = defineContract({
       body: Settlement,
       responses: { 200: Settled },
       idempotent: true,
+      auth: 'service',
     }),
     reserveBatch: route({
       method: 'POST',

@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { createClient, isUpstreamError } from '@simplebank/chassis';
 import { accountsContract } from '../src/contract.ts';
-import { failure, fundedAccount, reserveCash, reserveShares, startAccounts, type Harness } from './helpers.ts';
+import { failure, fundedAccount, reserveCash, reserveShares, SERVICE_TOKEN, startAccounts, type Harness } from './helpers.ts';
 
 let h: Harness;
 before(async () => {
@@ -50,7 +50,7 @@ describe('reserve', () => {
     const { accountId } = await fundedAccount(h, '1.00');
     const res = await fetch(`${h.url}/reservations/${randomUUID()}`, {
       method: 'PUT',
-      headers: { 'content-type': 'application/json' },
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${SERVICE_TOKEN}` },
       body: JSON.stringify({ kind: 'shares', accountId, symbol: 'USD', quantity: 1 }),
     });
     assert.equal(res.status, 400);
@@ -247,7 +247,7 @@ describe('reserveBatch and settleBatch', () => {
     assert.deepEqual((await positionsOf(accountId)).map((p) => [p.symbol, p.quantity, p.reserved]), [['AAPL', 2, 0]]);
   });
 
-  it('refuse a malformed item, an empty batch and a caller without the service credential as a whole', async () => {
+  it('refuse a malformed item, an empty batch, and (like the single routes) a caller without the service credential', async () => {
     const { accountId } = await fundedAccount(h, '10.00');
     for (const reservations of [[{ id: randomUUID(), kind: 'cash' as const, accountId, amount: '1.5.0' }], []]) {
       assert.equal((await failure(h.accounts.reserveBatch({ body: { reservations } }))).status, 400);
@@ -257,6 +257,11 @@ describe('reserveBatch and settleBatch', () => {
     try {
       assert.equal((await failure(anonymous.reserveBatch({ body: { reservations: [{ id: randomUUID(), kind: 'cash', accountId, amount: '1.00' }] } }))).status, 401);
       assert.equal((await failure(anonymous.settleBatch({ body: { settlements: [{ id: randomUUID(), side: 'buy', symbol: 'AAPL', quantity: 1, price: '1.00', fee: '0.00' }] } }))).status, 401);
+      // The single routes move money too.
+      const id = randomUUID();
+      assert.equal((await failure(anonymous.reserve({ params: { id }, body: { kind: 'cash', accountId, amount: '1.00' } }))).status, 401);
+      assert.equal((await failure(anonymous.settle({ params: { id }, body: { side: 'buy', symbol: 'AAPL', quantity: 1, price: '1.00', fee: '0.00' } }))).status, 401);
+      assert.equal((await failure(anonymous.release({ params: { id } }))).status, 401);
     } finally {
       await anonymous.close();
     }
