@@ -15,15 +15,7 @@ export async function cpuOf(pid: number, withChildren = false): Promise<number> 
 /** PostgreSQL's CPU: the postmaster (with reaped backends) and its live children. */
 export async function postgresCpu(dataDir: string): Promise<number> {
   let total = 0;
-  for (const entry of await readdir('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    const cmd = await readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => '');
-    if (cmd.includes('postgres') && cmd.includes(dataDir)) {
-      total += await cpuOf(Number(entry), true);
-      const children = await readFile(`/proc/${entry}/task/${entry}/children`, 'utf8').catch(() => '');
-      for (const c of children.trim().split(/\s+/).filter(Boolean)) total += await cpuOf(Number(c));
-    }
-  }
+  for (const cpu of (await postgresCpuByKind(dataDir)).values()) total += cpu;
   return total;
 }
 

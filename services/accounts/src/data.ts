@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { isTxClient, sqlLiteral, type Queryable } from '@simplebank/chassis';
+import { queryAll, sqlLiteral, writeAtCommit, type Queryable } from '@simplebank/chassis';
 import { customerLedgerAccount, type EntryDraft, type EntryKind, type Posting } from './domain/ledger.ts';
 import type { ReservationStatus } from './domain/reservations.ts';
 
@@ -179,39 +179,24 @@ interface RawSnapshot {
 
 /** The reservation id's advisory lock and the reservation, in one round trip (with the BEGIN when first). */
 export async function lockAndFindReservation(tx: Queryable, id: string): Promise<ReservationRow | undefined> {
-  const find = `SELECT ${RESERVATION_COLUMNS} FROM reservations WHERE id = $1::uuid`;
-  if (!isTxClient(tx)) {
-    await lockReservationId(tx, id);
-    return (await tx.query<ReservationRow>(find, [id])).rows[0];
-  }
-  const [, found] = await tx.queryAll([
+  const [, found] = await queryAll(tx, [
     { text: LOCK_RESERVATION_ID, values: [id] },
-    { text: find, values: [id] },
+    { text: `SELECT ${RESERVATION_COLUMNS} FROM reservations WHERE id = $1::uuid`, values: [id] },
   ]);
   return found!.rows[0] as ReservationRow | undefined;
-}
-
-/**
- * Writes inside a `db.tx` transaction go with its COMMIT (TxClient.beforeCommit), in the order made: nothing reads
- * them back before the commit, and if one fails the transaction rolls back as it would have a moment earlier.
- * Elsewhere they run at once.
- */
-async function write(q: Queryable, text: string, values: unknown[]): Promise<void> {
-  if (isTxClient(q)) q.beforeCommit(text, values);
-  else await q.query(text, values);
 }
 
 // ── journal ────────────────────────────────────────────────────────────────────────────────────────────
 
 /**
  * Records an entry and its postings; returns the entry id. The database re-checks the balance at commit.
- * In a transaction both inserts go with the COMMIT (write above).
+ * In a transaction both inserts go with the COMMIT (writeAtCommit).
  */
 export async function insertEntry(q: Queryable, entry: EntryDraft): Promise<string> {
   const id = randomUUID();
-  await write(q, 'INSERT INTO journal_entries (id, kind, reference) VALUES ($1, $2, $3)', [id, entry.kind, entry.reference]);
+  await writeAtCommit(q, 'INSERT INTO journal_entries (id, kind, reference) VALUES ($1, $2, $3)', [id, entry.kind, entry.reference]);
   // Any number of postings in one statement of one text (arrays), in their order.
-  await write(
+  await writeAtCommit(
     q,
     `INSERT INTO postings (entry_id, ledger_account, asset, amount)
      SELECT $1::uuid, * FROM unnest($2::text[], $3::text[], $4::bigint[])`,
@@ -293,7 +278,7 @@ export async function addReservation(
   q: Queryable,
   r: { id: string; accountId: string; kind: 'cash' | 'shares'; symbol: string | null; amount: bigint | null; quantity: bigint | null; status: 'active' | 'released' },
 ): Promise<ReservationRow> {
-  await write(q, 'INSERT INTO reservations (id, account_id, kind, symbol, amount, quantity, status) VALUES ($1, $2, $3, $4, $5, $6, $7)', [
+  await writeAtCommit(q, 'INSERT INTO reservations (id, account_id, kind, symbol, amount, quantity, status) VALUES ($1, $2, $3, $4, $5, $6, $7)', [
     r.id,
     r.accountId,
     r.kind,
@@ -315,15 +300,15 @@ export async function addReservation(
 }
 
 export async function setReservationReleased(q: Queryable, id: string): Promise<void> {
-  await write(q, `UPDATE reservations SET status = 'released', updated_at = now() WHERE id = $1 AND status = 'active'`, [id]);
+  await writeAtCommit(q, `UPDATE reservations SET status = 'released', updated_at = now() WHERE id = $1 AND status = 'active'`, [id]);
 }
 
 export async function setReservationSettled(q: Queryable, id: string, entryId: string): Promise<void> {
-  await write(q, `UPDATE reservations SET status = 'settled', entry_id = $1, updated_at = now() WHERE id = $2 AND status = 'active'`, [entryId, id]);
+  await writeAtCommit(q, `UPDATE reservations SET status = 'settled', entry_id = $1, updated_at = now() WHERE id = $2 AND status = 'active'`, [entryId, id]);
 }
 
 export async function addTombstone(q: Queryable, id: string): Promise<void> {
-  await write(q, 'INSERT INTO reservation_tombstones (id) VALUES ($1) ON CONFLICT DO NOTHING', [id]);
+  await writeAtCommit(q, 'INSERT INTO reservation_tombstones (id) VALUES ($1) ON CONFLICT DO NOTHING', [id]);
 }
 
 export async function hasTombstone(q: Queryable, id: string): Promise<boolean> {

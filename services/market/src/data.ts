@@ -1,4 +1,4 @@
-import { isTxClient, sql, sqlLiteral, type Db, type Queryable } from '@simplebank/chassis';
+import { queryAll, sql, sqlLiteral, writeAtCommit, type Db, type Queryable } from '@simplebank/chassis';
 import { formatMoney } from '@simplebank/money';
 import type { z } from 'zod';
 import type { ExchangeOrder, ExchangeOrderStatus } from './contract.ts';
@@ -87,11 +87,12 @@ const LOCK_ORDER_KEY = `SELECT pg_advisory_xact_lock(hashtextextended('market.ex
  * is already here (a duplicate OrderAccepted must leave everything as it is). Each statement reads after the lock.
  */
 export async function intakeSnapshot(tx: Queryable, orderId: string): Promise<{ existing: ExchangeOrderRow | undefined; cancelRequested: boolean }> {
-  // The lock is a statement of its own (the snapshot the next one reads with is taken after it is held): in a
-  // transaction both go in one message (TxClient.queryAll), elsewhere one after the other.
-  const lock = { text: LOCK_ORDER_KEY, values: [orderId] };
-  const snapshot = { text: INTAKE_SNAPSHOT, values: [orderId] };
-  const [, found] = isTxClient(tx) ? await tx.queryAll([lock, snapshot]) : [await tx.query(lock.text, lock.values), await tx.query(snapshot.text, snapshot.values)];
+  // The lock is a statement of its own (the snapshot the next one reads with is taken after it is held); in a
+  // transaction both go in one message.
+  const [, found] = await queryAll(tx, [
+    { text: LOCK_ORDER_KEY, values: [orderId] },
+    { text: INTAKE_SNAPSHOT, values: [orderId] },
+  ]);
   const { cancel_requested: cancelRequested, ...existing } = found!.rows[0] as ExchangeOrderRow & { cancel_requested: boolean };
   return { existing: existing.order_id === null ? undefined : existing, cancelRequested };
 }
@@ -115,8 +116,7 @@ export async function findOrder(db: Queryable, orderId: string): Promise<Exchang
  */
 export async function addOrder(tx: Queryable, o: NewExchangeOrder): Promise<void> {
   const values = [o.orderId, o.accountId, o.symbol, o.side, o.quantity, o.type, o.limitPrice, o.status, o.reason, o.executeAfter, o.expiresAt, o.correlationId, o.traceparent ?? null];
-  if (isTxClient(tx)) tx.beforeCommit(ADD_ORDER, values);
-  else await tx.query(ADD_ORDER, values);
+  await writeAtCommit(tx, ADD_ORDER, values);
 }
 
 const ADD_ORDER = `INSERT INTO exchange_orders (order_id, account_id, symbol, side, quantity, type, limit_price, status, reason, execute_after, expires_at, correlation_id, traceparent)
@@ -214,8 +214,7 @@ export async function finalizeMany(tx: Queryable, outcomes: { orderId: string; o
   );
   const text = `UPDATE exchange_orders o SET status = v.status, fill_price = v.fill_price, executed_at = v.executed_at, reason = v.reason, updated_at = now()
     FROM (VALUES ${rows.join(', ')}) AS v(order_id, status, fill_price, executed_at, reason) WHERE o.order_id = v.order_id`;
-  if (isTxClient(tx)) tx.beforeCommit(text);
-  else await tx.query(text);
+  await writeAtCommit(tx, text);
 }
 
 /** Open orders the exchange has received by `now` (latency elapsed) and that have not expired. */

@@ -65,6 +65,28 @@ export interface Statement {
 
 export const isTxClient = (q: Queryable): q is TxClient => typeof (q as Partial<TxClient>).beforeCommit === 'function';
 
+/**
+ * A write nothing reads back before the commit, wherever it runs: inside a `db.tx` transaction it goes with the
+ * COMMIT (TxClient.beforeCommit), in the order made, and if it fails the transaction rolls back as it would have a
+ * moment earlier; elsewhere it runs at once.
+ */
+export async function writeAtCommit(q: Queryable, text: string, values?: unknown[]): Promise<void> {
+  if (!isTxClient(q)) await q.query(text, values);
+  else if (values === undefined) q.beforeCommit(text);
+  else q.beforeCommit(text, values);
+}
+
+/**
+ * Statements that each read what the ones before did (e.g. a lock, then a read), wherever they run: inside a
+ * transaction in one message (TxClient.queryAll), elsewhere one after another.
+ */
+export async function queryAll(q: Queryable, statements: readonly Statement[]): Promise<pg.QueryResult[]> {
+  if (isTxClient(q)) return q.queryAll(statements);
+  const results: pg.QueryResult[] = [];
+  for (const st of statements) results.push(await q.query(st.text, st.values));
+  return results;
+}
+
 export interface Db extends Queryable {
   readonly pool: pg.Pool;
   /** Runs `fn` in a transaction; commits if it resolves, rolls back if it throws. */
@@ -208,19 +230,16 @@ class Transaction implements TxClient {
 
   async queryAll(statements: readonly Statement[]): Promise<pg.QueryResult[]> {
     if (statements.length === 0) return [];
-    const inline: string[] = [];
-    for (const st of statements) {
-      const sql = this.#inline(st.text, st.values);
-      if (sql === undefined) {
-        // One that cannot be an EXECUTE: all of them one after another, each in its own round trip.
-        const results: pg.QueryResult[] = [];
-        for (const each of statements) results.push(await this.query(each.text, each.values));
-        return results;
-      }
-      inline.push(sql);
+    const executes = statements.map((st) => executeSql(st.text, st.values));
+    if (executes.some((e) => e === undefined)) {
+      // One that cannot be an EXECUTE: all of them one after another, each in its own round trip.
+      const results: pg.QueryResult[] = [];
+      for (const each of statements) results.push(await this.query(each.text, each.values));
+      return results;
     }
+    for (const e of executes) this.#needs.add(e!.name);
     this.statements += statements.length - 1;
-    const result = (await this.query(inline.join(';\n'))) as unknown as pg.QueryResult | pg.QueryResult[];
+    const result = (await this.query(executes.map((e) => e!.sql).join(';\n'))) as unknown as pg.QueryResult | pg.QueryResult[];
     return Array.isArray(result) ? result : [result];
   }
 

@@ -50,10 +50,10 @@ export function idempotentHandler(db: Db, consumer: string, fn: InboxHandler, op
   return (event, delivery) => runConsumer(options.tracer, consumer, event, delivery.attempt, () => once(event, delivery));
 }
 
-/** idempotentHandler's transaction, in the caller's work context (inbox-batch.ts opens the delivery's itself). */
 const RECORD = 'INSERT INTO inbox (consumer, event_id) VALUES ($1, $2::uuid)';
 const RECORD_UNLESS_SEEN = `${RECORD} ON CONFLICT DO NOTHING`;
 
+/** idempotentHandler's transaction, in the caller's work context (inbox-batch.ts opens the delivery's itself). */
 export function inboxOnce(db: Db, consumer: string, fn: InboxHandler, withFirstQuery: boolean): InboxEventHandler {
   // The insert travels with the BEGIN (db.ts: as EXECUTE of a prepared statement): one round trip for both.
   return async (event, delivery) => {

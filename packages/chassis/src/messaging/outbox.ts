@@ -9,6 +9,13 @@ import { createEnvelope, type EventEnvelope, type NewEvent } from './envelope.ts
 export const OUTBOX_CHANNEL = 'simplebank_outbox';
 
 /**
+ * Any number of envelopes (a JSON array) in one statement of one text, so it is prepared once per connection
+ * (db.ts); rows in the array's order, so seq follows it.
+ */
+const INSERT_ENVELOPES = `INSERT INTO outbox (id, type, subject, envelope)
+  SELECT (e->>'id')::uuid, e->>'type', e->>'subject', e FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS x(e, n) ORDER BY n`;
+
+/**
  * A transaction's events in one statement, in the order appended (seq follows the rows' order), however many calls
  * append them: a batch of saga steps publishes dozens. The relays of this process are woken once it has committed.
  */
@@ -25,13 +32,6 @@ const outboxRows = gatherer(
   // Opened by the first append, so never empty.
   (envelopes): Statement => ({ text: INSERT_ENVELOPES, values: [`[${envelopes.join(',')}]`] }),
 );
-
-/**
- * Any number of envelopes (a JSON array) in one statement of one text, so it is prepared once per connection
- * (db.ts); rows in the array's order, so seq follows it.
- */
-const INSERT_ENVELOPES = `INSERT INTO outbox (id, type, subject, envelope)
-  SELECT (e->>'id')::uuid, e->>'type', e->>'subject', e FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS x(e, n) ORDER BY n`;
 
 /** In-process relays by database, woken when a transaction of this process that wrote to that outbox commits. */
 const localRelays = new WeakMap<Db, Set<() => void>>();
