@@ -3,7 +3,8 @@
 #   docker run --rm -e PORT=8083 -e DATABASE_URL=… -e BUS_URL=… -e SERVICE_TOKEN=… simplebank orders
 # Services run from their TypeScript sources under tsx (as `npm start` does with SIMPLEBANK_FROM_SOURCE=1).
 # deploy/observability/docker-compose.yml builds it and runs one container per service.
-FROM node:20.20-bookworm-slim
+# The Node.js `npm start` runs on (package.json pins it as the `node` package; here the image's own).
+FROM node:24.21-bookworm-slim
 
 WORKDIR /app
 
