@@ -4,9 +4,12 @@
 // (from the order's own history: pending → filled) and errors. The measured run follows WARMUP_S (5) seconds of the
 // same load, whose orders finish before the clock starts; the warm-up's own figures are printed too.
 //
-//   node --import tsx bench/place-order/run.ts            # RATE=200 DURATION_S=30 WARMUP_S=5
-//   PROFILE=orders,accounts node --import tsx bench/place-order/run.ts   # V8 CPU profiles (slower: don't quote)
-//   RATE=300 DURATION_S=60 BUS_URL=nats://127.0.0.1:4222 node --import tsx bench/place-order/run.ts
+//   npm run bench bench/place-order/run.ts            # RATE=200 DURATION_S=30 WARMUP_S=5, on the pinned Node.js
+//   PROFILE=orders,accounts npm run bench bench/place-order/run.ts   # V8 CPU profiles (slower: don't quote)
+//   RATE=300 DURATION_S=60 BUS_URL=nats://127.0.0.1:4222 npm run bench bench/place-order/run.ts
+//   KEEP_DATA=1 CPU_DETAIL=1 npm run bench bench/place-order/run.ts   # leaves the data dir (postgres.log) behind
+// The services run on the Node.js this runs on: `npm run bench` uses the one package.json pins (a plain
+// `node --import tsx …` from a shell would measure the system's instead).
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -186,7 +189,7 @@ async function main(): Promise<void> {
     }
     const cpuBefore = await cpuSnapshot();
     const pgBefore = CPU_DETAIL ? await postgresCpuByKind(dataDir) : new Map<string, number>();
-    process.stderr.write(`[bench] ${CUSTOMERS} customers ready; sending ${RATE} orders/s for ${DURATION_S} s\n`);
+    process.stderr.write(`[bench] ${CUSTOMERS} customers ready; sending ${RATE} orders/s for ${DURATION_S} s from ${new Date().toISOString()}\n`);
     for (const name of bank.processes) process.stderr.write(`[bench] pid ${name} ${bank.supervisor.get(name).pid}\n`);
 
     let monitor: NodeJS.Timeout | undefined;
@@ -306,6 +309,7 @@ async function main(): Promise<void> {
       cpuS: Object.fromEntries(Object.keys(cpuAfter).map((k) => [k, Number((cpuAfter[k]! - cpuBefore[k]!).toFixed(2))])),
       cpuMsPerOrder: Number(((Object.keys(cpuAfter).reduce((a, k) => a + cpuAfter[k]! - cpuBefore[k]!, 0) * 1000) / Math.max(1, placed.length)).toFixed(2)),
       bus: bank.busUrl.startsWith('nats') ? 'nats' : 'pg-boss',
+      node: process.version,
     };
     console.log(JSON.stringify(result, null, 2));
     if (CPU_DETAIL) {
@@ -357,7 +361,8 @@ async function main(): Promise<void> {
   } finally {
     await pool.close();
     await bank.stop();
-    await rm(dataDir, { recursive: true, force: true });
+    if (process.env.KEEP_DATA === '1') console.log(`[bench] data left in ${dataDir}`);
+    else await rm(dataDir, { recursive: true, force: true });
   }
 }
 
