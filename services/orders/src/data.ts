@@ -129,15 +129,28 @@ async function appendHistory(q: Queryable, orderId: string, entries: readonly Hi
  * already used this idempotency key. A concurrent insert with the same key waits for the other transaction
  * and then reports the conflict, so two requests never create two orders.
  */
-export async function insertOrder(tx: Queryable, order: Order, idempotencyKey: string, requestHash: string, traceId?: string): Promise<boolean> {
+/**
+ * Inserts a submitted order unless its idempotency key is taken; true when it was inserted. With the order go its
+ * first history entries and the saga log's `submit` step (`submitStep`, as `logStep` would write it), only if the
+ * order was inserted.
+ */
+export async function insertOrder(
+  tx: Queryable,
+  order: Order,
+  idempotencyKey: string,
+  requestHash: string,
+  traceId: string | undefined,
+  submitStep: Record<string, unknown>,
+): Promise<boolean> {
   const s = order.state;
   const values = [
     s.id, s.customerId, s.accountId, idempotencyKey, requestHash, s.symbol, s.side, s.quantity, s.type, s.limitPrice,
     s.status, s.reason, s.filledQuantity, s.averagePrice, s.fee, s.cancelRequestedAt, s.createdAt, s.updatedAt, traceId ?? null,
     JSON.stringify(order.changes.map((e) => ({ status: e.status, reason: e.reason ?? null, at: e.at }))),
+    JSON.stringify(submitStep),
   ];
-  // One statement (as a transaction's first query it travels with the BEGIN: one round trip): the order, and its
-  // first history entries only if the order was inserted.
+  // One prepared statement (as a transaction's first query it travels with the BEGIN: one round trip) for what a
+  // new order writes; the saga log's row deferred to the commit instead would be a statement planned per order.
   const res = await tx.query(INSERT_ORDER, values);
   return res.rows.length === 1;
 }
@@ -152,6 +165,8 @@ const INSERT_ORDER = `WITH inserted AS (
     INSERT INTO order_history (order_id, status, reason, at)
     SELECT inserted.id, h.status, h.reason, h.at
       FROM inserted, ROWS FROM (jsonb_to_recordset($20::jsonb) AS (status text, reason text, at timestamptz)) WITH ORDINALITY AS h(status, reason, at, n) ORDER BY h.n
+  ), submitted AS (
+    INSERT INTO saga_log (order_id, step, outcome, detail, at) SELECT inserted.id, 'submit', 'ok', $21::jsonb, $17 FROM inserted
   )
   SELECT id FROM inserted`;
 

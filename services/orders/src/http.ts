@@ -77,8 +77,7 @@ export function routes(ctx: Pick<ServiceContext<unknown, Record<string, Contract
           new Date(),
         );
         // The order keeps its trace id: the saga's every step, in every service, is in that trace.
-        if (await insertOrder(tx, order, key, fingerprint, currentContext()?.traceId)) {
-          await logStep(tx, order.id, 'submit', 'ok', { idempotencyKey: key });
+        if (await insertOrder(tx, order, key, fingerprint, currentContext()?.traceId, { idempotencyKey: key })) {
           metrics.transitions(tx, order);
           // Same transaction as the insert: the saga starts if and only if the order exists.
           await ctx.publish(tx, ev.OrderSubmitted, { subject: order.id, correlationId: order.id, data: { orderId: order.id, accountId: order.state.accountId } });
