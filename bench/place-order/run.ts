@@ -271,6 +271,9 @@ async function main(): Promise<void> {
     const pgAfter = CPU_DETAIL ? await postgresCpuByKind(dataDir) : new Map<string, number>();
     let pending = 0;
     const fillTimes: number[] = [];
+    // Each filled order's time to fill with the time it was submitted: a backlog that grows while the load lasts shows
+    // as fill times that grow window after window; a bank that keeps up gives flat ones.
+    const fills: { submittedAt: number; ms: number }[] = [];
     const finals: Record<string, number> = {};
     for (let c = 0; c < CUSTOMERS; c++) {
       const { body: orders } = await call('GET', `/orders?accountId=${customers[c]!.accountId}&limit=500`, undefined, { authorization: `Bearer ${customers[c]!.token}` });
@@ -281,10 +284,16 @@ async function main(): Promise<void> {
         if (o.status === 'filled') {
           const at = (s: string) => Date.parse(o.history.find((h) => h.status === s)!.at);
           fillTimes.push(at('filled') - at('pending'));
+          fills.push({ submittedAt: at('pending'), ms: at('filled') - at('pending') });
         }
       }
     }
     fillTimes.sort((a, b) => a - b);
+    const firstSubmitted = Math.min(...fills.map((f) => f.submittedAt));
+    const fillWindows: number[][] = [];
+    for (const f of fills) (fillWindows[Math.floor((f.submittedAt - firstSubmitted) / (WINDOW_S * 1000))] ??= []).push(f.ms);
+    const fillByWindow = fillWindows.map((w) => (w.sort((a, b) => a - b), `${pct(w, 50).toFixed(0)}/${pct(w, 99).toFixed(0)}`)).join('  ');
+    process.stderr.write(`[bench] time to filled by ${WINDOW_S} s window of submission (p50/p99 ms): ${fillByWindow}\n`);
     const result = {
       rateTarget: RATE,
       durationS: Number(elapsed.toFixed(1)),
