@@ -125,14 +125,10 @@ async function appendHistory(q: Queryable, orderId: string, entries: readonly Hi
 }
 
 /**
- * Inserts a new order with its first history entry; returns false (and writes nothing) when the customer
- * already used this idempotency key. A concurrent insert with the same key waits for the other transaction
- * and then reports the conflict, so two requests never create two orders.
- */
-/**
- * Inserts a submitted order unless its idempotency key is taken; true when it was inserted. With the order go its
- * first history entries and the saga log's `submit` step (`submitStep`, as `logStep` would write it), only if the
- * order was inserted.
+ * Inserts a new order with its first history entry and the saga log's `submit` step (`submitStep`, as `logStep`
+ * would write it); returns false (and writes nothing) when the customer already used this idempotency key. A
+ * concurrent insert with the same key waits for the other transaction and then reports the conflict, so two
+ * requests never create two orders.
  */
 export async function insertOrder(
   tx: Queryable,
