@@ -45,6 +45,10 @@ const bankServices = () => SERVICE_NAMES;
 
 const pct = (sorted: number[], p: number): number => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]! : NaN);
 
+/** Each WINDOW_S window's p50/p99 (ms), in order: `windows[i]` holds the times of what was sent in window i (sorted here). */
+const byWindow = (windows: number[][]): string =>
+  windows.map((w) => (w.sort((a, b) => a - b), `${pct(w, 50).toFixed(0)}/${pct(w, 99).toFixed(0)}`)).join('  ');
+
 async function main(): Promise<void> {
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'simplebank-bench-'));
   const bank = await startBank({
@@ -144,8 +148,7 @@ async function main(): Promise<void> {
       await Promise.all(inflight);
       const elapsed = (performance.now() - start) / 1000;
       latencies.sort((a, b) => a - b);
-      const byWindow = windows.map((w) => (w.sort((a, b) => a - b), `${pct(w, 50).toFixed(0)}/${pct(w, 99).toFixed(0)}`)).join('  ');
-      return { latencies, byWindow, errors, placed, total, start, elapsed };
+      return { latencies, byWindow: byWindow(windows), errors, placed, total, start, elapsed };
     };
 
     const ordersDb = new pg.Client({ connectionString: bank.databaseUrls.orders });
@@ -241,8 +244,8 @@ async function main(): Promise<void> {
       }, 2000);
       monitor.unref();
     }
-    const { latencies, byWindow, errors, placed, total, start, elapsed } = await sendOrders(RATE, DURATION_S, `bench-${Date.now()}`);
-    process.stderr.write(`[bench] acceptance by ${WINDOW_S} s window (p50/p99 ms): ${byWindow}\n`);
+    const { latencies, byWindow: acceptance, errors, placed, total, start, elapsed } = await sendOrders(RATE, DURATION_S, `bench-${Date.now()}`);
+    process.stderr.write(`[bench] acceptance by ${WINDOW_S} s window (p50/p99 ms): ${acceptance}\n`);
     const measured = new Set(placed.map((p) => p.id));
 
     // Wait until every accepted order is final; the time to fill is then read once through the API, from each
@@ -270,7 +273,6 @@ async function main(): Promise<void> {
     const cpuAfter = await cpuSnapshot();
     const pgAfter = CPU_DETAIL ? await postgresCpuByKind(dataDir) : new Map<string, number>();
     let pending = 0;
-    const fillTimes: number[] = [];
     // Each filled order's time to fill with the time it was submitted: a backlog that grows while the load lasts shows
     // as fill times that grow window after window; a bank that keeps up gives flat ones.
     const fills: { submittedAt: number; ms: number }[] = [];
@@ -283,17 +285,15 @@ async function main(): Promise<void> {
         else finals[o.status] = (finals[o.status] ?? 0) + 1;
         if (o.status === 'filled') {
           const at = (s: string) => Date.parse(o.history.find((h) => h.status === s)!.at);
-          fillTimes.push(at('filled') - at('pending'));
           fills.push({ submittedAt: at('pending'), ms: at('filled') - at('pending') });
         }
       }
     }
-    fillTimes.sort((a, b) => a - b);
+    const fillTimes = fills.map((f) => f.ms).sort((a, b) => a - b);
     const firstSubmitted = Math.min(...fills.map((f) => f.submittedAt));
     const fillWindows: number[][] = [];
     for (const f of fills) (fillWindows[Math.floor((f.submittedAt - firstSubmitted) / (WINDOW_S * 1000))] ??= []).push(f.ms);
-    const fillByWindow = fillWindows.map((w) => (w.sort((a, b) => a - b), `${pct(w, 50).toFixed(0)}/${pct(w, 99).toFixed(0)}`)).join('  ');
-    process.stderr.write(`[bench] time to filled by ${WINDOW_S} s window of submission (p50/p99 ms): ${fillByWindow}\n`);
+    process.stderr.write(`[bench] time to filled by ${WINDOW_S} s window of submission (p50/p99 ms): ${byWindow(fillWindows)}\n`);
     const result = {
       rateTarget: RATE,
       durationS: Number(elapsed.toFixed(1)),
