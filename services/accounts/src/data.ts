@@ -75,6 +75,8 @@ export const lockAccount = (q: Queryable, id: string): Promise<AccountRow | unde
 export const listAccounts = (q: Queryable, customerId: string): Promise<AccountRow[]> =>
   many<AccountRow>(q, `SELECT ${ACCOUNT_COLUMNS} FROM accounts WHERE customer_id = $1 ORDER BY created_at, id`, [customerId]);
 
+const LOCK_RESERVATION_ID = `SELECT pg_advisory_xact_lock(hashtextextended('reservation:' || $1, 0))`;
+
 /**
  * Serialises every change to one reservation id (reserve, release, settle) for the rest of the transaction.
  * An advisory lock rather than a row lock, because the row may not exist yet when a release races its reserve.
@@ -82,8 +84,6 @@ export const listAccounts = (q: Queryable, customerId: string): Promise<AccountR
 export async function lockReservationId(q: Queryable, id: string): Promise<void> {
   await q.query(LOCK_RESERVATION_ID, [id]);
 }
-
-const LOCK_RESERVATION_ID = `SELECT pg_advisory_xact_lock(hashtextextended('reservation:' || $1, 0))`;
 
 // ── balances ───────────────────────────────────────────────────────────────────────────────────────────
 

@@ -69,6 +69,8 @@ export const toExchangeOrder = (row: ExchangeOrderRow): z.input<typeof ExchangeO
   updatedAt: row.updated_at.toISOString(),
 });
 
+const LOCK_ORDER_KEY = `SELECT pg_advisory_xact_lock(hashtextextended('market.exchange_order:' || $1, 0))`;
+
 /**
  * Serialises the event handlers of one order (intake and cancellation) for the rest of the transaction.
  * A row lock cannot do it: when a cancel overtakes its order there is no row yet, and without this lock the
@@ -79,7 +81,13 @@ export async function lockOrderKey(tx: Queryable, orderId: string): Promise<void
   await tx.query(LOCK_ORDER_KEY, [orderId]);
 }
 
-const LOCK_ORDER_KEY = `SELECT pg_advisory_xact_lock(hashtextextended('market.exchange_order:' || $1, 0))`;
+/** The order if it is here (all columns NULL if not), and whether a cancel request for it was waiting (and is now taken). */
+const INTAKE_SNAPSHOT = `WITH cancelled AS (
+    DELETE FROM cancel_requests WHERE order_id = $1::uuid
+      AND NOT EXISTS (SELECT 1 FROM exchange_orders WHERE order_id = $1::uuid) RETURNING order_id
+  )
+  SELECT e.*, EXISTS (SELECT 1 FROM cancelled) AS cancel_requested
+    FROM (SELECT 1) AS one LEFT JOIN (SELECT ${COLUMNS} FROM exchange_orders WHERE order_id = $1::uuid) AS e ON true`;
 
 /**
  * Intake's first message (with the BEGIN and the inbox record): the order key's lock (lockOrderKey), then whether
@@ -97,18 +105,13 @@ export async function intakeSnapshot(tx: Queryable, orderId: string): Promise<{ 
   return { existing: existing.order_id === null ? undefined : existing, cancelRequested };
 }
 
-/** The order if it is here (all columns NULL if not), and whether a cancel request for it was waiting (and is now taken). */
-const INTAKE_SNAPSHOT = `WITH cancelled AS (
-    DELETE FROM cancel_requests WHERE order_id = $1::uuid
-      AND NOT EXISTS (SELECT 1 FROM exchange_orders WHERE order_id = $1::uuid) RETURNING order_id
-  )
-  SELECT e.*, EXISTS (SELECT 1 FROM cancelled) AS cancel_requested
-    FROM (SELECT 1) AS one LEFT JOIN (SELECT ${COLUMNS} FROM exchange_orders WHERE order_id = $1::uuid) AS e ON true`;
-
 export async function findOrder(db: Queryable, orderId: string): Promise<ExchangeOrderRow | undefined> {
   const { rows } = await db.query<ExchangeOrderRow>(`SELECT ${COLUMNS} FROM exchange_orders WHERE order_id = $1`, [orderId]);
   return rows[0];
 }
+
+const ADD_ORDER = `INSERT INTO exchange_orders (order_id, account_id, symbol, side, quantity, type, limit_price, status, reason, execute_after, expires_at, correlation_id, traceparent)
+  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`;
 
 /**
  * Adds the order; in a transaction it is written with the COMMIT (the intake checked under the order key's lock
@@ -118,9 +121,6 @@ export async function addOrder(tx: Queryable, o: NewExchangeOrder): Promise<void
   const values = [o.orderId, o.accountId, o.symbol, o.side, o.quantity, o.type, o.limitPrice, o.status, o.reason, o.executeAfter, o.expiresAt, o.correlationId, o.traceparent ?? null];
   await writeAtCommit(tx, ADD_ORDER, values);
 }
-
-const ADD_ORDER = `INSERT INTO exchange_orders (order_id, account_id, symbol, side, quantity, type, limit_price, status, reason, execute_after, expires_at, correlation_id, traceparent)
-  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`;
 
 /** Returns false when the order is already there (a duplicate OrderAccepted). */
 export async function insertOrder(tx: Queryable, o: NewExchangeOrder): Promise<boolean> {

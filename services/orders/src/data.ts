@@ -124,6 +124,21 @@ async function appendHistory(q: Queryable, orderId: string, entries: readonly Hi
   await q.query(`INSERT INTO order_history (order_id, status, reason, at) VALUES ${rows.join(', ')}`, values);
 }
 
+const INSERT_ORDER = `WITH inserted AS (
+    INSERT INTO orders (id, customer_id, account_id, idempotency_key, request_hash, symbol, side, quantity, type, limit_price,
+                        status, reason, filled_quantity, average_price, fee, cancel_requested_at, created_at, updated_at, trace_id)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
+    ON CONFLICT ON CONSTRAINT orders_idempotency DO NOTHING
+    RETURNING id
+  ), history AS (
+    INSERT INTO order_history (order_id, status, reason, at)
+    SELECT inserted.id, h.status, h.reason, h.at
+      FROM inserted, ROWS FROM (jsonb_to_recordset($20::jsonb) AS (status text, reason text, at timestamptz)) WITH ORDINALITY AS h(status, reason, at, n) ORDER BY h.n
+  ), submitted AS (
+    INSERT INTO saga_log (order_id, step, outcome, detail, at) SELECT inserted.id, 'submit', 'ok', $21::jsonb, $17 FROM inserted
+  )
+  SELECT id FROM inserted`;
+
 /**
  * Inserts a new order with its first history entry and the saga log's `submit` step (`submitStep`, as `logStep`
  * would write it); returns false (and writes nothing) when the customer already used this idempotency key. A
@@ -150,21 +165,6 @@ export async function insertOrder(
   const res = await tx.query(INSERT_ORDER, values);
   return res.rows.length === 1;
 }
-
-const INSERT_ORDER = `WITH inserted AS (
-    INSERT INTO orders (id, customer_id, account_id, idempotency_key, request_hash, symbol, side, quantity, type, limit_price,
-                        status, reason, filled_quantity, average_price, fee, cancel_requested_at, created_at, updated_at, trace_id)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
-    ON CONFLICT ON CONSTRAINT orders_idempotency DO NOTHING
-    RETURNING id
-  ), history AS (
-    INSERT INTO order_history (order_id, status, reason, at)
-    SELECT inserted.id, h.status, h.reason, h.at
-      FROM inserted, ROWS FROM (jsonb_to_recordset($20::jsonb) AS (status text, reason text, at timestamptz)) WITH ORDINALITY AS h(status, reason, at, n) ORDER BY h.n
-  ), submitted AS (
-    INSERT INTO saga_log (order_id, step, outcome, detail, at) SELECT inserted.id, 'submit', 'ok', $21::jsonb, $17 FROM inserted
-  )
-  SELECT id FROM inserted`;
 
 export async function findByIdempotencyKey(q: Queryable, customerId: string, idempotencyKey: string): Promise<StoredOrder | undefined> {
   const { rows } = await q.query<OrderRow>('SELECT * FROM orders WHERE customer_id = $1 AND idempotency_key = $2', [customerId, idempotencyKey]);
