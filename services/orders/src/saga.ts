@@ -6,9 +6,10 @@
  *   OrderSubmitted ─▶ reserve:   account check, price, fee estimate, hold at accounts ─▶ accepted (OrderAccepted)
  *                                refused ─▶ rejected (OrderRejected)
  *   market.OrderPlaced ─▶ placed
- *   market.TradeExecuted ─▶ charge fee (a batch's fills in one call) ─▶ settle hold ─▶ filled (OrderFilled)
+ *   market.TradeExecuted ─▶ charge fee ─▶ settle hold ─▶ filled (OrderFilled)
  *   market.OrderExpired / OrderRejected / OrderCancelled ─▶ release hold ─▶ refund fee ─▶ expired / rejected / cancelled
  *
+ * The holds, fee charges and settlements of one batch of events go as one call per operation (batched-calls.ts).
  * Calls to other services are idempotent (the reservation and the charge are keyed by the order id), so a step
  * that fails half-way is simply retried by the bus. Transitions take the order's row lock and re-check the
  * state, so duplicate or out-of-order events are no-ops: an order fills at most once and is compensated at
