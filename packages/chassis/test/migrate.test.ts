@@ -46,3 +46,28 @@ test('a failing migration is rolled back and names itself', async () => {
     await database.drop();
   }
 });
+
+test('an outbox from before migration 003 keeps its unpublished events and drops the published ones', async () => {
+  const database = await createTestDatabase('migrate_outbox');
+  const db = createDb(database.url);
+  try {
+    const { readFile } = await import('node:fs/promises');
+    const chassis = new URL('../src/data/migrations/', import.meta.url);
+    // The outbox as migrations 001 and 002 left it, one event published and one not.
+    for (const name of ['001_messaging.sql', '002_messaging_retention.sql']) await db.query(await readFile(new URL(name, chassis), 'utf8'));
+    await db.query(
+      `INSERT INTO outbox (id, type, subject, envelope, published_at) VALUES
+        (gen_random_uuid(), 't.Published.v1', 'a', '{}', now()), (gen_random_uuid(), 't.Waiting.v1', 'b', '{}', NULL)`,
+    );
+    const { applied } = await migrate(db, fileURLToPath(fixtures));
+    assert.ok(applied.includes('chassis/003_outbox_backlog_only.sql'));
+    assert.deepEqual(await db.many('SELECT type FROM outbox'), [{ type: 't.Waiting.v1' }]);
+    const column = await db.one<{ n: string }>(
+      `SELECT count(*) AS n FROM information_schema.columns WHERE table_name = 'outbox' AND column_name = 'published_at'`,
+    );
+    assert.equal(column?.n, '0');
+  } finally {
+    await db.close();
+    await database.drop();
+  }
+});

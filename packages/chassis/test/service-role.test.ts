@@ -73,7 +73,7 @@ async function unpublished(): Promise<number> {
   const client = new pg.Client({ connectionString: data.url });
   await client.connect();
   try {
-    const { rows } = await client.query<{ n: string }>('SELECT count(*) AS n FROM outbox WHERE published_at IS NULL');
+    const { rows } = await client.query<{ n: string }>('SELECT count(*) AS n FROM outbox');
     return Number(rows[0]!.n);
   } finally {
     await client.end();

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createClient, createDb, isUpstreamError, migrate, startService, type Client, type Db, type RunningService } from '@simplebank/chassis';
-import { createTestDatabase } from '@simplebank/chassis/testing';
+import { createTestDatabase, recordEvents, type EventRecorder } from '@simplebank/chassis/testing';
 import { accountsContract } from '../src/contract.ts';
 import { service } from '../src/service.ts';
 
@@ -14,9 +14,11 @@ export interface Harness {
   running: RunningService;
   url: string;
   accounts: Client<typeof accountsContract>;
-  /** Direct access to the service's database, to check what the API does not show (outbox, raw rows). */
+  /** Direct access to the service's database, to check what the API does not show (raw rows). */
   sql: Db;
   busUrl: string;
+  /** Every event accounts published, as a subscriber on the bus got it. */
+  events: EventRecorder;
   stop(): Promise<void>;
 }
 
@@ -27,13 +29,16 @@ export async function startAccounts(): Promise<Harness> {
   const running = await startService(service, { PORT: '0', DATABASE_URL: db.url, BUS_URL: bus.url, SERVICE_TOKEN, LOG_LEVEL: 'silent' });
   const accounts = createClient(accountsContract, { baseUrl: running.url, serviceToken: SERVICE_TOKEN });
   const sql = createDb(db.url, { max: 2 });
+  const events = await recordEvents({ busUrl: bus.url, name: 'accounts-test.recorder', types: Object.values(accountsContract.events).map((e) => e.type) });
   return {
     running: running as RunningService,
     url: running.url,
     accounts,
     sql,
     busUrl: bus.url,
+    events,
     async stop() {
+      await events.close();
       await accounts.close();
       await sql.close();
       await running.stop();

@@ -28,8 +28,8 @@ describe('openAccount', () => {
     const listed = await h.accounts.listAccounts({ query: { customerId } });
     assert.deepEqual(listed.body.map((a) => a.id), [first.body.id]);
 
-    const { rows } = await h.sql.query(`SELECT count(*)::int AS n FROM outbox WHERE type = 'accounts.AccountOpened.v1' AND subject = $1`, [first.body.id]);
-    assert.equal(rows[0]!.n, 1, 'AccountOpened is announced once');
+    await h.events.settled(h.sql);
+    assert.equal(h.events.of('accounts.AccountOpened.v1', first.body.id).length, 1, 'AccountOpened is announced once');
   });
 
   it('concurrent opens for one customer end with one account', async () => {
@@ -63,8 +63,8 @@ describe('deposit', () => {
       entries.body[0]!.postings.map((p) => [p.ledgerAccount, p.asset, p.amount]).sort(),
       [['customer:' + accountId, 'USD', '100.50'], ['external:bank', 'USD', '-100.50']],
     );
-    const { rows } = await h.sql.query(`SELECT count(*)::int AS n FROM outbox WHERE type = 'accounts.FundsDeposited.v1' AND subject = $1`, [accountId]);
-    assert.equal(rows[0]!.n, 1, 'FundsDeposited is announced once');
+    await h.events.settled(h.sql);
+    assert.equal(h.events.of('accounts.FundsDeposited.v1', accountId).length, 1, 'FundsDeposited is announced once');
   });
 
   it('refuses a reused key with a different amount', async () => {

@@ -155,12 +155,9 @@ describe('settle', () => {
       ['fees:revenue', 'USD', '1.00'],
     ]);
 
-    const { rows } = await h.sql.query<{ envelope: { correlationId: string; data: { side: string } } }>(
-      `SELECT envelope FROM outbox WHERE type = 'accounts.TradeSettled.v1' AND subject = $1 ORDER BY seq`,
-      [accountId],
-    );
+    await h.events.settled(h.sql);
     assert.deepEqual(
-      rows.map((r) => [r.envelope.correlationId, r.envelope.data.side]),
+      h.events.of('accounts.TradeSettled.v1', accountId).map((e) => [e.correlationId, (e.data as { side: string }).side]),
       [[buyOrder, 'buy'], [sellOrder, 'sell']],
     );
   });

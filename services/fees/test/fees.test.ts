@@ -3,8 +3,8 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { createClient, createLogger, createPgBossBus, isUpstreamError, startService, type Bus, type Client, type EventEnvelope, type RunningService } from '@simplebank/chassis';
-import { createTestDatabase, type TestDatabase } from '@simplebank/chassis/testing';
+import { createClient, isUpstreamError, startService, type Client, type RunningService } from '@simplebank/chassis';
+import { createTestDatabase, recordEvents, type EventRecorder, type TestDatabase } from '@simplebank/chassis/testing';
 import { feesContract } from '../src/contract.ts';
 import { service } from '../src/service.ts';
 
@@ -35,23 +35,14 @@ describe('fees service', () => {
   let running: RunningService;
   let fees: Client<typeof feesContract>;
   // A consumer of our own events, standing in for holdings/notifications: proves the outbox reaches the bus.
-  let observer: Bus;
-  const received: EventEnvelope[] = [];
+  let observer: EventRecorder;
   const env = () => ({ PORT: '0', DATABASE_URL: db.url, BUS_URL: busDb.url, SERVICE_TOKEN: TOKEN, LOG_LEVEL: 'silent' });
 
   before(async () => {
     [db, busDb] = await Promise.all([createTestDatabase('fees'), createTestDatabase('bus')]);
     running = await startService(service, env());
-    observer = createPgBossBus({ url: busDb.url, service: 'fees-test', log: createLogger({ service: 'fees-test', level: 'silent' }) });
-    await observer.start();
     // pg-boss only fans an event out to queues subscribed when it is published: subscribe before any charge.
-    await observer.subscribe({
-      name: 'fees-test.observer',
-      types: [feesContract.events.FeeCharged.type, feesContract.events.FeeRefunded.type],
-      handler: async (event) => {
-        received.push(event);
-      },
-    });
+    observer = await recordEvents({ busUrl: busDb.url, name: 'fees-test.observer', types: [feesContract.events.FeeCharged.type, feesContract.events.FeeRefunded.type] });
     fees = createClient(feesContract, { baseUrl: running.url, serviceToken: TOKEN });
   });
 
@@ -62,7 +53,9 @@ describe('fees service', () => {
     await Promise.all([db?.drop(), busDb?.drop()]);
   });
 
-  const eventsFor = (orderId: string, type: string) => received.filter((e) => e.subject === orderId && e.type === type);
+  const eventsFor = (orderId: string, type: string) => observer.of(type, orderId);
+  /** Once everything fees wrote has been published and received, so a count is final. */
+  const settled = () => observer.settled(running.context.db);
 
   test('publishes its schedule and quotes without recording anything', async () => {
     const schedule = await fees.getSchedule({});
@@ -100,14 +93,8 @@ describe('fees service', () => {
     assert.equal(charged!.source, 'fees');
     assert.equal(charged!.correlationId, orderId);
     assert.deepEqual(charged!.data, { orderId, accountId, fee: '12.35' });
-    // Give a duplicate time to show up before declaring there is none.
-    await new Promise((r) => setTimeout(r, 300));
+    await settled();
     assert.equal(eventsFor(orderId, feesContract.events.FeeCharged.type).length, 1);
-    const { rows } = await running.context.db.query<{ unpublished: string }>(
-      `SELECT count(*) FILTER (WHERE published_at IS NULL) AS unpublished FROM outbox WHERE subject = $1`,
-      [orderId],
-    );
-    assert.equal(rows[0]?.unpublished, '0');
   });
 
   test('a repeat charge keeps the original fee after the schedule changed', async () => {
@@ -151,7 +138,7 @@ describe('fees service', () => {
     assert.deepEqual(results.map((r) => r.status).sort(), [200, 200, 200, 200, 200, 200, 200, 201]);
     for (const r of results) assert.deepEqual(r.body, { orderId, accountId, notional: '5000.00', fee: '5.00', status: 'charged' });
     await waitFor('FeeCharged', () => (eventsFor(orderId, feesContract.events.FeeCharged.type).length ? true : undefined));
-    await new Promise((r) => setTimeout(r, 300));
+    await settled();
     assert.equal(eventsFor(orderId, feesContract.events.FeeCharged.type).length, 1);
   });
 
@@ -179,7 +166,7 @@ describe('fees service', () => {
     // Stored as single calls would have stored them, each new charge announced once.
     assert.deepEqual((await fees.getCharge({ params: { orderId: a } })).body.fee, '12.35');
     for (const orderId of [a, c]) await waitFor('FeeCharged', () => (eventsFor(orderId, feesContract.events.FeeCharged.type).length ? true : undefined));
-    await new Promise((r) => setTimeout(r, 300));
+    await settled();
     assert.deepEqual([a, b, c].map((id) => eventsFor(id, feesContract.events.FeeCharged.type).length), [1, 1, 1]);
 
     // A malformed item fails the call as a whole, naming it; an empty batch is refused.
@@ -210,7 +197,7 @@ describe('fees service', () => {
 
     const [refunded] = await waitFor('FeeRefunded', () => (eventsFor(orderId, feesContract.events.FeeRefunded.type).length ? eventsFor(orderId, feesContract.events.FeeRefunded.type) : undefined));
     assert.deepEqual(refunded!.data, { orderId, accountId, fee: '50.00' });
-    await new Promise((r) => setTimeout(r, 300));
+    await settled();
     assert.equal(eventsFor(orderId, feesContract.events.FeeRefunded.type).length, 1);
     assert.equal(eventsFor(orderId, feesContract.events.FeeCharged.type).length, 1);
   });

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { createBus, createEnvelope, createLogger, startService, type Bus, type EventEnvelope, type RunningService } from '@simplebank/chassis';
-import { createTestDatabase } from '@simplebank/chassis/testing';
+import { createTestDatabase, recordEvents } from '@simplebank/chassis/testing';
 import { ordersContract } from '@simplebank/orders/contract';
 import pg from 'pg';
 import { marketContract } from '../src/contract.ts';
@@ -38,7 +38,9 @@ export interface MarketStack {
   /** A connection to market's own database, to look at its tables. */
   sql: pg.Pool;
   /** Market events received over the bus, in delivery order. */
-  received: EventEnvelope[];
+  received: readonly EventEnvelope[];
+  /** Resolves once everything market wrote to its outbox has been published and received. */
+  settled(): Promise<void>;
   eventsFor(orderId: string): EventEnvelope[];
   /** Waits until an event of `type` arrives for `orderId`. */
   waitForEvent(orderId: string, type: string): Promise<EventEnvelope>;
@@ -63,13 +65,13 @@ export type AcceptedOrder = {
 export async function startMarketStack(env: Record<string, string>): Promise<MarketStack> {
   const [db, busDb] = await Promise.all([createTestDatabase('market'), createTestDatabase('bus')]);
   const log = createLogger({ service: 'market-test', level: 'silent' });
-  // The test's own bus client: it must subscribe before market publishes, since pg-boss routes an event only
-  // to the subscriptions that exist when it is published.
+  // The test's own bus client, which publishes orders' events, and a recorder of market's, subscribed before market
+  // publishes (pg-boss routes an event only to the subscriptions that exist when it is published). The recorder
+  // takes one event at a time, in publish order, so tests can assert OrderPlaced before the outcome.
   const bus: Bus = createBus({ url: busDb.url, service: 'market-test', log });
   await bus.start();
-  const received: EventEnvelope[] = [];
-  // Concurrency 1: events are handed to us in publish order, so tests can assert OrderPlaced before the outcome.
-  await bus.subscribe({ name: 'market-test.events', types: MARKET_EVENT_TYPES, concurrency: 1, handler: async (e) => void received.push(e) });
+  const recorder = await recordEvents({ busUrl: busDb.url, name: 'market-test.events', types: MARKET_EVENT_TYPES });
+  const received = recorder.events;
 
   const baseEnv = {
     PORT: '0',
@@ -103,6 +105,7 @@ export async function startMarketStack(env: Record<string, string>): Promise<Mar
     },
     sql,
     received,
+    settled: () => recorder.settled(sql),
     eventsFor,
     waitForEvent: (orderId, type) => waitFor(`${type} for ${orderId}`, () => eventsFor(orderId).find((e) => e.type === type)),
     publishOrdersEvent,
@@ -127,6 +130,7 @@ export async function startMarketStack(env: Record<string, string>): Promise<Mar
     addInstance,
     async stop() {
       await Promise.all(instances.map((i) => i.stop()));
+      await recorder.close();
       await bus.close();
       await sql.end();
       await Promise.all([db.drop(), busDb.drop()]);

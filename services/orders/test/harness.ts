@@ -6,7 +6,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createClient, createDb, type Client, createEnvelope, startService, type Db, type EventEnvelope, type RunningService } from '@simplebank/chassis';
-import { createTestDatabase, type TestDatabase } from '@simplebank/chassis/testing';
+import { createTestDatabase, recordEvents, type EventRecorder, type TestDatabase } from '@simplebank/chassis/testing';
 import { accountsContract } from '@simplebank/accounts/contract';
 import { service as accountsService } from '@simplebank/accounts/service';
 import { feesContract } from '@simplebank/fees/contract';
@@ -95,8 +95,10 @@ export interface Bank {
   accounts: Client<typeof accountsContract>;
   fees: Client<typeof feesContract>;
   ordersClient: Client<typeof ordersContract>;
-  /** The orders database, to read the saga log and the outbox. */
+  /** The orders database, to read the saga log. */
   ordersDb: Db;
+  /** Every event orders published, as a subscriber on the bus got it, in publish order. */
+  orderEvents: EventRecorder;
   /** Publishes a market event as the market service would. */
   market<K extends keyof MarketEvents>(name: K, data: z.input<MarketEvents[K]['data']>, envelope?: EventEnvelope): Promise<EventEnvelope>;
   stop(): Promise<void>;
@@ -121,6 +123,7 @@ export async function startBank(extraOrdersEnv: Record<string, string> = {}): Pr
   const marketData = await startService(marketDataService, { ...base, DATABASE_URL: marketDataDb.url });
   running.push(marketData as RunningService);
   const accountsProxy = await startProxy(accounts.url);
+  const orderEvents = await recordEvents({ busUrl: busDb.url, name: 'orders-test.recorder', types: Object.values(ordersContract.events).map((e) => e.type) });
   const orders = (await startService(ordersService, {
     ...base,
     DATABASE_URL: ordersDbInfo.url,
@@ -144,6 +147,7 @@ export async function startBank(extraOrdersEnv: Record<string, string> = {}): Pr
     fees: feesClient,
     ordersClient,
     ordersDb,
+    orderEvents,
     async market(name, data, envelope) {
       const def = marketContract.events[name];
       const env = envelope ?? createEnvelope('market', { type: def.type, subject: (data as { orderId: string }).orderId, data: def.data.parse(data) });
@@ -153,6 +157,7 @@ export async function startBank(extraOrdersEnv: Record<string, string> = {}): Pr
     async stop() {
       await Promise.all([accountsClient.close(), feesClient.close(), ordersClient.close()]);
       for (const r of running.reverse()) await r.stop();
+      await orderEvents.close();
       await accountsProxy.close();
       await ordersDb.close();
       for (const d of databases) await d.drop();

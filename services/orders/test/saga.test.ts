@@ -77,9 +77,10 @@ async function waitForStep(orderId: string, step: string): Promise<string[]> {
   return eventually(() => steps(orderId), (s) => s.includes(step), `saga step ${step} of ${orderId}`);
 }
 
-async function outboxTypes(orderId: string): Promise<string[]> {
-  const rows = await bank.ordersDb.many<{ type: string }>('SELECT type FROM outbox WHERE subject = $1 ORDER BY seq', [orderId]);
-  return rows.map((r) => r.type);
+/** The types of the events orders published about an order, in order, once all it wrote has been published. */
+async function publishedTypes(orderId: string): Promise<string[]> {
+  await bank.orderEvents.settled(bank.ordersDb);
+  return bank.orderEvents.events.filter((e) => e.subject === orderId).map((e) => e.type);
 }
 
 async function tradeEntries(accountId: string, orderId: string) {
@@ -114,7 +115,7 @@ describe('place order saga', () => {
     assert.ok(parseMoney(holding.cash.reserved) > 0n, 'cash is held while the order is open');
     assert.equal(parseMoney(holding.cash.available) + parseMoney(holding.cash.reserved), parseMoney('10000.00'));
     assert.deepEqual(await steps(id), ['submit:ok', 'price:ok', 'fee_quote:ok', 'reserve:ok', 'accept:ok']);
-    assert.deepEqual(await outboxTypes(id), ['orders.OrderSubmitted.v1', 'orders.OrderAccepted.v1']);
+    assert.deepEqual(await publishedTypes(id), ['orders.OrderSubmitted.v1', 'orders.OrderAccepted.v1']);
 
     // The hold covers the market price plus 5% slippage plus the fee estimate.
     const [reserve] = (await sagaLog(bank.ordersDb, id)).filter((s) => s.step === 'reserve');
@@ -146,7 +147,7 @@ describe('place order saga', () => {
 
     assert.deepEqual(filled.history.map((h) => h.status), ['pending', 'accepted', 'placed', 'filled']);
     assert.deepEqual((await steps(id)).slice(5), ['place:ok', 'charge_fee:ok', 'settle:ok', 'fill:ok']);
-    assert.deepEqual((await outboxTypes(id)).at(-1), 'orders.OrderFilled.v1');
+    assert.deepEqual((await publishedTypes(id)).at(-1), 'orders.OrderFilled.v1');
   });
 
   test('a limit sell of owned shares holds the shares and credits the proceeds less the fee', async () => {
@@ -188,7 +189,7 @@ describe('place order saga', () => {
     assert.equal(acct.cash.available, '10.00');
     assert.equal(acct.cash.reserved, '0.00');
     assert.deepEqual(await steps(placed.body.id), ['submit:ok', 'price:ok', 'fee_quote:ok', 'reserve:failed', 'reject:ok']);
-    assert.deepEqual(await outboxTypes(placed.body.id), ['orders.OrderSubmitted.v1', 'orders.OrderRejected.v1']);
+    assert.deepEqual(await publishedTypes(placed.body.id), ['orders.OrderSubmitted.v1', 'orders.OrderRejected.v1']);
   });
 
   test('selling shares the account does not have → rejected (insufficient shares)', async () => {
@@ -230,12 +231,12 @@ describe('place order saga', () => {
     assert.equal(acct.cash.reserved, '0.00');
     assert.equal(acct.cash.available, '5000.00');
     assert.deepEqual((await steps(id)).slice(-3), ['release:ok', 'refund_fee:skipped', 'expire:ok']);
-    assert.equal((await outboxTypes(id)).at(-1), 'orders.OrderExpired.v1');
+    assert.equal((await publishedTypes(id)).at(-1), 'orders.OrderExpired.v1');
 
     // A repeated expiry (another event id) is a no-op.
     await bank.market('OrderExpired', { orderId: id, accountId: owner.accountId });
     await waitForStep(id, 'expire:skipped');
-    assert.equal((await outboxTypes(id)).filter((t) => t === 'orders.OrderExpired.v1').length, 1);
+    assert.equal((await publishedTypes(id)).filter((t) => t === 'orders.OrderExpired.v1').length, 1);
   });
 
   test('the exchange rejects → rejected with its reason, reservation released', async () => {
@@ -273,7 +274,7 @@ describe('place order saga', () => {
     assert.equal(acct.cash.reserved, '0.00');
     assert.equal(acct.cash.available, '5000.00');
     assert.equal((await getOrder(id)).status, 'cancelled');
-    assert.deepEqual(await outboxTypes(id), ['orders.OrderSubmitted.v1', 'orders.OrderCancelled.v1']);
+    assert.deepEqual(await publishedTypes(id), ['orders.OrderSubmitted.v1', 'orders.OrderCancelled.v1']);
   });
 
   test('cancel while placed: cancel requested, then the market cancels → cancelled and released', async () => {
@@ -288,11 +289,11 @@ describe('place order saga', () => {
     assert.equal(res.status, 202);
     assert.equal(res.body.status, 'placed', 'only the exchange can say it is cancelled');
     assert.deepEqual(res.body.history.at(-1), { status: 'placed', at: res.body.history.at(-1)!.at, reason: 'cancel requested' });
-    assert.equal((await outboxTypes(id)).at(-1), 'orders.OrderCancelRequested.v1');
+    assert.equal((await publishedTypes(id)).at(-1), 'orders.OrderCancelRequested.v1');
     // Asking again changes nothing and tells the market nothing new.
     const again = await bank.ordersClient.cancelOrder({ params: { id }, query: {} });
     assert.equal(again.body.history.length, res.body.history.length);
-    assert.equal((await outboxTypes(id)).filter((t) => t === 'orders.OrderCancelRequested.v1').length, 1);
+    assert.equal((await publishedTypes(id)).filter((t) => t === 'orders.OrderCancelRequested.v1').length, 1);
 
     await bank.market('OrderCancelled', { orderId: id, accountId: owner.accountId });
     const cancelled = await waitForStatus(id, 'cancelled');
@@ -300,7 +301,7 @@ describe('place order saga', () => {
     const acct = await account(owner.accountId);
     assert.equal(acct.cash.reserved, '0.00');
     assert.equal(acct.cash.available, '5000.00');
-    assert.equal((await outboxTypes(id)).at(-1), 'orders.OrderCancelled.v1');
+    assert.equal((await publishedTypes(id)).at(-1), 'orders.OrderCancelled.v1');
 
     const err = await bank.ordersClient.cancelOrder({ params: { id }, query: {} }).then(
       () => assert.fail('cancelling a cancelled order must fail'),
@@ -344,7 +345,7 @@ describe('place order saga', () => {
 
     const listed = (await bank.ordersClient.listOrders({ query: { customerId: owner.customerId } })).body;
     assert.equal(listed.length, 1);
-    assert.equal((await outboxTypes(first.body.id)).filter((t) => t === 'orders.OrderSubmitted.v1').length, 1);
+    assert.equal((await publishedTypes(first.body.id)).filter((t) => t === 'orders.OrderSubmitted.v1').length, 1);
 
     const conflict = await place({ ...owner, quantity: 2 }, key).then(
       () => assert.fail('a different order under a used key must be refused'),
@@ -389,7 +390,7 @@ describe('place order saga', () => {
     assert.equal(log.filter((s) => s === 'fill:ok').length, 1);
     assert.equal(log.filter((s) => s === 'settle:ok').length, 1);
     assert.equal(filled.history.filter((h) => h.status === 'filled').length, 1);
-    assert.equal((await outboxTypes(id)).filter((t) => t === 'orders.OrderFilled.v1').length, 1);
+    assert.equal((await publishedTypes(id)).filter((t) => t === 'orders.OrderFilled.v1').length, 1);
     const acct = await account(owner.accountId);
     assert.equal(acct.cash.available, formatMoney(parseMoney('5000.00') - parseMoney('510.00') - parseMoney(filled.fee!)));
     assert.deepEqual(acct.positions.map((p) => [p.symbol, p.quantity]), [['AAPL', 3]]);
@@ -428,13 +429,14 @@ describe('place order saga', () => {
     assert.equal(acct.cash.available, formatMoney(parseMoney('50000.00') - spent));
 
     // Grouped, each order's step still ran in its own delivery's context: what it published continues its own trace.
-    const traces = await bank.ordersDb.many<{ id: string; trace_id: string; accepted: string }>(
-      `SELECT o.id, o.trace_id, split_part(x.envelope->>'traceparent', '-', 2) AS accepted
-       FROM orders o JOIN outbox x ON x.subject = o.id::text AND x.type = 'orders.OrderAccepted.v1' WHERE o.id = ANY($1::uuid[])`,
-      [ids],
-    );
+    const traces = await bank.ordersDb.many<{ id: string; trace_id: string }>('SELECT id, trace_id FROM orders WHERE id = ANY($1::uuid[])', [ids]);
     assert.equal(traces.length, n);
-    for (const t of traces) assert.equal(t.accepted, t.trace_id, `order ${t.id}`);
+    await bank.orderEvents.settled(bank.ordersDb);
+    for (const t of traces) {
+      const accepted = bank.orderEvents.of('orders.OrderAccepted.v1', t.id);
+      assert.equal(accepted.length, 1, `order ${t.id}`);
+      assert.equal(accepted[0]!.traceparent?.split('-')[1], t.trace_id, `order ${t.id}`);
+    }
 
     // Rows written by one transaction share its id (xmin): fewer fill transactions than orders means steps were grouped.
     const fills = await bank.ordersDb.many<{ transactions: string }>(

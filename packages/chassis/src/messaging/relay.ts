@@ -6,9 +6,9 @@ import type { Bus } from './bus.ts';
 import type { EventEnvelope } from './envelope.ts';
 import { onOutboxCommit, OUTBOX_CHANNEL } from './outbox.ts';
 import { listen } from './pg-listener.ts';
-import { pruneMessagingTables, type MessagingRetention } from './retention.ts';
+import { pruneInbox, type InboxRetention } from './retention.ts';
 
-export interface OutboxRelayOptions extends MessagingRetention {
+export interface OutboxRelayOptions extends InboxRetention {
   db: Db;
   bus: Bus;
   log: Logger;
@@ -19,16 +19,16 @@ export interface OutboxRelayOptions extends MessagingRetention {
   /** Fallback poll when no NOTIFY arrives (lost connection, missed wake-up). Default 1000 ms. */
   pollIntervalMs?: number;
   /**
-   * How often the relay deletes published outbox rows and inbox rows past their retention (outboxRetentionMs,
-   * inboxRetentionMs; see retention.ts). Default 60 000 ms; 0 turns pruning off.
+   * How often the relay deletes inbox rows past their retention (inboxRetentionMs; see retention.ts). Default
+   * 60 000 ms; 0 turns pruning off.
    */
   pruneIntervalMs?: number;
-  /** Told how many events each batch published, once they are marked (metrics). */
+  /** Told how many events each batch published, once they are deleted from the outbox (metrics). */
   onPublished?: (count: number) => void;
 }
 
 export interface OutboxRelay {
-  /** Stops relaying after the in-flight batch has been published and marked. */
+  /** Stops relaying after the in-flight batch has been published and deleted. */
   stop(): Promise<void>;
   /** Events recorded but not yet published. */
   backlog(): Promise<number>;
@@ -42,19 +42,25 @@ const RELAY_LOCK = `pg_try_advisory_xact_lock(hashtext('simplebank_outbox_relay'
  * One round trip: take the relay lock, then lock the next rows. The row SELECT takes the (re-entrant) lock again
  * in an InitPlan, evaluated once before any row is read, so it reads rows only while holding the lock: when the
  * first try failed it returns none (or, if the holder let go in between, it now holds the lock and may read them).
- * Marking rows published is delivery bookkeeping, committed without waiting for the disk: if a crash forgets the
- * mark, the rows are published again and the bus (same job id) and the consumers' inbox drop the duplicates.
+ * Deleting published rows is delivery bookkeeping, committed without waiting for the disk: if a crash forgets the
+ * delete, the rows are published again and the bus (same job id) and the consumers' inbox drop the duplicates.
  *
- * A published row leaves a dead entry in outbox_unpublished_idx until vacuum. A plain index scan marks the entries
- * it finds dead as such, so the next scans step over them; a bitmap scan (which the planner likes on a young
- * table) never does, and would visit every published row's heap page on every round, hence no bitmap scans here.
+ * A published row leaves a dead entry in the primary key until vacuum. A plain index scan marks the entries it
+ * finds dead as such, so the next scans step over them; a bitmap scan (which the planner likes on a young table)
+ * never does, and would visit every published row's heap page on every round, hence no bitmap scans here.
  */
 const fetchBatchSql = (batchSize: number) => `SET LOCAL synchronous_commit = off;
   SET LOCAL enable_bitmapscan = off;
   SELECT ${RELAY_LOCK} AS locked;
   SELECT seq, envelope FROM outbox
-  WHERE (SELECT ${RELAY_LOCK}) AND published_at IS NULL
+  WHERE (SELECT ${RELAY_LOCK})
   ORDER BY seq LIMIT ${batchSize} FOR UPDATE SKIP LOCKED`;
+
+/**
+ * The outbox holds only what is still to be published (migration 003): a published row is deleted, not marked. An
+ * update that marked it could never be heap-only and wrote the whole row again; a delete only flags it.
+ */
+const DELETE_PUBLISHED_SQL = 'DELETE FROM outbox WHERE seq = ANY($1::bigint[])';
 
 /** When another instance holds the relay lock, look again this soon: its batch may not include our rows. */
 const LOCK_BUSY_RETRY_MS = 50;
@@ -62,12 +68,12 @@ const LOCK_BUSY_RETRY_MS = 50;
 const MAX_BACKOFF_MS = 30_000;
 
 /**
- * Publishes outbox rows in `seq` order and marks them published. A row is marked only after the bus has
- * acknowledged it, in the transaction that locked it, so a crash between the two republishes the row
- * (consumers dedupe on the event id) and never skips one. Each batch is one publishBatch and one UPDATE, so a
- * round trip is paid per batch, not per event.
+ * Publishes outbox rows in `seq` order and deletes them. A row is deleted only after the bus has acknowledged it,
+ * in the transaction that locked it, so a crash between the two republishes the row (consumers dedupe on the event
+ * id) and never skips one. Each batch is one publishBatch and one DELETE, so a round trip is paid per batch, not
+ * per event.
  *
- * Order: a batch is published in seq order; if publishBatch fails, nothing of it is marked and the whole batch
+ * Order: a batch is published in seq order; if publishBatch fails, nothing of it is deleted and the whole batch
  * is published again after a backoff, so nothing overtakes a failed event. (On NATS, events after the failed one
  * may already have been stored; see nats-bus.ts.)
  * seq is assigned at insert, not at commit, so two concurrent transactions may commit in the opposite order;
@@ -99,7 +105,7 @@ export function startOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     log,
   });
 
-  /** Publishes and marks one batch; returns how many rows it marked. Throws, marking none, if the bus fails. */
+  /** Publishes and deletes one batch; returns how many rows it published. Throws, deleting none, if the bus fails. */
   function relayBatch(): Promise<{ published: number; more: boolean; busy: boolean }> {
     return db.tx(async (tx) => {
       const [, , lock, batch] = (await tx.query(fetchBatchSql(batchSize))) as unknown as [unknown, unknown, { rows: { locked: boolean }[] }, { rows: { seq: string; envelope: EventEnvelope }[] }];
@@ -107,8 +113,8 @@ export function startOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
       if (rows.length === 0) return { published: 0, more: false, busy: !lock.rows[0]?.locked };
       const envelopes = rows.map((r) => r.envelope);
       await trackPublish(startPublishSpans(options.tracer, envelopes), bus.publishBatch(envelopes));
-      // Marked in the COMMIT's round trip.
-      tx.beforeCommit('UPDATE outbox SET published_at = now() WHERE seq = ANY($1::bigint[])', [rows.map((r) => r.seq)]);
+      // Deleted in the COMMIT's round trip.
+      tx.beforeCommit(DELETE_PUBLISHED_SQL, [rows.map((r) => r.seq)]);
       return { published: rows.length, more: rows.length === batchSize, busy: false };
     });
   }
@@ -120,11 +126,11 @@ export function startOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   function schedulePrune() {
     if (stopping || pruneIntervalMs <= 0) return;
     pruneTimer = setTimeout(() => {
-      pruning = pruneMessagingTables(db, options, () => stopping)
+      pruning = pruneInbox(db, options, () => stopping)
         .then((deleted) => {
-          if (deleted.outbox > 0 || deleted.inbox > 0) log.debug(deleted, 'pruned outbox and inbox');
+          if (deleted > 0) log.debug({ deleted }, 'pruned the inbox');
         })
-        .catch((err: unknown) => log.warn({ err }, 'could not prune outbox and inbox; will try again'))
+        .catch((err: unknown) => log.warn({ err }, 'could not prune the inbox; will try again'))
         .finally(() => {
           pruning = undefined;
           schedulePrune();
@@ -191,7 +197,7 @@ export function startOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
       await listener.close();
     },
     async backlog() {
-      const row = await db.one<{ n: string }>('SELECT count(*) AS n FROM outbox WHERE published_at IS NULL');
+      const row = await db.one<{ n: string }>('SELECT count(*) AS n FROM outbox');
       return Number(row?.n ?? 0);
     },
   };

@@ -38,11 +38,11 @@ export interface MessagingMetrics {
 const BATCH_SIZE_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128];
 
 /**
- * One query for both outbox gauges: rows not yet published and the age of the oldest. The partial index
- * `outbox_unpublished_idx` holds exactly those rows, so the cost follows the backlog, not the table.
+ * One query for both outbox gauges: rows not yet published and the age of the oldest. The outbox holds only those
+ * (the relay deletes what it has published), so the cost follows the backlog.
  */
 const OUTBOX_SQL = `SELECT count(*)::int AS backlog, COALESCE(EXTRACT(EPOCH FROM now() - min(created_at)), 0)::float8 AS lag
-  FROM outbox WHERE published_at IS NULL`;
+  FROM outbox`;
 
 type HandlerLabels = 'subscription' | 'event_type' | 'outcome';
 type HandlerOutcome = 'ok' | 'error' | 'duplicate';

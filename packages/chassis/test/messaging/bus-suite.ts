@@ -550,8 +550,7 @@ export function busSuite(options: BusSuiteOptions): void {
       assert.equal(handled[0]?.traceparent, published.traceparent);
       assert.equal(handled[0]?.source, 'accounts');
       await waitFor('an empty backlog', async () => (await relay.backlog()) === 0);
-      const outbox = await producer.many<{ published: boolean }>('SELECT published_at IS NOT NULL AS published FROM outbox');
-      assert.deepEqual(outbox, [{ published: true }]);
+      assert.deepEqual(await producer.many('SELECT id FROM outbox'), [], 'the relay deleted the event it published');
       await relay.stop();
       relayStopped = true;
     } finally {
@@ -578,8 +577,9 @@ export function busSuite(options: BusSuiteOptions): void {
       await db.tx((tx) => appendToOutbox(tx, 'test', [{ type, subject: 'committed', data: {} }]));
       await waitFor('the committed event', () => handled.includes('committed'));
       assert.deepEqual(handled, ['committed']);
-      const outbox = await db.many<{ subject: string }>('SELECT subject FROM outbox');
-      assert.deepEqual(outbox, [{ subject: 'committed' }]);
+      // Nothing waits in the outbox either: the relay deleted what it published, and the rolled-back row never was.
+      await waitFor('an empty outbox', async () => (await relay.backlog()) === 0);
+      assert.deepEqual(handled, ['committed']);
     } finally {
       await relay.stop();
     }
