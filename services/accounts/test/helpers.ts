@@ -29,7 +29,7 @@ export async function startAccounts(): Promise<Harness> {
   const running = await startService(service, { PORT: '0', DATABASE_URL: db.url, BUS_URL: bus.url, SERVICE_TOKEN, LOG_LEVEL: 'silent' });
   const accounts = createClient(accountsContract, { baseUrl: running.url, serviceToken: SERVICE_TOKEN });
   const sql = createDb(db.url, { max: 2 });
-  const events = await recordEvents({ busUrl: bus.url, name: 'accounts-test.recorder', types: Object.values(accountsContract.events).map((e) => e.type) });
+  const events = await recordEvents({ busUrl: bus.url, name: 'accounts-test.recorder', events: accountsContract.events });
   return {
     running: running as RunningService,
     url: running.url,

@@ -31,7 +31,7 @@ describe('customers service', () => {
     [db, busDb] = await Promise.all([createTestDatabase('customers'), createTestDatabase('bus')]);
     running = await startService(service, env());
     // A stand-in for accounts: a durable subscription on the same bus, as a real consumer would have.
-    events = await recordEvents({ busUrl: busDb.url, name: 'test.on-customer-registered', types: [customersContract.events.CustomerRegistered.type] });
+    events = await recordEvents({ busUrl: busDb.url, name: 'test.on-customer-registered', events: customersContract.events });
   });
 
   after(async () => {

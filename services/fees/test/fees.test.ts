@@ -42,7 +42,7 @@ describe('fees service', () => {
     [db, busDb] = await Promise.all([createTestDatabase('fees'), createTestDatabase('bus')]);
     running = await startService(service, env());
     // pg-boss only fans an event out to queues subscribed when it is published: subscribe before any charge.
-    observer = await recordEvents({ busUrl: busDb.url, name: 'fees-test.observer', types: [feesContract.events.FeeCharged.type, feesContract.events.FeeRefunded.type] });
+    observer = await recordEvents({ busUrl: busDb.url, name: 'fees-test.observer', events: feesContract.events });
     fees = createClient(feesContract, { baseUrl: running.url, serviceToken: TOKEN });
   });
 

@@ -7,7 +7,6 @@ import { marketContract } from '../src/contract.ts';
 import { service } from '../src/service.ts';
 
 export const TOKEN = 'test-token-0123456789';
-const MARKET_EVENT_TYPES = Object.values(marketContract.events).map((e) => e.type);
 
 /** Polls until `check` returns something truthy; fails with `what` after `timeoutMs`. */
 export async function waitFor<T>(what: string, check: () => T | Promise<T>, timeoutMs = 15_000): Promise<NonNullable<T>> {
@@ -70,7 +69,7 @@ export async function startMarketStack(env: Record<string, string>): Promise<Mar
   // takes one event at a time, in publish order, so tests can assert OrderPlaced before the outcome.
   const bus: Bus = createBus({ url: busDb.url, service: 'market-test', log });
   await bus.start();
-  const recorder = await recordEvents({ busUrl: busDb.url, name: 'market-test.events', types: MARKET_EVENT_TYPES });
+  const recorder = await recordEvents({ busUrl: busDb.url, name: 'market-test.events', events: marketContract.events });
   const received = recorder.events;
 
   const baseEnv = {

@@ -123,7 +123,7 @@ export async function startBank(extraOrdersEnv: Record<string, string> = {}): Pr
   const marketData = await startService(marketDataService, { ...base, DATABASE_URL: marketDataDb.url });
   running.push(marketData as RunningService);
   const accountsProxy = await startProxy(accounts.url);
-  const orderEvents = await recordEvents({ busUrl: busDb.url, name: 'orders-test.recorder', types: Object.values(ordersContract.events).map((e) => e.type) });
+  const orderEvents = await recordEvents({ busUrl: busDb.url, name: 'orders-test.recorder', events: ordersContract.events });
   const orders = (await startService(ordersService, {
     ...base,
     DATABASE_URL: ordersDbInfo.url,

@@ -28,20 +28,24 @@ export interface RecordEventsOptions {
   busUrl: string;
   /** The subscription's name; unique per test file, so two files sharing a bus do not split its events. */
   name: string;
-  types: string[];
+  /** The events to record: a contract's `events`, every one of which is subscribed to. */
+  events: Readonly<Record<string, { type: string }>>;
 }
 
 const POLL_MS = 25;
 
 /**
- * Subscribes to `types` on the bus at `busUrl`. Call it before the events are published: pg-boss gives an event
- * only to the queues subscribed when it is published. One delivery at a time, so events arrive in publish order.
+ * Subscribes to `events` on the bus at `busUrl`. Call it before they are published: pg-boss gives an event only to
+ * the queues subscribed when it is published. One delivery at a time, so events arrive in publish order.
  */
 export async function recordEvents(options: RecordEventsOptions): Promise<EventRecorder> {
   const bus = createBus({ url: options.busUrl, service: options.name, log: createLogger({ service: options.name, level: 'silent' }) });
+  const { subscriptionStats } = bus;
+  if (!subscriptionStats) throw new Error(`recordEvents: the ${bus.kind} bus cannot tell when a subscription has nothing pending`);
   await bus.start();
   const events: EventEnvelope[] = [];
-  await bus.subscribe({ name: options.name, types: options.types, concurrency: 1, handler: async (event) => void events.push(event) });
+  const types = Object.values(options.events).map((e) => e.type);
+  await bus.subscribe({ name: options.name, types, concurrency: 1, handler: async (event) => void events.push(event) });
 
   async function until(what: string, limitMs: number, check: () => Promise<boolean>): Promise<void> {
     const giveUp = Date.now() + limitMs;
@@ -56,10 +60,7 @@ export async function recordEvents(options: RecordEventsOptions): Promise<EventR
     of: (type, subject) => events.filter((e) => e.type === type && (subject === undefined || e.subject === subject)),
     async settled(db, limitMs = 15_000) {
       await until('an empty outbox', limitMs, async () => (await db.query('SELECT 1 FROM outbox LIMIT 1')).rows.length === 0);
-      await until(`${options.name} to have every event`, limitMs, async () => {
-        const stats = (await bus.subscriptionStats?.()) ?? [];
-        return stats.every((s) => s.pending === 0);
-      });
+      await until(`${options.name} to have every event`, limitMs, async () => (await subscriptionStats.call(bus)).every((s) => s.pending === 0));
     },
     close: () => bus.close(),
   };
