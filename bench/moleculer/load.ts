@@ -4,6 +4,9 @@
 //   load.mjs <variant> <target> <concurrency> <warmupS> <durationS> [tcp|nats] [namespace]
 //
 // Variants:
+//   fastify-bare      an undici Pool (`pool.request` + `body.json()`, the chassis client's 32 connections) against
+//                     plain fastify with the same route and nothing validated: the floor of the stack the chassis is
+//                     built on (bench/rpc's `bare`), so what no chassis on fastify + undici can beat
 //   chassis-bare      the chassis core: a startService caller with every switch off (`resilience: false`, metrics
 //                     and tracing off), calls outside any work context, against the echo service likewise — what
 //                     bench/rpc's `chassis` stack measures
@@ -17,6 +20,8 @@
 //   moleculer-bare    broker.call over the same transporter, all of those off
 import { createHistogram } from 'node:perf_hooks';
 import { ServiceBroker } from 'moleculer';
+import { Pool } from 'undici';
+import { RESILIENCE_DEFAULTS } from '@simplebank/chassis';
 import { wiredCaller, workRunner } from '../lib/chassis.ts';
 import { brokerOptions, CHASSIS_FULL, CPU_PATH, echoContract, processStats, VARIANTS, type ProcessStats, type Transport } from './echo.ts';
 
@@ -30,7 +35,16 @@ const durationMs = Number(durationArg ?? 10) * 1000;
 let call: (n: number, id: string) => Promise<void>;
 let serverStats: () => Promise<ProcessStats>;
 let close: () => Promise<unknown>;
-if (variant.startsWith('chassis')) {
+if (variant === 'fastify-bare') {
+  const pool = new Pool(target, { connections: RESILIENCE_DEFAULTS.connections, pipelining: 1 });
+  call = async (_n, id) => {
+    const res = await pool.request({ method: 'GET', path: `/echo/${encodeURIComponent(id)}` });
+    const body = (await res.body.json()) as { id: string };
+    if (res.statusCode !== 200 || body.id !== id) throw new Error('wrong echo');
+  };
+  serverStats = async () => (await (await pool.request({ method: 'GET', path: CPU_PATH })).body.json()) as ProcessStats;
+  close = () => pool.close();
+} else if (variant.startsWith('chassis')) {
   const full = variant === 'chassis-full';
   const caller = await wiredCaller(echoContract, target, full ? CHASSIS_FULL : {});
   const inWork = workRunner(full ? 'traced' : 'none', concurrency, caller.tracer);

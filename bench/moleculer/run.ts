@@ -4,7 +4,8 @@
 //                                            [--transport=tcp,nats|tcp|nats] [--variants=a,b,…] [--source]
 //                                            [--max-wait=15] [--tries=3] [--at=HEAD]
 //
-// Variants (load.ts): chassis-bare (the chassis core: every switch off), chassis-full (startService defaults on both
+// Variants (load.ts): fastify-bare (plain fastify + an undici Pool: the floor of the chassis' own stack),
+// chassis-bare (the chassis core: every switch off), chassis-full (startService defaults on both
 // sides: the wired pipeline, load shedding, metrics, tracing 100 %, calls in a traced unit of work with a deadline),
 // moleculer-full (breaker, retry, timeout, bulkhead, metrics, tracing on), moleculer-bare (all off).
 // Every server (the two chassis services, one Moleculer callee broker per transport and feature set) runs in its own
@@ -34,7 +35,7 @@ const rounds = positiveArg('rounds', 2);
 // Both by default: which transporter is Moleculer's fastest depends on the features (bare: TCP; with metrics on, the
 // TCP transporter's caller pays far more per call than NATS's), so the run measures both and judges against the faster.
 const transports = listArg('transport', 'tcp,nats') as Transport[];
-const variants = listArg('variants', 'chassis-bare,chassis-full,moleculer-full,moleculer-bare') as Variant[];
+const variants = listArg('variants', 'fastify-bare,chassis-bare,chassis-full,moleculer-full,moleculer-bare') as Variant[];
 for (const v of variants) if (!(VARIANTS as readonly string[]).includes(v)) throw new Error(`unknown variant ${v}; known: ${VARIANTS.join(', ')}`);
 const fromSource = process.argv.includes('--source');
 /**
@@ -267,6 +268,10 @@ for (const t of transports) {
         `by CPU per call ${t === 'nats' ? '≤ ' : ''}${byCpu.toFixed(2)}×`,
     );
   }
+  // The ceiling of any chassis built on fastify + undici against this transporter: 1.5× is out of reach of the
+  // chassis whenever its own bare stack falls short of it.
+  const floor = ratio('fastify-bare', key);
+  if (floor !== undefined) console.log(`fastify-bare / ${key} throughput: ${floor.toFixed(2)}× (the most any chassis on fastify + undici could reach)`);
   const bare = ratio(`moleculer-full (${t})`, `moleculer-bare (${t})`);
   if (bare !== undefined) console.log(`moleculer-full / moleculer-bare (${t}) throughput: ${pct(bare)} (what Moleculer's features cost it)`);
 }

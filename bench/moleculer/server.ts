@@ -1,17 +1,26 @@
-// One server process: the chassis echo service started by startService with every switch off (`chassis-bare`) or
-// with the defaults a bank service runs with (`chassis-full`), or a Moleculer callee broker with the `echo` service,
-// its features on (`moleculer-full`) or off (`moleculer-bare`).
+// One server process: plain fastify (`fastify-bare`), the chassis echo service started by startService with every
+// switch off (`chassis-bare`) or with the defaults a bank service runs with (`chassis-full`), or a Moleculer callee
+// broker with the `echo` service, its features on (`moleculer-full`) or off (`moleculer-bare`).
 //
-//   server.mjs chassis-bare|chassis-full
+//   server.mjs fastify-bare|chassis-bare|chassis-full
 //   server.mjs moleculer-full|moleculer-bare <tcp|nats> <namespace>
 //
 // Prints `READY <target>` once serving: the chassis base URL, or `<nodeID>@<host:port>` (TCP) / `<nodeID>` (NATS).
+import Fastify from 'fastify';
 import { ServiceBroker } from 'moleculer';
 import { startWiredServer } from '../lib/chassis.ts';
-import { brokerOptions, CHASSIS_FULL, echoSchema, echoService, freePort, type Transport } from './echo.ts';
+import { brokerOptions, CHASSIS_FULL, CPU_PATH, echoSchema, echoService, freePort, processStats, type Transport } from './echo.ts';
 
 const [kind, transportArg, namespace] = process.argv.slice(2);
-if (kind === 'chassis-bare' || kind === 'chassis-full') {
+if (kind === 'fastify-bare') {
+  // The floor of the chassis' stack: plain fastify, the same route, nothing validated, nothing logged.
+  const app = Fastify({ logger: false });
+  app.get<{ Params: { id: string } }>('/echo/:id', async (request) => ({ id: request.params.id, ok: true }));
+  app.get(CPU_PATH, async () => processStats());
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  const address = app.server.address();
+  process.stdout.write(`READY http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}\n`);
+} else if (kind === 'chassis-bare' || kind === 'chassis-full') {
   const running = await startWiredServer(echoService, kind === 'chassis-full' ? CHASSIS_FULL : {});
   process.stdout.write(`READY ${running.url}\n`);
 } else if ((kind === 'moleculer-full' || kind === 'moleculer-bare') && (transportArg === 'tcp' || transportArg === 'nats') && namespace) {
@@ -23,7 +32,7 @@ if (kind === 'chassis-bare' || kind === 'chassis-full') {
   await broker.start();
   process.stdout.write(`READY ${nodeID}${tcpPort ? `@127.0.0.1:${tcpPort}` : ''}\n`);
 } else {
-  throw new Error('usage: server.ts chassis-bare|chassis-full | moleculer-full|moleculer-bare tcp|nats <namespace>');
+  throw new Error('usage: server.ts fastify-bare|chassis-bare|chassis-full | moleculer-full|moleculer-bare tcp|nats <namespace>');
 }
 // No graceful drain: the measurement is over when the runner stops a server.
 process.once('SIGTERM', () => process.exit(0));
