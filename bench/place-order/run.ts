@@ -137,7 +137,12 @@ async function main(): Promise<void> {
                 latencies.push(ms);
                 (windows[Math.floor((sent - start) / (WINDOW_S * 1000))] ??= []).push(ms);
                 placed.push({ customer: c, id: res.body.id });
-              } else errors[String(res.status)] = (errors[String(res.status)] ?? 0) + 1;
+              } else {
+                // By status and problem code: the gateway's own shedding (`overloaded`) and a service behind it
+                // shedding or failing (`upstream_unavailable`, `upstream_timeout`) are different stories.
+                const key = `${res.status} ${(res.body as { code?: string } | undefined)?.code ?? ''}`.trim();
+                errors[key] = (errors[key] ?? 0) + 1;
+              }
             },
             (err: Error) => {
               errors[err.message] = (errors[err.message] ?? 0) + 1;
