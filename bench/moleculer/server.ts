@@ -6,20 +6,15 @@
 //   server.mjs moleculer-full|moleculer-bare <tcp|nats> <namespace>
 //
 // Prints `READY <target>` once serving: the chassis base URL, or `<nodeID>@<host:port>` (TCP) / `<nodeID>` (NATS).
-import Fastify from 'fastify';
 import { ServiceBroker } from 'moleculer';
+import { startBareEcho } from '../lib/bare-echo.ts';
 import { startWiredServer } from '../lib/chassis.ts';
 import { brokerOptions, CHASSIS_FULL, CPU_PATH, echoSchema, echoService, freePort, processStats, type Transport } from './echo.ts';
 
 const [kind, transportArg, namespace] = process.argv.slice(2);
 if (kind === 'fastify-bare') {
-  // The floor of the chassis' stack: plain fastify, the same route, nothing validated, nothing logged.
-  const app = Fastify({ logger: false });
-  app.get<{ Params: { id: string } }>('/echo/:id', async (request) => ({ id: request.params.id, ok: true }));
-  app.get(CPU_PATH, async () => processStats());
-  await app.listen({ port: 0, host: '127.0.0.1' });
-  const address = app.server.address();
-  process.stdout.write(`READY http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}\n`);
+  const running = await startBareEcho(CPU_PATH, processStats);
+  process.stdout.write(`READY ${running.url}\n`);
 } else if (kind === 'chassis-bare' || kind === 'chassis-full') {
   const running = await startWiredServer(echoService, kind === 'chassis-full' ? CHASSIS_FULL : {});
   process.stdout.write(`READY ${running.url}\n`);

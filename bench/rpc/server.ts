@@ -1,7 +1,7 @@
 // One server process of bench/rpc (stacks.ts): plain fastify (`bare`), or the echo service started by startService
 // with the switches of that kind (`core`: all off; `metrics`, `observed`, `all`).
 // Prints `READY <url>` once listening; exits on SIGTERM.
-import Fastify from 'fastify';
+import { startBareEcho } from '../lib/bare-echo.ts';
 import { startWiredServer, type Started } from '../lib/chassis.ts';
 import { CPU_PATH, cpuReport, echoService } from './echo.ts';
 import { WIRED, type ServerKind } from './stacks.ts';
@@ -9,12 +9,7 @@ import { WIRED, type ServerKind } from './stacks.ts';
 const kind = process.argv[2] as ServerKind | undefined;
 let server: Started;
 if (kind === 'bare') {
-  const app = Fastify({ logger: false });
-  app.get<{ Params: { id: string } }>('/echo/:id', async (request) => ({ id: request.params.id, ok: true }));
-  app.get(CPU_PATH, async () => cpuReport());
-  await app.listen({ port: 0, host: '127.0.0.1' });
-  const address = app.server.address();
-  server = { url: `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`, stop: () => app.close() };
+  server = await startBareEcho(CPU_PATH, cpuReport);
 } else if (kind === 'core' || kind === 'metrics' || kind === 'observed' || kind === 'all') {
   server = await startWiredServer(echoService, WIRED[kind]);
 } else {
