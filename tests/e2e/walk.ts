@@ -28,6 +28,14 @@ async function placeOrder(customer: ApiClient, body: Record<string, unknown>, ke
  * The whole bank, started as `npm start` does, walked through the public API like a customer would.
  * Registered once per bus engine (bank.test.ts: pg-boss, bank-nats.test.ts: NATS JetStream).
  */
+/**
+ * Limit orders in this bank expire this long after placement (instead of at the close), so the walk can see one
+ * expire. Long enough that the resting order the walk cancels is cancelled first even when the suite's other banks
+ * hold both cores: the cancel travels orders → bus → market → bus → orders through the niced workers, and once took
+ * over 3 s that way.
+ */
+const TIME_IN_FORCE_S = 10;
+
 export function bankWalk(options: () => Promise<Partial<StartBankOptions> | undefined>): void {
   let bank: Bank;
   let stopBank: () => Promise<void>;
@@ -35,7 +43,7 @@ export function bankWalk(options: () => Promise<Partial<StartBankOptions> | unde
 
   before(async () => {
     const extra = await options();
-    const started = await startTestBank({ ...extra, env: { EXCHANGE_TIME_IN_FORCE_SECONDS: '3', ...(extra?.env ?? {}) } });
+    const started = await startTestBank({ ...extra, env: { EXCHANGE_TIME_IN_FORCE_SECONDS: String(TIME_IN_FORCE_S), ...(extra?.env ?? {}) } });
     bank = started.bank;
     stopBank = started.stop;
   });
@@ -116,7 +124,7 @@ export function bankWalk(options: () => Promise<Partial<StartBankOptions> | unde
     const naked = await placeOrder(ada, { accountId, symbol: 'MSFT', side: 'sell', quantity: 10, type: 'market' });
     assert.match((await waitForStatus(ada, naked.id, ['rejected'])).reason ?? '', /insufficient/);
 
-    // A limit order that never reaches its price expires at its time in force (3 s in this run).
+    // A limit order that never reaches its price expires at its time in force (TIME_IN_FORCE_S in this run).
     const patient = await placeOrder(ada, { accountId, symbol: 'MSFT', side: 'buy', quantity: 1, type: 'limit', limitPrice: '1.00' });
     await waitForStatus(ada, patient.id, ['expired']);
     acct = await account(ada, accountId);
