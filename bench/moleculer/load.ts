@@ -20,9 +20,8 @@
 //   moleculer-bare    broker.call over the same transporter, all of those off
 import { createHistogram } from 'node:perf_hooks';
 import { ServiceBroker } from 'moleculer';
-import { Pool } from 'undici';
-import { RESILIENCE_DEFAULTS } from '@simplebank/chassis';
 import { wiredCaller, workRunner } from '../lib/chassis.ts';
+import { stackCaller } from '../rpc/callers.ts';
 import { brokerOptions, CHASSIS_FULL, CPU_PATH, echoContract, processStats, VARIANTS, type ProcessStats, type Transport } from './echo.ts';
 
 const [variantArg, target, concurrencyArg, warmupArg, durationArg, transportArg, namespace] = process.argv.slice(2);
@@ -35,15 +34,12 @@ const durationMs = Number(durationArg ?? 10) * 1000;
 let call: (n: number, id: string) => Promise<void>;
 let serverStats: () => Promise<ProcessStats>;
 let close: () => Promise<unknown>;
+/** An HTTP server's own CPU report (fastify-bare and the chassis callee serve it alike). */
+const httpServerStats = async () => (await (await fetch(new URL(CPU_PATH, target))).json()) as ProcessStats;
 if (variant === 'fastify-bare') {
-  const pool = new Pool(target, { connections: RESILIENCE_DEFAULTS.connections, pipelining: 1 });
-  call = async (_n, id) => {
-    const res = await pool.request({ method: 'GET', path: `/echo/${encodeURIComponent(id)}` });
-    const body = (await res.body.json()) as { id: string };
-    if (res.statusCode !== 200 || body.id !== id) throw new Error('wrong echo');
-  };
-  serverStats = async () => (await (await pool.request({ method: 'GET', path: CPU_PATH })).body.json()) as ProcessStats;
-  close = () => pool.close();
+  // bench/rpc's `bare` caller: an undici Pool with the chassis client's connections.
+  ({ call, close } = await stackCaller('bare', target, concurrency));
+  serverStats = httpServerStats;
 } else if (variant.startsWith('chassis')) {
   const full = variant === 'chassis-full';
   const caller = await wiredCaller(echoContract, target, full ? CHASSIS_FULL : {});
@@ -53,7 +49,7 @@ if (variant === 'fastify-bare') {
     if (res.body.id !== id) throw new Error('wrong echo');
   };
   call = full ? (n, id) => inWork(n, () => echo(id)) : (_n, id) => echo(id);
-  serverStats = async () => (await (await fetch(new URL(CPU_PATH, target))).json()) as ProcessStats;
+  serverStats = httpServerStats;
   close = () => caller.stop();
 } else {
   if (transportArg !== 'tcp' && transportArg !== 'nats') throw new Error('moleculer variants need a transport');
