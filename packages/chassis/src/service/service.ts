@@ -209,7 +209,9 @@ export async function startService<C extends Contract, S extends z.ZodRawShape, 
   const clients: Record<string, Client<Contract>> = {};
   for (const [key, dep] of Object.entries(def.dependencies ?? {})) {
     const pipeline = pipelines.get(dep.service);
-    const { attemptTimeoutMs, connections } = pipeline?.options ?? RESILIENCE_DEFAULTS;
+    // The attempt timeout and the pool size belong to the client, not to the policies: a service with
+    // `resilience: false` still takes them from its env (RESILIENCE_[<DEP>_]ATTEMPT_TIMEOUT_MS, …_CONNECTIONS).
+    const { attemptTimeoutMs, connections } = pipeline?.options ?? { ...RESILIENCE_DEFAULTS, ...resilienceOptionsFromEnv(env, dep.service) };
     clients[key] = createClient(dep, {
       baseUrl: config[urlEnvName(dep.service)]!,
       serviceToken: config.SERVICE_TOKEN,

@@ -207,6 +207,22 @@ test('resilience: false leaves the clients without a chassis pipeline (an unprot
   }
 });
 
+test('resilience: false still takes the attempt timeout from the env: it belongs to the client, not to the policies', async () => {
+  const env = { PORT: '0', SERVICE_TOKEN: TOKEN, LOG_LEVEL: 'silent', PRICES_URL: pricesService.url };
+  const bare = await startService({ ...edge, resilience: false }, { ...env, RESILIENCE_PRICES_ATTEMPT_TIMEOUT_MS: '200' });
+  await setFault(pricesService, 'slow', { target: { direction: 'incoming', route: 'GET /prices/:symbol' }, latencyMs: 3_000 });
+  try {
+    // The default attempt timeout (5 s) would wait out the 3 s of latency and answer 200.
+    const res = await get(`${bare.url}/price/ACME`);
+    assert.equal(res.status, 504);
+    assert.equal(res.body.code, 'upstream_timeout');
+  } finally {
+    await clearFaults(pricesService);
+    await bare.stop();
+  }
+  await assert.rejects(startService({ ...edge, resilience: false }, { ...env, RESILIENCE_ATTEMPT_TIMEOUT_MS: 'soon' }), /RESILIENCE_ATTEMPT_TIMEOUT_MS: must be a number/);
+});
+
 test('fault injection is off unless enabled', async () => {
   const plain = await startService(prices, { PORT: '0', SERVICE_TOKEN: TOKEN, LOG_LEVEL: 'silent' });
   try {
