@@ -25,10 +25,6 @@ async function placeOrder(customer: ApiClient, body: Record<string, unknown>, ke
 }
 
 /**
- * The whole bank, started as `npm start` does, walked through the public API like a customer would.
- * Registered once per bus engine (bank.test.ts: pg-boss, bank-nats.test.ts: NATS JetStream).
- */
-/**
  * Limit orders in this bank expire this long after placement (instead of at the close), so the walk can see one
  * expire. Long enough that the resting order the walk cancels is cancelled first even when the suite's other banks
  * hold both cores: the cancel travels orders → bus → market → bus → orders through the niced workers, and once took
@@ -36,6 +32,10 @@ async function placeOrder(customer: ApiClient, body: Record<string, unknown>, ke
  */
 const TIME_IN_FORCE_S = 10;
 
+/**
+ * The whole bank, started as `npm start` does, walked through the public API like a customer would.
+ * Registered once per bus engine (bank.test.ts: pg-boss, bank-nats.test.ts: NATS JetStream).
+ */
 export function bankWalk(options: () => Promise<Partial<StartBankOptions> | undefined>): void {
   let bank: Bank;
   let stopBank: () => Promise<void>;

@@ -27,7 +27,7 @@ import { protectionConfigShape, type ProtectionConfig } from '../protection/conf
 import { createFaultRegistry } from '../protection/faults.ts';
 import { faultPolicy } from '../protection/faults-policy.ts';
 import { registerProtection, type Protection, type ProtectionOptions } from '../protection/protect.ts';
-import { RESILIENCE_DEFAULTS, resilienceOptionsFromEnv, type ResilienceOptions } from '../resilience/options.ts';
+import { resilienceOptionsFromEnv, resolveResilienceOptions, type ResilienceOptions } from '../resilience/options.ts';
 import { createResiliencePipeline, type ResiliencePipeline } from '../resilience/pipeline.ts';
 import { resilienceAdminRoutes } from './admin.ts';
 
@@ -211,7 +211,7 @@ export async function startService<C extends Contract, S extends z.ZodRawShape, 
     const pipeline = pipelines.get(dep.service);
     // The attempt timeout and the pool size belong to the client, not to the policies: a service with
     // `resilience: false` still takes them from its env (RESILIENCE_[<DEP>_]ATTEMPT_TIMEOUT_MS, …_CONNECTIONS).
-    const { attemptTimeoutMs, connections } = pipeline?.options ?? { ...RESILIENCE_DEFAULTS, ...resilienceOptionsFromEnv(env, dep.service) };
+    const { attemptTimeoutMs, connections } = pipeline?.options ?? resolveResilienceOptions(resilienceOptionsFromEnv(env, dep.service));
     clients[key] = createClient(dep, {
       baseUrl: config[urlEnvName(dep.service)]!,
       serviceToken: config.SERVICE_TOKEN,

@@ -40,7 +40,7 @@ const POLL_MS = 25;
  */
 export async function recordEvents(options: RecordEventsOptions): Promise<EventRecorder> {
   const bus = createBus({ url: options.busUrl, service: options.name, log: createLogger({ service: options.name, level: 'silent' }) });
-  const { subscriptionStats } = bus;
+  const subscriptionStats = bus.subscriptionStats?.bind(bus);
   if (!subscriptionStats) throw new Error(`recordEvents: the ${bus.kind} bus cannot tell when a subscription has nothing pending`);
   await bus.start();
   const events: EventEnvelope[] = [];
@@ -60,7 +60,7 @@ export async function recordEvents(options: RecordEventsOptions): Promise<EventR
     of: (type, subject) => events.filter((e) => e.type === type && (subject === undefined || e.subject === subject)),
     async settled(db, limitMs = 15_000) {
       await until('an empty outbox', limitMs, async () => (await db.query('SELECT 1 FROM outbox LIMIT 1')).rows.length === 0);
-      await until(`${options.name} to have every event`, limitMs, async () => (await subscriptionStats.call(bus)).every((s) => s.pending === 0));
+      await until(`${options.name} to have every event`, limitMs, async () => (await subscriptionStats()).every((s) => s.pending === 0));
     },
     close: () => bus.close(),
   };
