@@ -1,6 +1,6 @@
 export { createEnvelope, type EventEnvelope, type NewEvent } from './envelope.ts';
 export { DEFAULT_LEASE_SECONDS, type Bus, type DeadLetter, type Delivery, type EventHandler, type SubscriptionOptions, type SubscriptionStats } from './bus.ts';
-export { appendToOutbox, onOutboxCommit, OUTBOX_CHANNEL } from './outbox.ts';
+export { appendToOutbox, OUTBOX_CHANNEL } from './outbox.ts';
 export { startOutboxRelay, type OutboxRelay, type OutboxRelayOptions } from './relay.ts';
 export { pruneInbox, DEFAULT_INBOX_RETENTION_MS, type InboxRetention } from './retention.ts';
 export { idempotentHandler, type InboxEventHandler, type InboxHandler, type InboxOptions, type InboxOutcome } from './inbox.ts';

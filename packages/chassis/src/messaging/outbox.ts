@@ -1,5 +1,6 @@
-import { isTxClient, type Db, type Queryable, type Statement } from '../data/db.ts';
+import { isTxClient, type Queryable, type Statement } from '../data/db.ts';
 import { gatherer } from '../data/gather.ts';
+import { wakeAfterCommit } from '../data/wake.ts';
 import type { Tracer } from '@opentelemetry/api';
 import { currentContext } from '../trace/context.ts';
 import { eventTrace, type EventTrace } from '../trace/messaging-spans.ts';
@@ -21,75 +22,12 @@ const INSERT_ENVELOPES = `INSERT INTO outbox (id, type, subject, envelope)
  */
 const outboxRows = gatherer(
   (tx): string[] => {
-    const { db } = tx;
-    tx.afterCommit(() => {
-      const relays = localRelays.get(db);
-      if (relays !== undefined && relays.size > 0) relays.forEach((wake) => wake());
-      else notifyOtherRelays(db);
-    });
+    wakeAfterCommit(tx, OUTBOX_CHANNEL);
     return [];
   },
   // Opened by the first append, so never empty.
   (envelopes): Statement => ({ text: INSERT_ENVELOPES, values: [`[${envelopes.join(',')}]`] }),
 );
-
-/** In-process relays by database, woken when a transaction of this process that wrote to that outbox commits. */
-const localRelays = new WeakMap<Db, Set<() => void>>();
-
-/**
- * A process without a relay of its own (SERVICE_ROLE=api) wakes the relays of other processes with a NOTIFY after
- * its commit, else its events would wait for their next poll (up to a second). In a transaction of its own, with
- * synchronous_commit off: NOTIFY takes PostgreSQL's cluster-wide notify lock at commit until the commit is flushed
- * (see appendToOutbox), and this commit writes nothing worth waiting for, so it holds the lock for an instant and the
- * commit it follows never waits for it. The first commit after a quiet spell notifies at once; under load, commits
- * share one NOTIFY per NOTIFY_GAP_MS (one round trip per order would cost more than the relay needs: it takes every
- * waiting row when woken). A failure is dropped: the relays' poll still finds the rows.
- */
-const NOTIFY_RELAYS = `BEGIN; SET LOCAL synchronous_commit TO off; NOTIFY ${OUTBOX_CHANNEL}; COMMIT`;
-const NOTIFY_GAP_MS = 20;
-interface Notifier {
-  inFlight: boolean;
-  /** A commit came while a NOTIFY was in flight or spaced out: one more is due. */
-  pending: boolean;
-  timer: NodeJS.Timeout | undefined;
-  lastSentAt: number;
-}
-const notifiers = new WeakMap<Db, Notifier>();
-
-function notifyOtherRelays(db: Db): void {
-  const notifier = notifiers.get(db) ?? { inFlight: false, pending: false, timer: undefined, lastSentAt: -Infinity };
-  notifiers.set(db, notifier);
-  if (notifier.inFlight || notifier.timer) {
-    notifier.pending = true;
-    return;
-  }
-  const wait = notifier.lastSentAt + NOTIFY_GAP_MS - Date.now();
-  if (wait > 0) {
-    notifier.timer = setTimeout(() => {
-      notifier.timer = undefined;
-      notifyOtherRelays(db);
-    }, wait);
-    notifier.timer.unref();
-    return;
-  }
-  notifier.inFlight = true;
-  notifier.pending = false;
-  notifier.lastSentAt = Date.now();
-  db.query(NOTIFY_RELAYS)
-    .catch(() => undefined)
-    .finally(() => {
-      notifier.inFlight = false;
-      if (notifier.pending) notifyOtherRelays(db);
-    });
-}
-
-/** Calls `wake` whenever a `db.tx` transaction of this process commits outbox rows on `db`. Returns the unsubscriber. */
-export function onOutboxCommit(db: Db, wake: () => void): () => void {
-  let set = localRelays.get(db);
-  if (!set) localRelays.set(db, (set = new Set()));
-  set.add(wake);
-  return () => set.delete(wake);
-}
 
 /**
  * Records events in the outbox within the caller's transaction, so they are published if and only if the
@@ -100,7 +38,7 @@ export function onOutboxCommit(db: Db, wake: () => void): () => void {
  * appended, as one statement for the whole transaction, and the relays of this process are woken in memory once it has committed. No NOTIFY: in PostgreSQL a
  * transaction that NOTIFYs holds a cluster-wide lock from its commit until the commit is on disk, so every
  * notifying commit of every database waits its turn for its own fsync (group commit no longer helps). The relay in
- * this process publishes them at once; a process without one wakes the others' after the commit (notifyOtherRelays).
+ * this process publishes them at once; a process without one wakes the others' after the commit (data/wake.ts).
  * Any other client (a plain pg client) still gets the insert and a NOTIFY, for relays LISTENing elsewhere.
  */
 export async function appendToOutbox(client: Queryable, source: string, events: NewEvent[], tracer?: Tracer): Promise<EventEnvelope[]> {

@@ -1,11 +1,11 @@
 import type { Db } from '../data/db.ts';
+import { watchWakeups } from '../data/wake.ts';
 import type { Logger } from '../log/logger.ts';
 import type { Tracer } from '@opentelemetry/api';
 import { startPublishSpans, trackPublish } from '../trace/messaging-spans.ts';
 import type { Bus } from './bus.ts';
 import type { EventEnvelope } from './envelope.ts';
-import { onOutboxCommit, OUTBOX_CHANNEL } from './outbox.ts';
-import { listen } from './pg-listener.ts';
+import { OUTBOX_CHANNEL } from './outbox.ts';
 import { pruneInbox, type InboxRetention } from './retention.ts';
 
 export interface OutboxRelayOptions extends InboxRetention {
@@ -95,15 +95,8 @@ export function startOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   };
 
   // Commits of this process that wrote outbox rows wake the relay in memory (outbox.ts says why not NOTIFY);
-  // LISTEN still hears writers elsewhere (a plain client's appendToOutbox NOTIFYs).
-  const unsubscribe = onOutboxCommit(db, nudge);
-  const listener = listen({
-    config: db.pool.options,
-    channel: OUTBOX_CHANNEL,
-    onNotify: nudge,
-    onConnect: nudge,
-    log,
-  });
+  // LISTEN still hears writers elsewhere (an api instance's commits, a plain client's appendToOutbox).
+  const wakeups = watchWakeups(db, OUTBOX_CHANNEL, nudge, log);
 
   /** Publishes and deletes one batch; returns how many rows it published. Throws, deleting none, if the bus fails. */
   function relayBatch(): Promise<{ published: number; more: boolean; busy: boolean }> {
@@ -189,12 +182,11 @@ export function startOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   return {
     async stop() {
       stopping = true;
-      unsubscribe();
       wake?.();
       clearTimeout(pruneTimer);
       await loop;
       await pruning;
-      await listener.close();
+      await wakeups.stop();
     },
     async backlog() {
       const row = await db.one<{ n: string }>('SELECT count(*) AS n FROM outbox');

@@ -10,3 +10,4 @@ export { resilienceMetrics } from './resilience.ts';
 export { loadSheddingMetrics } from './protection.ts';
 export { messagingMetrics, type MessagingMetrics, type MessagingMetricsOptions } from './messaging.ts';
 export { parseExposition, sampleValue, seriesNames, type Exposition, type Sample } from './exposition.ts';
+export { sampler, type SamplerOptions } from './sampler.ts';

@@ -10,7 +10,7 @@ import { clientMetrics, createServiceMetrics, httpServerMetrics, loadSheddingMet
 import { createHttpServer } from '../http/server.ts';
 import { createLogger } from '../log/logger.ts';
 import type { Bus, Delivery } from '../messaging/bus.ts';
-import { runConsumer } from '../trace/consumer.ts';
+import { runConsumer, startQueuedWork, type QueuedWork } from '../trace/consumer.ts';
 import { createBus } from '../messaging/create-bus.ts';
 import { deadLetterAdminRoutes } from '../messaging/admin.ts';
 import type { EventEnvelope } from '../messaging/envelope.ts';
@@ -90,6 +90,12 @@ export interface ServiceContext<Cfg, Deps extends Record<string, Contract>> {
    * continues the current request's or delivery's trace, or `trace` when given (a context stored with the work).
    */
   publish<E extends EventDef>(tx: Queryable, event: E, message: { subject: string; data: EventData<E>; correlationId?: string; causationId?: string; trace?: TraceCarrier }): Promise<EventEnvelope>;
+  /**
+   * A work context for work this service queued for itself in its own table (neither a request nor an event), that
+   * continues the trace stored with the work (`outgoingTraceparent()` where it was queued): what runs in it (its
+   * calls, queries and events) stays in that trace, under a span `name` when tracing is on. End it when done.
+   */
+  startQueuedWork(name: string, trace: TraceCarrier | undefined, attributes: Record<string, string | number | boolean>): QueuedWork;
 }
 
 export interface ServiceParts<C extends Contract> {
@@ -245,6 +251,7 @@ export async function startService<C extends Contract, S extends z.ZodRawShape, 
       const [envelope] = await appendToOutbox(tx, name, [{ type: event.type, subject: message.subject, data: parsed, ...(message.correlationId ? { correlationId: message.correlationId } : {}), ...(message.causationId ? { causationId: message.causationId } : {}), ...(message.trace ? { trace: message.trace } : {}) }], tracing?.tracer);
       return envelope!;
     },
+    startQueuedWork: (name, trace, attributes) => startQueuedWork(tracing?.tracer, name, trace, attributes),
   };
 
   const parts = await def.setup(context);

@@ -1,7 +1,7 @@
-import type { Tracer } from '@opentelemetry/api';
+import type { Attributes, Tracer } from '@opentelemetry/api';
 import type { EventEnvelope } from '../messaging/envelope.ts';
 import { contextFrom, runWithContext } from './context.ts';
-import { failSpan, SpanKind, startWork } from './spans.ts';
+import { failSpan, SpanKind, startWork, type TraceCarrier } from './spans.ts';
 import { workStorage } from './work.ts';
 
 /**
@@ -35,4 +35,34 @@ export function runConsumer<T>(tracer: Tracer | undefined, consumer: string, eve
       throw err;
     },
   );
+}
+
+/** Work a service queued for itself, being done: run each part of it in its context; end it once, when done. */
+export interface QueuedWork {
+  inContext: <T>(fn: () => T) => T;
+  /** Ends its span (if recorded), as failed when given the error. */
+  end(err?: unknown): void;
+}
+
+/**
+ * A work context for work a service queued for itself in its own table (neither a request nor an event), continuing
+ * the trace stored with it: with tracing on, under a span `name` whose parent is that context, so the step stays in
+ * the trace of whatever queued it; without, with the stored ids carried on.
+ */
+export function startQueuedWork(tracer: Tracer | undefined, name: string, trace: TraceCarrier | undefined, attributes: Attributes): QueuedWork {
+  const work =
+    tracer === undefined
+      ? contextFrom({ traceparent: trace?.traceparent, tracestate: trace?.tracestate })
+      : startWork(tracer, name, SpanKind.CONSUMER, trace?.traceparent, trace?.tracestate, undefined, undefined, attributes);
+  let ended = false;
+  return {
+    inContext: (fn) => workStorage.run(work, fn),
+    end(err) {
+      const span = work.span;
+      if (ended || span === undefined) return;
+      ended = true;
+      if (err !== undefined) failSpan(span, err);
+      span.end();
+    },
+  };
 }

@@ -7,3 +7,4 @@ export { spanToJson, type SpanJson } from './span-json.ts';
 export { traceAdminRoutes, TRACES_ADMIN_PATH, type TraceAdminOptions } from './admin.ts';
 export { WorkContextManager } from './context-manager.ts';
 export type { TraceCarrier } from './spans.ts';
+export type { QueuedWork } from './consumer.ts';
