@@ -43,6 +43,10 @@ test('an order placed through the gateway moves the metrics of every service on 
   for (const status of ['pending', 'accepted', 'placed']) assert.ok(sampleValue(at('orders'), 'simplebank_orders_transitions_total', { status }) >= 1, status);
   assert.ok(sampleValue(at('orders'), 'http_client_request_duration_seconds_count', { dependency: 'accounts', operation: 'reserve', outcome: 'ok' }) >= 1);
   assert.ok(sampleValue(at('orders'), 'outbox_published_total') >= 1);
+  // The order's reserve step is done: nothing left in the queue, nothing waiting (orders-worker exports both).
+  assert.ok(at('orders').samples.some((s) => s.name === 'simplebank_orders_reserve_queue_orders'), 'the reserve queue is measured');
+  assert.equal(sampleValue(at('orders'), 'simplebank_orders_reserve_queue_orders'), 0);
+  assert.equal(sampleValue(at('orders'), 'simplebank_orders_reserve_queue_lag_seconds'), 0);
   assert.ok(sampleValue(at('orders'), 'bus_handler_duration_seconds_count', { outcome: 'ok' }) >= 1);
   assert.ok(sampleValue(at('market'), 'bus_handler_duration_seconds_count', { event_type: 'orders.OrderAccepted.v1', outcome: 'ok' }) >= 1);
   assert.ok(sampleValue(at('accounts'), 'simplebank_deposits_total', { currency: 'USD' }) >= 1);

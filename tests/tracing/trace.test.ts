@@ -50,13 +50,12 @@ test('an order placed at the gateway is one trace across the services, shown as 
   assert.equal(spans[0]!.depth, 0);
   for (const s of spans.slice(1)) assert.ok(s.depth > 0);
 
-  // The asynchronous hops are in it: the saga's events, each written, published and consumed.
+  // The asynchronous hops are in it: the reserve step taken from orders' queue, and the saga's events, each written,
+  // published and consumed.
   const names = spans.map((s) => `${s.service} ${s.name}`);
   for (const expected of [
     'orders POST /orders',
-    'orders outbox orders.OrderSubmitted.v1',
-    'orders publish orders.OrderSubmitted.v1',
-    'orders consume orders.OrderSubmitted.v1',
+    'orders reserve order',
     'orders market-data.getPrice',
     'market-data GET /prices/:symbol',
     'orders accounts.reserve',
@@ -70,6 +69,10 @@ test('an order placed at the gateway is one trace across the services, shown as 
     assert.ok(names.some((n) => n.startsWith(expected)), `${expected} in the trace:\n${names.join('\n')}`);
   }
   const byId = new Map(spans.map((s) => [s.spanId, s]));
+  const reserve = spans.find((s) => s.service === 'orders' && s.name === 'reserve order')!;
+  // The queued step continues the transaction that queued it, in the request that placed the order.
+  const queuedBy = byId.get(reserve.parentSpanId!)!;
+  assert.deepEqual([queuedBy.service, queuedBy.name, byId.get(queuedBy.parentSpanId!)!.name], ['orders', 'transaction', 'POST /orders']);
   const consumeAccepted = spans.find((s) => s.name === 'consume orders.OrderAccepted.v1')!;
   assert.equal(byId.get(consumeAccepted.parentSpanId!)!.name, 'outbox orders.OrderAccepted.v1', 'the consumer continues the context in the envelope');
   // Every server span of a callee hangs under the caller's client span.

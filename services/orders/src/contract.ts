@@ -82,8 +82,6 @@ export const ordersContract = defineContract({
     }),
   },
   events: {
-    /** Internal to orders: drives the saga's first step (reserve) durably. */
-    OrderSubmitted: event('orders.OrderSubmitted.v1', z.object(orderRef)),
     /** Funds/shares are reserved; market takes it to the exchange. */
     OrderAccepted: event(
       'orders.OrderAccepted.v1',

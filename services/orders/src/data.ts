@@ -2,7 +2,7 @@
  * SQL for the orders service: the `orders` table, its append-only `order_history`, and the `saga_log`.
  * Money columns are BIGINT minor units; pg hands them back as strings and we turn them into bigint here.
  */
-import { gatherer, isTxClient, sql, sqlLiteral, type Queryable } from '@simplebank/chassis';
+import { gatherer, isTxClient, sql, sqlLiteral, type Queryable, type TxClient } from '@simplebank/chassis';
 import { Order, type HistoryEntry, type OrderState, type OrderStatus } from './domain/order.ts';
 
 interface OrderRow {
@@ -136,31 +136,34 @@ const INSERT_ORDER = `WITH inserted AS (
       FROM inserted, ROWS FROM (jsonb_to_recordset($20::jsonb) AS (status text, reason text, at timestamptz)) WITH ORDINALITY AS h(status, reason, at, n) ORDER BY h.n
   ), submitted AS (
     INSERT INTO saga_log (order_id, step, outcome, detail, at) SELECT inserted.id, 'submit', 'ok', $21::jsonb, $17 FROM inserted
+  ), queued AS (
+    INSERT INTO reserve_queue (order_id, due_at, traceparent) SELECT inserted.id, $17, $22 FROM inserted
   )
   SELECT id FROM inserted`;
 
 /**
- * Inserts a new order with its first history entry and the saga log's `submit` step (`submitStep`, as `logStep`
- * would write it); returns false (and writes nothing) when the customer already used this idempotency key. A
- * concurrent insert with the same key waits for the other transaction and then reports the conflict, so two
- * requests never create two orders.
+ * Inserts a new order with its first history entry, the saga log's `submit` step (`submitStep`, as `logStep` would
+ * write it) and its entry in the reserve queue (with `traceparent`, which the step continues); returns false (and
+ * writes nothing) when the customer already used this idempotency key. A concurrent insert with the same key waits
+ * for the other transaction and then reports the conflict, so two requests never create two orders.
  */
 export async function insertOrder(
   tx: Queryable,
   order: Order,
   idempotencyKey: string,
   requestHash: string,
-  traceId: string | undefined,
+  trace: { traceId: string; traceparent: string | undefined } | undefined,
   submitStep: Record<string, unknown>,
 ): Promise<boolean> {
   const s = order.state;
   const values = [
     s.id, s.customerId, s.accountId, idempotencyKey, requestHash, s.symbol, s.side, s.quantity, s.type, s.limitPrice,
-    s.status, s.reason, s.filledQuantity, s.averagePrice, s.fee, s.cancelRequestedAt, s.createdAt, s.updatedAt, traceId ?? null,
+    s.status, s.reason, s.filledQuantity, s.averagePrice, s.fee, s.cancelRequestedAt, s.createdAt, s.updatedAt, trace?.traceId ?? null,
     JSON.stringify(order.changes.map((e) => ({ status: e.status, reason: e.reason ?? null, at: e.at }))),
     JSON.stringify(submitStep),
+    trace?.traceparent ?? null,
   ];
-  // One prepared statement (as a transaction's first query it travels with the BEGIN: one round trip) for what a
+  // One prepared statement (as a transaction's first query it travels with the BEGIN: one round trip) for everything a
   // new order writes; the saga log's row deferred to the commit instead would be a statement planned per order.
   const res = await tx.query(INSERT_ORDER, values);
   return res.rows.length === 1;
@@ -276,4 +279,60 @@ export async function sagaLog(q: Queryable, orderId: string): Promise<SagaLogEnt
 export async function traceIdOf(q: Queryable, orderId: string): Promise<string | null | undefined> {
   const { rows } = await q.query<{ trace_id: string | null }>('SELECT trace_id FROM orders WHERE id = $1', [orderId]);
   return rows[0] ? rows[0].trace_id : undefined;
+}
+
+/** Channel that wakes the reserve worker when orders are queued (chassis: wakeAfterCommit). */
+export const RESERVE_CHANNEL = 'orders_reserve';
+
+/** A reserve step to take: its order (as it is, not locked) and its queue entry. */
+export interface ReserveWork {
+  orderId: string;
+  order: Order | undefined;
+  /** Failed attempts so far. */
+  attempts: number;
+  traceparent: string | null;
+}
+
+type ClaimRow = OrderRow & { queued_order_id: string; queued_attempts: number; queued_traceparent: string | null };
+
+const CLAIM_COLUMNS = 'q.order_id AS queued_order_id, q.attempts AS queued_attempts, q.traceparent AS queued_traceparent, o.*';
+
+/**
+ * Takes up to `limit` due reserve steps, oldest first, and holds them until the transaction ends: their queue rows are
+ * locked (SKIP LOCKED: rows another transaction holds are left to it), their orders are not, so a customer's cancel
+ * never waits for the step's calls. The order comes in the same query: one round trip, with the BEGIN.
+ */
+export async function claimReserveWork(tx: Queryable, limit: number): Promise<ReserveWork[]> {
+  const { rows } = await tx.query<ClaimRow>(
+    `SELECT ${CLAIM_COLUMNS} FROM reserve_queue q JOIN orders o ON o.id = q.order_id
+      WHERE q.due_at <= now() ORDER BY q.due_at LIMIT $1 FOR UPDATE OF q SKIP LOCKED`,
+    [limit],
+  );
+  return rows.map(toReserveWork);
+}
+
+/** The reserve step of one order, if it is still queued and nobody else holds it (due or not). */
+export async function claimReserveOf(tx: Queryable, orderId: string): Promise<ReserveWork | undefined> {
+  const { rows } = await tx.query<ClaimRow>(
+    `SELECT ${CLAIM_COLUMNS} FROM reserve_queue q JOIN orders o ON o.id = q.order_id WHERE q.order_id = $1 FOR UPDATE OF q SKIP LOCKED`,
+    [orderId],
+  );
+  return rows[0] ? toReserveWork(rows[0]) : undefined;
+}
+
+const toReserveWork = (r: ClaimRow): ReserveWork => ({
+  orderId: r.queued_order_id,
+  order: Order.from(toState(r)),
+  attempts: r.queued_attempts,
+  traceparent: r.queued_traceparent,
+});
+
+/** The steps are done: their queue rows go with the transaction's commit. */
+export function reserveDone(tx: TxClient, orderIds: readonly string[]): void {
+  tx.beforeCommit('DELETE FROM reserve_queue WHERE order_id = ANY($1::uuid[])', [orderIds]);
+}
+
+/** A failed attempt: counted, and the step is due again after `delayMs`. */
+export async function reserveLater(q: Queryable, orderId: string, delayMs: number): Promise<void> {
+  await q.query(`UPDATE reserve_queue SET attempts = attempts + 1, due_at = now() + $2 * interval '1 millisecond' WHERE order_id = $1`, [orderId, delayMs]);
 }

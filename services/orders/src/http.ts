@@ -3,11 +3,11 @@
  * orders database (plus the outbox); the slow work happens in the saga, driven by events.
  */
 import { createHash, randomUUID } from 'node:crypto';
-import { currentContext, problems, ProblemError, type Db, type Handlers, type Queryable, type ServiceContext, type Contract } from '@simplebank/chassis';
+import { currentContext, outgoingTraceparent, problems, ProblemError, wakeAfterCommit, type Db, type Handlers, type Queryable, type ServiceContext, type Contract } from '@simplebank/chassis';
 import { formatMoney, parseMoney } from '@simplebank/money';
 import type { z } from 'zod';
 import { ordersContract, type Order as OrderDto } from './contract.ts';
-import { findByIdempotencyKey, findOrder, historyOf, insertOrder, listOrders, lockOrder, logStep, saveOrder, traceIdOf } from './data.ts';
+import { findByIdempotencyKey, findOrder, historyOf, insertOrder, listOrders, lockOrder, logStep, RESERVE_CHANNEL, saveOrder, traceIdOf } from './data.ts';
 import { isOrderError, Order, type HistoryEntry } from './domain/order.ts';
 import type { OrderMetrics } from './metrics.ts';
 
@@ -76,11 +76,13 @@ export function routes(ctx: Pick<ServiceContext<unknown, Record<string, Contract
           },
           new Date(),
         );
-        // The order keeps its trace id: the saga's every step, in every service, is in that trace.
-        if (await insertOrder(tx, order, key, fingerprint, currentContext()?.traceId, { idempotencyKey: key })) {
+        // The order keeps its trace: the saga's every step, in every service, is in that trace.
+        const work = currentContext();
+        const trace = work ? { traceId: work.traceId, traceparent: outgoingTraceparent(work) } : undefined;
+        // Queued for the saga's first step in the same statement: the saga starts if and only if the order exists.
+        if (await insertOrder(tx, order, key, fingerprint, trace, { idempotencyKey: key })) {
           metrics.transitions(tx, order);
-          // Same transaction as the insert: the saga starts if and only if the order exists.
-          await ctx.publish(tx, ev.OrderSubmitted, { subject: order.id, correlationId: order.id, data: { orderId: order.id, accountId: order.state.accountId } });
+          wakeAfterCommit(tx, RESERVE_CHANNEL);
           return { order, created: true };
         }
         const existing = await findByIdempotencyKey(tx, body.customerId, key);

@@ -1,19 +1,20 @@
 /**
- * The place-order saga, orchestrated here. Each step runs inside an event handler's transaction (the chassis
- * records the event in the inbox in the same transaction), so a step's transition, its saga_log rows and the
- * events it publishes (outbox) commit together or not at all, and a redelivered event is skipped.
+ * The place-order saga, orchestrated here. The first step takes its work from the orders database's own reserve
+ * queue (reserve-worker.ts: a row written with the order); the others run inside an event handler's transaction
+ * (the chassis records the event in the inbox in the same transaction, so a redelivered event is skipped). Either
+ * way a step's transition, its saga_log rows and the events it publishes (outbox) commit together or not at all.
  *
- *   OrderSubmitted ─▶ reserve:   account check, price, fee estimate, hold at accounts ─▶ accepted (OrderAccepted)
- *                                refused ─▶ rejected (OrderRejected)
+ *   queued with the order ─▶ reserve:  account check, price, fee estimate, hold at accounts ─▶ accepted (OrderAccepted)
+ *                                      refused ─▶ rejected (OrderRejected)
  *   market.OrderPlaced ─▶ placed
  *   market.TradeExecuted ─▶ charge fee ─▶ settle hold ─▶ filled (OrderFilled)
  *   market.OrderExpired / OrderRejected / OrderCancelled ─▶ release hold ─▶ refund fee ─▶ expired / rejected / cancelled
  *
- * The holds, fee charges and settlements of one batch of events go as one call per operation (batched-calls.ts).
+ * The holds, fee charges and settlements of one batch of steps go as one call per operation (batched-calls.ts).
  * Calls to other services are idempotent (the reservation and the charge are keyed by the order id), so a step
- * that fails half-way is simply retried by the bus. Transitions take the order's row lock and re-check the
- * state, so duplicate or out-of-order events are no-ops: an order fills at most once and is compensated at
- * most once in effect.
+ * that fails half-way is simply taken again (the reserve queue's backoff, the bus's redelivery). Transitions take
+ * the order's row lock and re-check the state, so duplicate or out-of-order work is a no-op: an order fills at most
+ * once and is compensated at most once in effect.
  */
 import { isUpstreamError, type Client, type InContext, type Contract, type EventEnvelope, type Logger, type Queryable, type ServiceContext } from '@simplebank/chassis';
 import { accountsContract } from '@simplebank/accounts/contract';
@@ -23,7 +24,7 @@ import { marketContract } from '@simplebank/market/contract';
 import { formatMoney, parseMoney, times } from '@simplebank/money';
 import type { z } from 'zod';
 import { ordersContract } from './contract.ts';
-import { findOrder, findOrders, lockOrder, lockOrders, logStep, saveOrder } from './data.ts';
+import { lockOrder, lockOrders, logStep, saveOrder } from './data.ts';
 import { feeCharger, holdPlacer, tradeSettler } from './batched-calls.ts';
 import type { OrderMetrics } from './metrics.ts';
 import { isOrderError, Order } from './domain/order.ts';
@@ -50,7 +51,7 @@ export interface SagaOptions {
   publish: Publish;
   log: Logger;
   slippageBps: number;
-  /** Deliveries of OrderSubmitted before the reserve step gives up on a dependency that stays down. */
+  /** Attempts of the reserve step before it gives up on a dependency that stays down. */
   reserveMaxAttempts: number;
   /** How long a market price is reused for sizing holds (prices.ts); 0 asks market-data for every order. */
   priceCacheMs: number;
@@ -227,7 +228,7 @@ export function createSaga(options: SagaOptions) {
    */
   async function reserveCalls(orderId: string, current: Order | undefined, tx: Queryable, attempt: number): Promise<{ refusal?: Refused } | undefined> {
     if (!current) {
-      log.error({ orderId }, 'OrderSubmitted for an unknown order');
+      log.error({ orderId }, 'reserve step for an unknown order');
       return undefined;
     }
     if (current.status !== 'pending') {
@@ -248,7 +249,7 @@ export function createSaga(options: SagaOptions) {
       if (err instanceof Refused) {
         refusal = err;
       } else if (isTransient(err) && attempt < options.reserveMaxAttempts) {
-        throw err; // the bus logs it and redelivers with backoff; every call above is safe to repeat
+        throw err; // the step is taken again after a backoff (reserve-worker.ts); every call above is safe to repeat
       } else {
         failure = err;
       }
@@ -257,7 +258,7 @@ export function createSaga(options: SagaOptions) {
     if (failure !== undefined) {
       // Out of attempts, or a refusal we have no better words for: end the order rather than leave it
       // pending forever. Release first in case an earlier attempt's hold landed (throws if accounts is
-      // still down: then the event is dead-lettered and an operator replays it).
+      // still down: then the step is taken again later, at the longest backoff, until accounts answers).
       const err = failure;
       log.error({ err, orderId, attempt }, 'reserve step failed for good; rejecting the order');
       await release(tx, current, 'reserve step gave up');
@@ -437,25 +438,13 @@ export function createSaga(options: SagaOptions) {
 
   return {
     /**
-     * Step 1 (orders.OrderSubmitted): reserve, then pending → accepted; or → rejected.
-     * The calls to other services come before the order's row lock, which is held only for the transition. The
-     * calls are safe to repeat (a step that fails half-way is redelivered and makes them again).
+     * Step 1 for the orders whose reserve steps this transaction has claimed (reserve-worker.ts), each with its order
+     * as read then, without its row lock: the calls to other services take a while, and a customer's cancel must not
+     * wait for them. Every order's calls side by side, then the orders locked in one query and moved on one after
+     * another. The calls are safe to repeat: a step that fails half-way is taken again later and makes them again.
      */
-    async reserve(orderId: string, tx: Queryable, attempt: number): Promise<void> {
-      // Read without the row lock: the calls below take a while, and a customer's cancel must not wait for them. In
-      // the step's transaction all the same (its first query, with the BEGIN and the inbox record: a duplicate
-      // delivery stops here, before any call), rather than in one of its own on the pool.
-      const outcome = await reserveCalls(orderId, await findOrder(tx, orderId), tx, attempt);
-      if (outcome) await reserveTransition(orderId, await lockOrder(tx, orderId), outcome, tx);
-    },
-
-    /**
-     * Step 1 for a batch of OrderSubmitted in one transaction (group commit): the orders read in one query, every
-     * order's calls side by side, then the orders locked in one query and moved on one after another.
-     */
-    async reserveBatch(items: ReadonlyArray<{ orderId: string; attempt: number; inContext: InContext }>, tx: Queryable): Promise<void> {
-      const found = await findOrders(tx, items.map((i) => i.orderId));
-      const outcomes = await Promise.all(items.map((i) => i.inContext(() => reserveCalls(i.orderId, found.get(key(i.orderId)), tx, i.attempt))));
+    async reserve(items: ReadonlyArray<{ orderId: string; order: Order | undefined; attempt: number; inContext: InContext }>, tx: Queryable): Promise<void> {
+      const outcomes = await Promise.all(items.map((i) => i.inContext(() => reserveCalls(i.orderId, i.order, tx, i.attempt))));
       const next = items.flatMap((item, i) => (outcomes[i] ? [{ ...item, outcome: outcomes[i] }] : []));
       if (next.length === 0) return;
       const locked = await lockOrders(tx, next.map((n) => n.orderId));

@@ -2,10 +2,18 @@ import { defineService } from '@simplebank/chassis';
 import { z } from 'zod';
 import { ordersContract } from './contract.ts';
 import { DEFAULT_SLIPPAGE_BPS } from './domain/reservation.ts';
-import { sagaTransactions, subscriptions } from './events.ts';
+import { SAGA_BATCH, sagaTransactions, subscriptions } from './events.ts';
+import { startReserveWorker } from './reserve-worker.ts';
 import { routes } from './http.ts';
-import { orderMetrics } from './metrics.ts';
+import { orderMetrics, reserveQueueMetrics } from './metrics.ts';
 import { createSaga, dependencies } from './saga.ts';
+
+/**
+ * The longest wait between attempts of a reserve step that keeps failing. Once its attempts are spent the saga
+ * rejects the order, which needs accounts to release any hold: while accounts stays down the step is taken again at
+ * this interval, until it can end the order.
+ */
+const RESERVE_MAX_BACKOFF_MS = 60_000;
 
 export const service = defineService({
   contract: ordersContract,
@@ -27,8 +35,15 @@ export const service = defineService({
       .min(1)
       .max(50)
       .default(10)
-      .describe('deliveries of the reserve step before an order is rejected because accounts, fees or market-data stay unavailable'),
+      .describe('attempts of the reserve step before an order is rejected because accounts, fees or market-data stay unavailable'),
     ORDER_RETRY_BACKOFF_MS: z.coerce.number().int().min(10).max(60_000).default(250).describe('first retry delay of a failed saga step; doubles each attempt'),
+    ORDER_RESERVE_POLL_MS: z.coerce
+      .number()
+      .int()
+      .min(10)
+      .max(60_000)
+      .default(1_000)
+      .describe('how often the reserve worker looks for due steps without a wake-up (retries after a backoff, a missed NOTIFY)'),
     ORDER_PRICE_CACHE_MS: z.coerce
       .number()
       .int()
@@ -56,7 +71,25 @@ export const service = defineService({
       quoteCacheMs: ctx.config.ORDER_QUOTE_CACHE_MS,
       metrics,
     });
-    const retry = { reserveAttempts: ctx.config.ORDER_RESERVE_ATTEMPTS, backoffMs: ctx.config.ORDER_RETRY_BACKOFF_MS };
-    return { routes: routes(ctx, metrics), subscriptions: subscriptions(saga, retry, sagaTransactions(ctx.config.DB_POOL_MAX)) };
+    const transactions = sagaTransactions(ctx.config.DB_POOL_MAX);
+    return {
+      routes: routes(ctx, metrics),
+      subscriptions: subscriptions(saga, ctx.config.ORDER_RETRY_BACKOFF_MS, transactions),
+      background: () => {
+        reserveQueueMetrics(ctx.metrics, ctx.db, ctx.log);
+        const worker = startReserveWorker({
+          db: ctx.db,
+          saga,
+          log: ctx.log,
+          startQueuedWork: ctx.startQueuedWork,
+          batchSize: SAGA_BATCH,
+          transactions,
+          backoffMs: ctx.config.ORDER_RETRY_BACKOFF_MS,
+          maxBackoffMs: RESERVE_MAX_BACKOFF_MS,
+          pollIntervalMs: ctx.config.ORDER_RESERVE_POLL_MS,
+        });
+        return () => worker.stop();
+      },
+    };
   },
 });

@@ -115,7 +115,7 @@ describe('place order saga', () => {
     assert.ok(parseMoney(holding.cash.reserved) > 0n, 'cash is held while the order is open');
     assert.equal(parseMoney(holding.cash.available) + parseMoney(holding.cash.reserved), parseMoney('10000.00'));
     assert.deepEqual(await steps(id), ['submit:ok', 'price:ok', 'fee_quote:ok', 'reserve:ok', 'accept:ok']);
-    assert.deepEqual(await publishedTypes(id), ['orders.OrderSubmitted.v1', 'orders.OrderAccepted.v1']);
+    assert.deepEqual(await publishedTypes(id), ['orders.OrderAccepted.v1']);
 
     // The hold covers the market price plus 5% slippage plus the fee estimate.
     const [reserve] = (await sagaLog(bank.ordersDb, id)).filter((s) => s.step === 'reserve');
@@ -189,7 +189,7 @@ describe('place order saga', () => {
     assert.equal(acct.cash.available, '10.00');
     assert.equal(acct.cash.reserved, '0.00');
     assert.deepEqual(await steps(placed.body.id), ['submit:ok', 'price:ok', 'fee_quote:ok', 'reserve:failed', 'reject:ok']);
-    assert.deepEqual(await publishedTypes(placed.body.id), ['orders.OrderSubmitted.v1', 'orders.OrderRejected.v1']);
+    assert.deepEqual(await publishedTypes(placed.body.id), ['orders.OrderRejected.v1']);
   });
 
   test('selling shares the account does not have → rejected (insufficient shares)', async () => {
@@ -274,7 +274,7 @@ describe('place order saga', () => {
     assert.equal(acct.cash.reserved, '0.00');
     assert.equal(acct.cash.available, '5000.00');
     assert.equal((await getOrder(id)).status, 'cancelled');
-    assert.deepEqual(await publishedTypes(id), ['orders.OrderSubmitted.v1', 'orders.OrderCancelled.v1']);
+    assert.deepEqual(await publishedTypes(id), ['orders.OrderCancelled.v1']);
   });
 
   test('cancel while placed: cancel requested, then the market cancels → cancelled and released', async () => {
@@ -345,7 +345,9 @@ describe('place order saga', () => {
 
     const listed = (await bank.ordersClient.listOrders({ query: { customerId: owner.customerId } })).body;
     assert.equal(listed.length, 1);
-    assert.equal((await publishedTypes(first.body.id)).filter((t) => t === 'orders.OrderSubmitted.v1').length, 1);
+    // One saga: submitted once, reserved once, accepted once.
+    assert.deepEqual(await steps(first.body.id), ['submit:ok', 'price:ok', 'fee_quote:ok', 'reserve:ok', 'accept:ok']);
+    assert.deepEqual(await publishedTypes(first.body.id), ['orders.OrderAccepted.v1']);
 
     const conflict = await place({ ...owner, quantity: 2 }, key).then(
       () => assert.fail('a different order under a used key must be refused'),
@@ -466,6 +468,8 @@ describe('place order saga', () => {
     assert.equal(failed!.detail!.status, 503);
     assert.equal(failed!.detail!.attempt, 4);
     assert.equal((await account(owner.accountId)).cash.reserved, '0.00');
+    // The step is over: its queue row went with the rejection.
+    assert.equal((await bank.ordersDb.many('SELECT 1 FROM reserve_queue WHERE order_id = $1', [placed.body.id])).length, 0);
   });
 
   test('an execution that does not fit the order is neither charged nor settled', async () => {
