@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import type { Db, TxClient } from '../src/data/db.ts';
-import { groupCommit } from '../src/data/group-commit.ts';
+import { createBatcher, groupCommit } from '../src/data/group-commit.ts';
 import { sql } from '../src/data/literal.ts';
 import { contextFrom, currentContext, runWithContext } from '../src/trace/context.ts';
 import { cleanupStack, serviceDatabase } from './messaging/helpers.ts';
@@ -69,4 +69,36 @@ test('a parameterized query after a flushed write sees it too; each call runs in
   assert.deepEqual(before, [10, 11, 13]);
   assert.deepEqual(seen, ['call-1', 'call-2', 'call-3']);
   assert.equal((await db.one<{ cash: number }>('SELECT cash FROM wallet WHERE id = 3'))!.cash, 16);
+});
+
+test('gatherMs: after a transaction starts, later arrivals wait to go together, and a full batch goes at once', async () => {
+  const batches: number[][] = [];
+  const handle = createBatcher<number, number>({
+    // Far longer than the test: only a full batch can start the second transaction.
+    limits: { maxSize: 3, transactions: 1, gatherMs: 60_000 },
+    batch: async (items) => (batches.push(items), items),
+    alone: async (item) => (batches.push([item]), item),
+  });
+  // The first arrival after a quiet spell does not wait.
+  assert.equal(await handle(1), 1);
+  const later = [handle(2)];
+  await new Promise((r) => setImmediate(r));
+  later.push(handle(3));
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(batches, [[1]], 'two arrivals wait for more');
+  later.push(handle(4));
+  assert.deepEqual(await Promise.all(later), [2, 3, 4]);
+  assert.deepEqual(batches, [[1], [2, 3, 4]]);
+});
+
+test('without gatherMs, an arrival in a later turn starts its own transaction when a slot is free', async () => {
+  const batches: number[][] = [];
+  const handle = createBatcher<number, number>({
+    limits: { maxSize: 3, transactions: 1 },
+    batch: async (items) => (batches.push(items), items),
+    alone: async (item) => (batches.push([item]), item),
+  });
+  await handle(1);
+  await handle(2);
+  assert.deepEqual(batches, [[1], [2]]);
 });

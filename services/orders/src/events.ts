@@ -29,9 +29,18 @@ export const sagaTransactions = (poolSize: number): number => Math.min(2, Math.m
  */
 export const SAGA_BATCH = 32;
 
-export function subscriptions(saga: Saga, backoffMs: number, transactions: number): Subscription[] {
+export interface SagaSubscriptionOptions {
+  /** First redelivery delay of a failed step; doubles each attempt. */
+  backoffMs: number;
+  /** Transactions at once (sagaTransactions). */
+  transactions: number;
+  /** Least time between two transactions while no full batch waits (chassis BatchLimits.gatherMs). */
+  gatherMs: number;
+}
+
+export function subscriptions(saga: Saga, { backoffMs, transactions, gatherMs }: SagaSubscriptionOptions): Subscription[] {
   const market = marketContract.events;
-  const grouping = { concurrency: transactions * SAGA_BATCH, batch: { maxSize: SAGA_BATCH, transactions } };
+  const grouping = { concurrency: transactions * SAGA_BATCH, batch: { maxSize: SAGA_BATCH, transactions, gatherMs } };
   return [
     {
       name: 'orders.saga-market',

@@ -8,8 +8,10 @@
  * - Woken when orders are queued (in memory, or by NOTIFY from an api instance: chassis wakeAfterCommit), and polls
  *   as a fallback.
  * - A round claims up to `batchSize` due steps in one transaction (group commit: one BEGIN and claim, every order's
- *   calls side by side, one COMMIT); up to `transactions` rounds run at once. Any number of instances can share the
- *   queue: claimed rows are locked, and others skip them.
+ *   calls side by side, one COMMIT); up to `transactions` rounds run at once, at most one every `gatherMs` unless a
+ *   backlog is being worked off (under a steady stream, fewer and larger rounds: fewer transactions here, fewer
+ *   batch calls to accounts and fees). Any number of instances can share the queue: claimed rows are locked, and
+ *   others skip them.
  * - A failed round is redone step by step, so one order's failure holds back no other. A failed step is counted and
  *   due again after a backoff (doubling from `backoffMs`, at most `maxBackoffMs`); the saga rejects the order once
  *   its attempts run out (`reserveMaxAttempts`). A process that dies mid-round leaves its rows to be claimed again.
@@ -29,6 +31,8 @@ export interface ReserveWorkerOptions {
   backoffMs: number;
   maxBackoffMs: number;
   pollIntervalMs: number;
+  /** Least time between the starts of two rounds while there is no backlog (0: a round per wake-up). */
+  gatherMs: number;
 }
 
 export interface ReserveWorker {
@@ -107,14 +111,30 @@ export function startReserveWorker(options: ReserveWorkerOptions): ReserveWorker
     );
   }
 
+  let lastStart = -Infinity;
+  let backlog = false;
+  let gatherTimer: NodeJS.Timeout | undefined;
+
   function pump(): void {
     while (!stopped && woken && running < options.transactions) {
+      // Rounds start at most every gatherMs (unless a backlog is being worked off): the orders queued meanwhile are
+      // taken together, in fewer and larger transactions and batch calls.
+      const wait = backlog ? 0 : lastStart + options.gatherMs - Date.now();
+      if (wait > 0) {
+        gatherTimer ??= setTimeout(() => {
+          gatherTimer = undefined;
+          pump();
+        }, wait);
+        return;
+      }
       woken = false;
       running++;
+      lastStart = Date.now();
       const r: Promise<void> = round()
         .then((n) => {
           // A full round leaves more behind: go on without waiting for a wake-up.
-          if (n === options.batchSize) woken = true;
+          backlog = n === options.batchSize;
+          if (backlog) woken = true;
         })
         .catch((err: unknown) => log.warn({ err }, 'reserve round failed; the steps stay queued'))
         .finally(() => {
@@ -140,6 +160,7 @@ export function startReserveWorker(options: ReserveWorkerOptions): ReserveWorker
     async stop() {
       stopped = true;
       clearInterval(poll);
+      clearTimeout(gatherTimer);
       await wakeups.stop();
       while (rounds.size > 0) await Promise.all([...rounds]);
     },

@@ -44,6 +44,13 @@ export const service = defineService({
       .max(60_000)
       .default(1_000)
       .describe('how often the reserve worker looks for due steps without a wake-up (retries after a backoff, a missed NOTIFY)'),
+    ORDER_GATHER_MS: z.coerce
+      .number()
+      .int()
+      .min(0)
+      .max(1_000)
+      .default(50)
+      .describe('least time between two transactions of saga steps (reserve rounds, market-event batches) while no full batch waits: what comes meanwhile is taken together (0 = start as soon as a slot is free)'),
     ORDER_PRICE_CACHE_MS: z.coerce
       .number()
       .int()
@@ -74,7 +81,7 @@ export const service = defineService({
     const transactions = sagaTransactions(ctx.config.DB_POOL_MAX);
     return {
       routes: routes(ctx, metrics),
-      subscriptions: subscriptions(saga, ctx.config.ORDER_RETRY_BACKOFF_MS, transactions),
+      subscriptions: subscriptions(saga, { backoffMs: ctx.config.ORDER_RETRY_BACKOFF_MS, transactions, gatherMs: ctx.config.ORDER_GATHER_MS }),
       background: () => {
         reserveQueueMetrics(ctx.metrics, ctx.db, ctx.log);
         const worker = startReserveWorker({
@@ -87,6 +94,7 @@ export const service = defineService({
           backoffMs: ctx.config.ORDER_RETRY_BACKOFF_MS,
           maxBackoffMs: RESERVE_MAX_BACKOFF_MS,
           pollIntervalMs: ctx.config.ORDER_RESERVE_POLL_MS,
+          gatherMs: ctx.config.ORDER_GATHER_MS,
         });
         return () => worker.stop();
       },
