@@ -68,9 +68,13 @@ export const wiredEnv = (o: WiredOptions): Record<string, string> => ({
   ...(process.env.TRACE_RING_SPANS ? { TRACE_RING_SPANS: process.env.TRACE_RING_SPANS } : {}),
 });
 
-/** A server started by startService, as a bank service is. */
-export async function startWiredServer<C extends Contract, S extends ZodRawShape, Deps extends Record<string, Contract>>(service: ServiceDefinition<C, S, Deps>, o: WiredOptions): Promise<Started> {
-  const running = await startService(service, wiredEnv(o));
+/** A server started by startService, as a bank service is (`env`: more of its settings, e.g. SOCKET_PATH). */
+export async function startWiredServer<C extends Contract, S extends ZodRawShape, Deps extends Record<string, Contract>>(
+  service: ServiceDefinition<C, S, Deps>,
+  o: WiredOptions,
+  env: Record<string, string> = {},
+): Promise<Started> {
+  const running = await startService(service, { ...wiredEnv(o), ...env });
   return { url: running.url, stop: running.stop };
 }
 

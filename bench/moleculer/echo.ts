@@ -67,7 +67,7 @@ export const echoSchema: ServiceSchema = {
 };
 
 /** What bench/moleculer measures (load.ts says what each is). */
-export const VARIANTS = ['fastify-bare', 'chassis-bare', 'chassis-full', 'moleculer-full', 'moleculer-bare'] as const;
+export const VARIANTS = ['fastify-bare', 'chassis-bare', 'chassis-full', 'chassis-full-socket', 'moleculer-full', 'moleculer-bare'] as const;
 export type Variant = (typeof VARIANTS)[number];
 
 export type Transport = 'tcp' | 'nats';

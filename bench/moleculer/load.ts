@@ -15,6 +15,8 @@
 //                     attempt timeout) and its metrics and client spans; each call inside a traced unit of work with
 //                     a 5 s deadline (deadline propagation on, 100 % sampled); the callee with load shedding, metrics
 //                     and tracing (in-memory ring) on
+//   chassis-full-socket  chassis-full with the callee also serving on a Unix domain socket (SOCKET_PATH) and the caller
+//                     calling through it (ECHO_URL=unix:<path>), as services on one machine can
 //   moleculer-full    broker.call over the transporter, with circuit breaker, retry, timeout, bulkhead, metrics,
 //                     tracing on (echo.ts: moleculerFeatures)
 //   moleculer-bare    broker.call over the same transporter, all of those off
@@ -34,15 +36,17 @@ const durationMs = Number(durationArg ?? 10) * 1000;
 let call: (n: number, id: string) => Promise<void>;
 let serverStats: () => Promise<ProcessStats>;
 let close: () => Promise<unknown>;
+// chassis-full-socket's target is `unix:<path> <TCP URL>`: calls go through the socket, the CPU report over TCP.
+const [callTarget, reportTarget = callTarget] = target.split(' ') as [string, string?];
 /** An HTTP server's own CPU report (fastify-bare and the chassis callee serve it alike). */
-const httpServerStats = async () => (await (await fetch(new URL(CPU_PATH, target))).json()) as ProcessStats;
+const httpServerStats = async () => (await (await fetch(new URL(CPU_PATH, reportTarget))).json()) as ProcessStats;
 if (variant === 'fastify-bare') {
   // bench/rpc's `bare` caller: an undici Pool with the chassis client's connections.
   ({ call, close } = await stackCaller('bare', target, concurrency));
   serverStats = httpServerStats;
 } else if (variant.startsWith('chassis')) {
-  const full = variant === 'chassis-full';
-  const caller = await wiredCaller(echoContract, target, full ? CHASSIS_FULL : {});
+  const full = variant !== 'chassis-bare';
+  const caller = await wiredCaller(echoContract, callTarget, full ? CHASSIS_FULL : {});
   const inWork = workRunner(full ? 'traced' : 'none', concurrency, caller.tracer);
   const echo = async (id: string) => {
     const res = await caller.client.echo({ params: { id } });

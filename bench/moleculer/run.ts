@@ -7,6 +7,7 @@
 // Variants (load.ts): fastify-bare (plain fastify + an undici Pool: the floor of the chassis' own stack),
 // chassis-bare (the chassis core: every switch off), chassis-full (startService defaults on both
 // sides: the wired pipeline, load shedding, metrics, tracing 100 %, calls in a traced unit of work with a deadline),
+// chassis-full-socket (the same, calling through the callee's Unix socket instead of TCP loopback),
 // moleculer-full (breaker, retry, timeout, bulkhead, metrics, tracing on), moleculer-bare (all off).
 // Every server (the two chassis services, one Moleculer callee broker per transport and feature set) runs in its own
 // process pinned to CPU 0; every measurement is a fresh caller process pinned to CPU 1 (`taskset`), so caller and
@@ -35,7 +36,7 @@ const rounds = positiveArg('rounds', 2);
 // Both by default: which transporter is Moleculer's fastest depends on the features (bare: TCP; with metrics on, the
 // TCP transporter's caller pays far more per call than NATS's), so the run measures both and judges against the faster.
 const transports = listArg('transport', 'tcp,nats') as Transport[];
-const variants = listArg('variants', 'fastify-bare,chassis-bare,chassis-full,moleculer-full,moleculer-bare') as Variant[];
+const variants = listArg('variants', 'fastify-bare,chassis-bare,chassis-full,chassis-full-socket,moleculer-full,moleculer-bare') as Variant[];
 for (const v of variants) if (!(VARIANTS as readonly string[]).includes(v)) throw new Error(`unknown variant ${v}; known: ${VARIANTS.join(', ')}`);
 const fromSource = process.argv.includes('--source');
 /**
@@ -266,6 +267,16 @@ for (const t of transports) {
       `issue 3: chassis-full / ${key} throughput: ${r.toFixed(2)}× (budget ≥ ${MOLECULER_BUDGET}×: ${r >= MOLECULER_BUDGET ? 'met' : 'MISSED'}); ` +
         `p99 ${chassis.p99.toFixed(2)} vs ${mol.p99.toFixed(2)} ms (${lowerP99 ? 'lower: met' : 'NOT lower: MISSED'}); ` +
         `by CPU per call ${t === 'nats' ? '≤ ' : ''}${byCpu.toFixed(2)}×`,
+    );
+  }
+  // The same chassis between services on one machine, over a Unix socket (the callee's SOCKET_PATH): Moleculer's
+  // transporters have no such option, so this is reported beside the budget's TCP comparison, not instead of it.
+  const socketRatio = ratio('chassis-full-socket', key);
+  const socket = sums.get('chassis-full-socket');
+  if (socketRatio !== undefined && socket && mol) {
+    console.log(
+      `co-located: chassis-full-socket / ${key} throughput: ${socketRatio.toFixed(2)}×; p99 ${socket.p99.toFixed(2)} vs ${mol.p99.toFixed(2)} ms; ` +
+        `by CPU per call ${t === 'nats' ? '≤ ' : ''}${(Math.max(mol.clientCpu, mol.serverCpu) / Math.max(socket.clientCpu, socket.serverCpu)).toFixed(2)}×`,
     );
   }
   // The ceiling of any chassis built on fastify + undici against this transporter: 1.5× is out of reach of the

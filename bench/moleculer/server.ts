@@ -2,10 +2,13 @@
 // switch off (`chassis-bare`) or with the defaults a bank service runs with (`chassis-full`), or a Moleculer callee
 // broker with the `echo` service, its features on (`moleculer-full`) or off (`moleculer-bare`).
 //
-//   server.mjs fastify-bare|chassis-bare|chassis-full
+//   server.mjs fastify-bare|chassis-bare|chassis-full|chassis-full-socket
 //   server.mjs moleculer-full|moleculer-bare <tcp|nats> <namespace>
 //
-// Prints `READY <target>` once serving: the chassis base URL, or `<nodeID>@<host:port>` (TCP) / `<nodeID>` (NATS).
+// Prints `READY <target>` once serving: the chassis base URL (`unix:<path> <TCP URL>` for chassis-full-socket), or
+// `<nodeID>@<host:port>` (TCP) / `<nodeID>` (NATS).
+import os from 'node:os';
+import path from 'node:path';
 import { ServiceBroker } from 'moleculer';
 import { startBareEcho } from '../lib/bare-echo.ts';
 import { startWiredServer } from '../lib/chassis.ts';
@@ -18,6 +21,11 @@ if (kind === 'fastify-bare') {
 } else if (kind === 'chassis-bare' || kind === 'chassis-full') {
   const running = await startWiredServer(echoService, kind === 'chassis-full' ? CHASSIS_FULL : {});
   process.stdout.write(`READY ${running.url}\n`);
+} else if (kind === 'chassis-full-socket') {
+  // Also on a Unix socket (SOCKET_PATH): the caller calls through it; its CPU report is read over TCP.
+  const socketPath = path.join(os.tmpdir(), `sb-bench-echo-${process.pid}.sock`);
+  const running = await startWiredServer(echoService, CHASSIS_FULL, { SOCKET_PATH: socketPath });
+  process.stdout.write(`READY unix:${socketPath} ${running.url}\n`);
 } else if ((kind === 'moleculer-full' || kind === 'moleculer-bare') && (transportArg === 'tcp' || transportArg === 'nats') && namespace) {
   const transport: Transport = transportArg;
   const nodeID = kind === 'moleculer-full' ? 'callee-full' : 'callee-bare';
@@ -27,7 +35,7 @@ if (kind === 'fastify-bare') {
   await broker.start();
   process.stdout.write(`READY ${nodeID}${tcpPort ? `@127.0.0.1:${tcpPort}` : ''}\n`);
 } else {
-  throw new Error('usage: server.ts fastify-bare|chassis-bare|chassis-full | moleculer-full|moleculer-bare tcp|nats <namespace>');
+  throw new Error('usage: server.ts fastify-bare|chassis-bare|chassis-full|chassis-full-socket | moleculer-full|moleculer-bare tcp|nats <namespace>');
 }
 // No graceful drain: the measurement is over when the runner stops a server.
 process.once('SIGTERM', () => process.exit(0));

@@ -5,6 +5,7 @@ import type { CallInput, CallOutput, Contract, RouteDef } from '../contract/defi
 import type { Problem } from '../errors/problem.ts';
 import { currentContext, outgoingTraceparent } from '../trace/context.ts';
 import { HEADERS } from '../http/headers.ts';
+import { socketPathOf } from '../http/socket.ts';
 import { ClientCallSpan } from '../trace/http-client.ts';
 import { detachedTraceparent } from '../trace/spans.ts';
 import { parseRetryAfter, UpstreamError } from './errors.ts';
@@ -421,7 +422,10 @@ function attempt(o: Outgoing, signal: AbortSignal, callWatch: Watch | undefined)
  * undici keep-alive pool. Request id, trace context and the remaining deadline travel with every call.
  */
 export function createClient<C extends Contract>(contract: C, options: ClientOptions): Client<C> {
-  const pool = new Pool(options.baseUrl, { connections: options.connections ?? 32, pipelining: 1 });
+  const socketPath = socketPathOf(options.baseUrl);
+  const poolOptions = { connections: options.connections ?? 32, pipelining: 1 };
+  // A `unix:<path>` base URL: the service's SOCKET_PATH on this machine (http/socket.ts), with `localhost` as Host.
+  const pool = socketPath ? new Pool('http://localhost', { ...poolOptions, socketPath }) : new Pool(options.baseUrl, poolOptions);
   const defaultTimeout = options.timeoutMs ?? 5_000;
   // Observers before the first policy see each call, those after the last one each attempt (ClientObserver).
   const listed = options.policies ?? [];

@@ -18,6 +18,10 @@ export const envFlag = (fallback: boolean, description: string) =>
 export const baseConfigShape = {
   PORT: z.coerce.number().int().min(0).max(65535).describe('TCP port to listen on (0 = any free port)'),
   HOST: z.string().default('127.0.0.1').describe('interface to bind'),
+  SOCKET_PATH: z
+    .string()
+    .optional()
+    .describe('also serve on this Unix domain socket, for callers on the same machine (their <SERVICE>_URL=unix:<path>): cheaper per call than TCP loopback'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('pino log level'),
   SERVICE_INSTANCE: z.string().optional().describe('instance id in logs and metrics (default: pid)'),
   SERVICE_TOKEN: z.string().min(16).describe('shared service credential for service-only routes; never logged'),

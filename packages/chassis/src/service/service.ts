@@ -8,6 +8,7 @@ import { createDb, type Db, type Queryable, type TxClient } from '../data/db.ts'
 import { migrate } from '../data/migrate.ts';
 import { clientMetrics, createServiceMetrics, httpServerMetrics, loadSheddingMetrics, messagingMetrics, metricsRoute, resilienceMetrics, type MessagingMetrics, type ServiceMetrics } from '../metrics/index.ts';
 import { createHttpServer } from '../http/server.ts';
+import { listenOnSocket } from '../http/socket.ts';
 import { createLogger } from '../log/logger.ts';
 import type { Bus, Delivery } from '../messaging/bus.ts';
 import { runConsumer, startQueuedWork, type QueuedWork } from '../trace/consumer.ts';
@@ -167,7 +168,7 @@ export async function startService<C extends Contract, S extends z.ZodRawShape, 
   const name = def.contract.service;
   const depShape: Record<string, z.ZodType> = {};
   for (const dep of Object.values(def.dependencies ?? {})) {
-    depShape[urlEnvName(dep.service)] = z.string().url().describe(`base URL of the ${dep.service} service`);
+    depShape[urlEnvName(dep.service)] = z.string().url().describe(`base URL of the ${dep.service} service (http://host:port, or unix:<path> for its SOCKET_PATH on this machine)`);
   }
   const shape = {
     ...baseConfigShape,
@@ -304,6 +305,7 @@ export async function startService<C extends Contract, S extends z.ZodRawShape, 
   let relay: OutboxRelay | undefined;
   if (db && bus && takesWork) relay = startOutboxRelay({ db, bus, log, tracer: tracing?.tracer, onPublished: messaging!.published });
   await app.listen({ port: config.PORT, host: config.HOST });
+  const socket = config.SOCKET_PATH ? await listenOnSocket(app, config.SOCKET_PATH) : undefined;
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.PORT;
 
@@ -315,7 +317,7 @@ export async function startService<C extends Contract, S extends z.ZodRawShape, 
   const stop = () => {
     stopping ??= (async () => {
       setReady(false);
-      await app.close();
+      await Promise.all([app.close(), socket?.close()]);
       if (stopBackground) await stopBackground();
       // The relay's last batch still needs the bus, so it stops first.
       await relay?.stop();
