@@ -16,7 +16,7 @@ export * from './data/literal.ts';
 export { gatherer } from './data/gather.ts';
 export { createBatcher, groupCommit, type BatchLimits, type BatcherOptions, type InContext, type TxWork } from './data/group-commit.ts';
 export { migrate } from './data/migrate.ts';
-export { onCommitted, wakeAfterCommit, wakeCommitted, watchWakeups, type Wakeups } from './data/wake.ts';
+export { wakeAfterCommit, watchWakeups, type Wakeups } from './data/wake.ts';
 export * from './messaging/index.ts';
 export * from './service/service.ts';
 export * from './resilience/index.ts';

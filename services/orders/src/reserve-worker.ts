@@ -41,7 +41,7 @@ export interface ReserveWorker {
 }
 
 /** The delay before the next attempt of a step that has now failed `failures` times (1, 2, …). */
-export const retryDelayMs = (failures: number, backoffMs: number, maxBackoffMs: number): number =>
+const retryDelayMs = (failures: number, backoffMs: number, maxBackoffMs: number): number =>
   Math.min(maxBackoffMs, backoffMs * 2 ** Math.min(failures - 1, 30));
 
 export function startReserveWorker(options: ReserveWorkerOptions): ReserveWorker {
@@ -54,7 +54,7 @@ export function startReserveWorker(options: ReserveWorkerOptions): ReserveWorker
   /** Each claimed step in its own work context, under a span of its own. */
   const inWork = (w: ReserveWork): { work: ReserveWork; queued: QueuedWork } => ({
     work: w,
-    queued: options.startQueuedWork('reserve order', w.traceparent ? { traceparent: w.traceparent } : undefined, { 'simplebank.order.id': w.orderId, 'simplebank.attempt': w.attempts + 1 }),
+    queued: options.startQueuedWork('reserve order', w.traceparent ? { traceparent: w.traceparent } : undefined, { 'simplebank.order.id': w.orderId, 'simplebank.delivery.attempt': w.attempts + 1 }),
   });
 
   const stepsOf = (claimed: ReadonlyArray<{ work: ReserveWork; queued: QueuedWork }>) =>

@@ -7,7 +7,7 @@ import type { Db, TxClient } from './db.ts';
  * Wake-ups for workers that poll a table (the outbox relay; a service's own queue of work): a transaction that
  * committed rows for them wakes them at once instead of leaving the rows to their next poll.
  *
- * - A worker in this process is woken in memory (onCommitted).
+ * - A worker in this process (watchWakeups) is woken in memory.
  * - Otherwise (an api instance, whose worker runs elsewhere) the commit is followed by a NOTIFY on the channel, in a
  *   transaction of its own with synchronous_commit off. A transaction that NOTIFYs holds PostgreSQL's cluster-wide
  *   notify lock from its commit until the commit is on disk, so every notifying commit of every database would wait
@@ -31,6 +31,9 @@ interface Notifier {
 const localWorkers = new WeakMap<Db, Map<string, Set<() => void>>>();
 const notifiers = new WeakMap<Db, Map<string, Notifier>>();
 
+/** The channels a transaction will wake once it has committed. */
+const wakesOf = new WeakMap<TxClient, Set<string>>();
+
 /** Wakes the workers of `channel` once `tx` has committed (several calls in one transaction wake them once). */
 export function wakeAfterCommit(tx: TxClient, channel: string): void {
   let channels = wakesOf.get(tx);
@@ -40,17 +43,16 @@ export function wakeAfterCommit(tx: TxClient, channel: string): void {
   const { db } = tx;
   tx.afterCommit(() => wakeCommitted(db, channel));
 }
-const wakesOf = new WeakMap<TxClient, Set<string>>();
 
 /** Wakes the workers of `channel` for rows already committed on `db`: in memory if any run here, else by NOTIFY. */
-export function wakeCommitted(db: Db, channel: string): void {
+function wakeCommitted(db: Db, channel: string): void {
   const local = localWorkers.get(db)?.get(channel);
   if (local !== undefined && local.size > 0) local.forEach((wake) => wake());
   else notify(db, channel);
 }
 
 /** Calls `wake` whenever a transaction of this process commits rows for `channel` on `db`. Returns the unsubscriber. */
-export function onCommitted(db: Db, channel: string, wake: () => void): () => void {
+function onCommitted(db: Db, channel: string, wake: () => void): () => void {
   let channels = localWorkers.get(db);
   if (channels === undefined) localWorkers.set(db, (channels = new Map()));
   let set = channels.get(channel);
