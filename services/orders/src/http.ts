@@ -1,6 +1,7 @@
 /**
  * Route handlers: input is already validated against the contract. Placing and cancelling only touch the
- * orders database (plus the outbox); the slow work happens in the saga, driven by events.
+ * orders database (a new order's row in the reserve queue; a cancel's event in the outbox); the slow work happens in
+ * the saga, driven by that queue (reserve-worker.ts) and by events.
  */
 import { createHash, randomUUID } from 'node:crypto';
 import { currentContext, outgoingTraceparent, problems, ProblemError, wakeAfterCommit, type Db, type Handlers, type Queryable, type ServiceContext, type Contract } from '@simplebank/chassis';
