@@ -2,7 +2,7 @@
  * SQL for the orders service: the `orders` table, its append-only `order_history`, and the `saga_log`.
  * Money columns are BIGINT minor units; pg hands them back as strings and we turn them into bigint here.
  */
-import { gatherer, isTxClient, sql, sqlLiteral, type Queryable, type TxClient } from '@simplebank/chassis';
+import { gatherer, isTxClient, parseTraceparent, sql, sqlLiteral, type Queryable, type TxClient } from '@simplebank/chassis';
 import { Order, type HistoryEntry, type OrderState, type OrderStatus } from './domain/order.ts';
 
 interface OrderRow {
@@ -143,7 +143,8 @@ const INSERT_ORDER = `WITH inserted AS (
 
 /**
  * Inserts a new order with its first history entry, the saga log's `submit` step (`submitStep`, as `logStep` would
- * write it) and its entry in the reserve queue (with `traceparent`, which the step continues); returns false (and
+ * write it) and its entry in the reserve queue (with `traceparent`: the order keeps its trace id, and the step
+ * continues the trace); returns false (and
  * writes nothing) when the customer already used this idempotency key. A concurrent insert with the same key waits
  * for the other transaction and then reports the conflict, so two requests never create two orders.
  */
@@ -152,16 +153,16 @@ export async function insertOrder(
   order: Order,
   idempotencyKey: string,
   requestHash: string,
-  trace: { traceId: string; traceparent: string | undefined } | undefined,
+  traceparent: string | undefined,
   submitStep: Record<string, unknown>,
 ): Promise<boolean> {
   const s = order.state;
   const values = [
     s.id, s.customerId, s.accountId, idempotencyKey, requestHash, s.symbol, s.side, s.quantity, s.type, s.limitPrice,
-    s.status, s.reason, s.filledQuantity, s.averagePrice, s.fee, s.cancelRequestedAt, s.createdAt, s.updatedAt, trace?.traceId ?? null,
+    s.status, s.reason, s.filledQuantity, s.averagePrice, s.fee, s.cancelRequestedAt, s.createdAt, s.updatedAt, parseTraceparent(traceparent)?.traceId ?? null,
     JSON.stringify(order.changes.map((e) => ({ status: e.status, reason: e.reason ?? null, at: e.at }))),
     JSON.stringify(submitStep),
-    trace?.traceparent ?? null,
+    traceparent ?? null,
   ];
   // One prepared statement (as a transaction's first query it travels with the BEGIN: one round trip) for everything a
   // new order writes; the saga log's row deferred to the commit instead would be a statement planned per order.
@@ -311,13 +312,13 @@ export async function claimReserveWork(tx: Queryable, limit: number): Promise<Re
   return rows.map(toReserveWork);
 }
 
-/** The reserve step of one order, if it is still queued and nobody else holds it (due or not). */
-export async function claimReserveOf(tx: Queryable, orderId: string): Promise<ReserveWork | undefined> {
+/** The reserve step of one order if it is still queued and nobody else holds it (due or not): none or one. */
+export async function claimReserveOf(tx: Queryable, orderId: string): Promise<ReserveWork[]> {
   const { rows } = await tx.query<ClaimRow>(
     `SELECT ${CLAIM_COLUMNS} FROM reserve_queue q JOIN orders o ON o.id = q.order_id WHERE q.order_id = $1 FOR UPDATE OF q SKIP LOCKED`,
     [orderId],
   );
-  return rows[0] ? toReserveWork(rows[0]) : undefined;
+  return rows.map(toReserveWork);
 }
 
 const toReserveWork = (r: ClaimRow): ReserveWork => ({

@@ -4,7 +4,7 @@
  * the saga, driven by that queue (reserve-worker.ts) and by events.
  */
 import { createHash, randomUUID } from 'node:crypto';
-import { currentContext, outgoingTraceparent, problems, ProblemError, wakeAfterCommit, type Db, type Handlers, type Queryable, type ServiceContext, type Contract } from '@simplebank/chassis';
+import { outgoingTraceparent, problems, ProblemError, wakeAfterCommit, type Db, type Handlers, type Queryable, type ServiceContext, type Contract } from '@simplebank/chassis';
 import { formatMoney, parseMoney } from '@simplebank/money';
 import type { z } from 'zod';
 import { ordersContract, type Order as OrderDto } from './contract.ts';
@@ -77,11 +77,9 @@ export function routes(ctx: Pick<ServiceContext<unknown, Record<string, Contract
           },
           new Date(),
         );
-        // The order keeps its trace: the saga's every step, in every service, is in that trace.
-        const work = currentContext();
-        const trace = work ? { traceId: work.traceId, traceparent: outgoingTraceparent(work) } : undefined;
-        // Queued for the saga's first step in the same statement: the saga starts if and only if the order exists.
-        if (await insertOrder(tx, order, key, fingerprint, trace, { idempotencyKey: key })) {
+        // The order keeps its trace: the saga's every step, in every service, is in that trace. Queued for the saga's
+        // first step in the same statement: the saga starts if and only if the order exists.
+        if (await insertOrder(tx, order, key, fingerprint, outgoingTraceparent(), { idempotencyKey: key })) {
           metrics.transitions(tx, order);
           wakeAfterCommit(tx, RESERVE_CHANNEL);
           return { order, created: true };

@@ -16,7 +16,7 @@
  *   due again after a backoff (doubling from `backoffMs`, at most `maxBackoffMs`); the saga rejects the order once
  *   its attempts run out (`reserveMaxAttempts`). A process that dies mid-round leaves its rows to be claimed again.
  */
-import { watchWakeups, type Db, type Logger, type QueuedWork, type TraceCarrier } from '@simplebank/chassis';
+import { watchWakeups, type Db, type Logger, type QueuedWork, type TraceCarrier, type TxClient } from '@simplebank/chassis';
 import { claimReserveOf, claimReserveWork, RESERVE_CHANNEL, reserveDone, reserveLater, type ReserveWork } from './data.ts';
 import type { Saga } from './saga.ts';
 
@@ -51,54 +51,40 @@ export function startReserveWorker(options: ReserveWorkerOptions): ReserveWorker
   let running = 0;
   const rounds = new Set<Promise<void>>();
 
-  /** Each claimed step in its own work context, under a span of its own. */
-  const inWork = (w: ReserveWork): { work: ReserveWork; queued: QueuedWork } => ({
+  /** A claimed step, in its own work context under a span of its own. */
+  type Taken = { work: ReserveWork; queued: QueuedWork };
+  const inWork = (w: ReserveWork): Taken => ({
     work: w,
     queued: options.startQueuedWork('reserve order', w.traceparent ? { traceparent: w.traceparent } : undefined, { 'simplebank.order.id': w.orderId, 'simplebank.delivery.attempt': w.attempts + 1 }),
   });
 
-  const stepsOf = (claimed: ReadonlyArray<{ work: ReserveWork; queued: QueuedWork }>) =>
-    claimed.map(({ work, queued }) => ({ orderId: work.orderId, order: work.order, attempt: work.attempts + 1, inContext: queued.inContext }));
-
-  /** One round: the due steps claimed, taken, their rows deleted, in one transaction. Returns how many it claimed. */
-  async function round(): Promise<number> {
-    let claimed: { work: ReserveWork; queued: QueuedWork }[] = [];
+  /**
+   * The steps `claim` finds, taken in one transaction with their rows deleted in its commit; returns how many it
+   * claimed. If that fails, a single step's failure is counted; several are each taken again alone, so one order's
+   * failure holds back no other (and a failure alone is its own). Throws only if the claim itself failed.
+   */
+  async function take(claim: (tx: TxClient) => Promise<ReserveWork[]>): Promise<number> {
+    let taken: Taken[] = [];
     try {
       await db.tx(async (tx) => {
-        claimed = (await claimReserveWork(tx, options.batchSize)).map(inWork);
-        if (claimed.length === 0) return;
-        await saga.reserve(stepsOf(claimed), tx);
-        reserveDone(tx, claimed.map((c) => c.work.orderId));
+        taken = (await claim(tx)).map(inWork);
+        if (taken.length === 0) return;
+        await saga.reserve(taken.map(({ work, queued }) => ({ orderId: work.orderId, order: work.order, attempt: work.attempts + 1, inContext: queued.inContext })), tx);
+        reserveDone(tx, taken.map((t) => t.work.orderId));
       });
     } catch (err) {
-      if (claimed.length === 0) throw err; // the claim itself failed: nothing was taken
-      claimed.forEach((c) => c.queued.end(err));
-      if (claimed.length === 1) await failed(claimed[0]!.work, err);
-      // One order's failure must not hold back the others: each again, alone (a failure alone is its own).
-      else for (const { work } of claimed) await alone(work.orderId);
-      return claimed.length;
+      if (taken.length === 0) throw err; // the claim itself failed: nothing was taken
+      taken.forEach((t) => t.queued.end(err));
+      if (taken.length === 1) await failed(taken[0]!.work, err);
+      else {
+        for (const { work } of taken) {
+          await take((tx) => claimReserveOf(tx, work.orderId)).catch((e: unknown) => log.warn({ err: e, orderId: work.orderId }, 'could not claim a reserve step; it stays queued'));
+        }
+      }
+      return taken.length;
     }
-    claimed.forEach((c) => c.queued.end());
-    return claimed.length;
-  }
-
-  /** One step in a transaction of its own; a failure is counted and the step postponed. */
-  async function alone(orderId: string): Promise<void> {
-    let step: { work: ReserveWork; queued: QueuedWork } | undefined;
-    try {
-      await db.tx(async (tx) => {
-        const work = await claimReserveOf(tx, orderId);
-        if (!work) return; // taken meanwhile by another instance, or already done
-        step = inWork(work);
-        await saga.reserve(stepsOf([step]), tx);
-        reserveDone(tx, [orderId]);
-      });
-      step?.queued.end();
-    } catch (err) {
-      step?.queued.end(err);
-      if (step) await failed(step.work, err);
-      else log.warn({ err, orderId }, 'could not claim a reserve step; it stays queued');
-    }
+    taken.forEach((t) => t.queued.end());
+    return taken.length;
   }
 
   /** A step's attempt failed (its transaction rolled back): counted, and due again after the backoff. */
@@ -130,7 +116,7 @@ export function startReserveWorker(options: ReserveWorkerOptions): ReserveWorker
       woken = false;
       running++;
       lastStart = Date.now();
-      const r: Promise<void> = round()
+      const r: Promise<void> = take((tx) => claimReserveWork(tx, options.batchSize))
         .then((n) => {
           // A full round leaves more behind: go on without waiting for a wake-up.
           backlog = n === options.batchSize;
