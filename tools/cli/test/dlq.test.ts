@@ -91,7 +91,7 @@ function deadLetterStore(subscription: string, count: number, options: { failAga
 async function serviceWith(bus: Pick<Bus, 'kind' | 'deadLetters' | 'replay'> | undefined) {
   const log = createLogger({ service: 'orders', level: 'silent' });
   const { app } = createHttpServer({ contract: defineContract({ service: 'orders', routes: {} }), handlers: {}, log, serviceToken: TOKEN, readiness: {} });
-  if (bus) deadLetterAdminRoutes(app, { service: 'orders', bus, subscriptions: ['orders.saga-market', 'orders.saga-reserve'], serviceToken: TOKEN, log });
+  if (bus) deadLetterAdminRoutes(app, { service: 'orders', bus, subscriptions: ['orders.saga-market', 'orders.audit'], serviceToken: TOKEN, log });
   const url = await app.listen({ port: 0, host: '127.0.0.1' });
   return { url, close: () => app.close() };
 }
@@ -133,13 +133,13 @@ test('against a service: list, replay one, replay again (not found), errors expl
     assert.match(io.stderr.join(''), /answered 400: .*\n {2}params\.id: a pg-boss dead letter id is a uuid/);
     io = captured(env);
     assert.equal(await dlq(['orders', '--subscription', 'orders.nothing'], io), 1);
-    assert.match(io.stderr.join(''), /answered 404: orders has no subscription orders\.nothing; its subscriptions: orders\.saga-market, orders\.saga-reserve/);
+    assert.match(io.stderr.join(''), /answered 404: orders has no subscription orders\.nothing; its subscriptions: orders\.saga-market, orders\.audit/);
     io = captured({ ...env, SERVICE_TOKEN: 'wrong-token-0123456789' });
     assert.equal(await dlq(['orders'], io), 1);
     assert.match(io.stderr.join(''), /refused the service credential/);
     io = captured(env);
-    assert.equal(await dlq(['orders', '--subscription', 'orders.saga-reserve'], io), 0);
-    assert.equal(io.stdout.join(''), 'orders: no dead letters in orders.saga-reserve\n');
+    assert.equal(await dlq(['orders', '--subscription', 'orders.audit'], io), 0);
+    assert.equal(io.stdout.join(''), 'orders: no dead letters in orders.audit\n');
     io = captured(env);
     assert.equal(await dlq(['--help'], io), 0);
     assert.match(io.stdout.join(''), /simplebank dlq <service> replay-all <subscription>/);
