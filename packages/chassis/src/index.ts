@@ -8,6 +8,7 @@ export * from './trace/context.ts';
 export * from './trace/traceparent.ts';
 export { HEADERS } from './http/headers.ts';
 export { createHttpServer } from './http/server.ts';
+export { serviceFetch, type ServiceFetch } from './http/socket.ts';
 export * from './client/client.ts';
 export * from './client/errors.ts';
 export { batchedCalls, type BatchedCallsOptions } from './client/batched-calls.ts';

@@ -7,7 +7,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
-import { defineContract, defineService, implement, route, startService, type RunningService } from '../src/index.ts';
+import { defineContract, defineService, implement, route, serviceFetch, startService, type RunningService } from '../src/index.ts';
 import { socketPathOf } from '../src/http/socket.ts';
 
 const TOKEN = 'test-service-token-0123456789';
@@ -95,4 +95,17 @@ test('socketPathOf: unix:<path> and unix://<path> name a socket; http URLs do no
   assert.equal(socketPathOf('unix:/run/sb/orders.sock'), '/run/sb/orders.sock');
   assert.equal(socketPathOf('unix:///run/sb/orders.sock'), '/run/sb/orders.sock');
   assert.equal(socketPathOf('http://127.0.0.1:8083'), undefined);
+});
+
+test('serviceFetch: by URL through the socket of a unix: base URL, or with the global fetch', async () => {
+  const viaSocket = serviceFetch(`unix:${socketPath}`);
+  assert.equal(viaSocket.origin, 'http://localhost');
+  const res = await viaSocket.fetch(`${viaSocket.origin}/echo`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ n: 9 }) });
+  assert.equal(res.status, 200);
+  assert.deepEqual(await res.json(), { n: 9, via: 'socket' });
+
+  const viaTcp = serviceFetch(`${echoService.url}/`);
+  assert.equal(viaTcp.origin, echoService.url);
+  assert.equal(viaTcp.fetch, globalThis.fetch);
+  assert.deepEqual(await (await viaTcp.fetch(`${viaTcp.origin}/echo`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ n: 10 }) })).json(), { n: 10, via: 'tcp' });
 });

@@ -1,5 +1,5 @@
 import { currentContext, ProblemError, type Logger } from '@simplebank/chassis';
-import { createRemoteJWKSet, jwtVerify } from 'jose';
+import { createRemoteJWKSet, customFetch, jwtVerify } from 'jose';
 import { z } from 'zod';
 
 /**
@@ -14,6 +14,8 @@ export interface Authenticator {
 
 export interface AuthenticatorOptions {
   jwksUrl: URL;
+  /** What fetches the JWKS (default: the global fetch); the gateway passes one that can reach a Unix socket. */
+  fetch?: typeof globalThis.fetch;
   issuer: string;
   audience: string;
   clockToleranceSeconds: number;
@@ -56,6 +58,7 @@ export function createAuthenticator(options: AuthenticatorOptions): Authenticato
     // An unknown kid refetches at most this often, so random kids cannot turn into a request flood on customers.
     cooldownDuration: 30_000,
     cacheMaxAge: 10 * 60_000,
+    ...(options.fetch ? { [customFetch]: options.fetch } : {}),
   });
 
   // Tokens verified lately: a client sends the same token with every request, and checking its signature again

@@ -1,4 +1,4 @@
-import { createStaleCache, defineService, runWithContext, urlEnvName, type RateLimitGroup, type RateLimitRule } from '@simplebank/chassis';
+import { createStaleCache, defineService, runWithContext, serviceFetch, urlEnvName, type RateLimitGroup, type RateLimitRule } from '@simplebank/chassis';
 import type { Price } from '@simplebank/market-data/contract';
 import { accountsContract } from '@simplebank/accounts/contract';
 import { customersContract, JWT_AUDIENCE, JWT_ISSUER } from '@simplebank/customers/contract';
@@ -61,8 +61,11 @@ export const service = defineService({
   setup(ctx) {
     // The dependency URLs are validated by the chassis but not typed on ctx.config.
     const customersUrl = (ctx.config as unknown as Record<string, string>)[urlEnvName(customersContract.service)]!;
+    // Over customers' Unix socket when the runner gave one (`unix:<path>`), as the typed clients do.
+    const customers = serviceFetch(customersUrl);
     const auth = createAuthenticator({
-      jwksUrl: new URL(customersUrl.replace(/\/+$/, '') + customersContract.routes.jwks.path),
+      jwksUrl: new URL(customers.origin + customersContract.routes.jwks.path),
+      fetch: customers.fetch,
       issuer: JWT_ISSUER,
       audience: JWT_AUDIENCE,
       clockToleranceSeconds: ctx.config.JWT_CLOCK_TOLERANCE_SECONDS,

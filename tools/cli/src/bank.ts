@@ -1,4 +1,6 @@
 import { existsSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { REPO_ROOT, defaultDataDir, lockDataDir, serviceToken } from './datadir.ts';
@@ -61,11 +63,23 @@ export interface StartBankOptions {
    * Default true, except with a custom `entry` or SIMPLEBANK_FROM_SOURCE=1.
    */
   compiled?: boolean;
+  /**
+   * Services this runner starts call each other over Unix domain sockets (each also serves on its SOCKET_PATH, and
+   * is given its peers as `unix:<path>`), not TCP loopback: the same HTTP for a fraction of the CPU a call (docs/
+   * benchmarks.md). Their TCP ports serve as always (the gateway's API, health checks, the CLI). Default true;
+   * false or SIMPLEBANK_SOCKETS=0: peers over TCP.
+   */
+  sockets?: boolean;
 }
 
 export interface Bank {
   /** Base URL of every service, including ones not running (peers are told all of them). */
   urls: Record<ServiceName, string>;
+  /**
+   * What each service is given as its peers' base URLs (`<SERVICE>_URL`): `unix:<path>` for a service this runner
+   * started (unless `sockets: false`), else the TCP URL in `urls`.
+   */
+  peerUrls: Record<ServiceName, string>;
   gatewayUrl: string;
   /** The shared service credential (for tests calling service-only routes). Never print it. */
   serviceToken: string;
@@ -111,6 +125,11 @@ export async function startBank(options: StartBankOptions = {}): Promise<Bank> {
   };
   try {
     cleanup.push(await lockDataDir(dataDir));
+    // Under the temporary directory, not the data folder: a socket's path must stay short (108 bytes on Linux).
+    const socketDir = (options.sockets ?? env.SIMPLEBANK_SOCKETS !== '0') ? await mkdtemp(path.join(os.tmpdir(), 'simplebank-')) : undefined;
+    if (socketDir) cleanup.push(() => rm(socketDir, { recursive: true, force: true }));
+    const socketOf = (service: ServiceName) => (socketDir && services.includes(service) ? path.join(socketDir, `${service}.sock`) : undefined);
+    const peerUrls = Object.fromEntries(SERVICES.map((s) => [s.name, socketOf(s.name) ? `unix:${socketOf(s.name)}` : urls[s.name]])) as Record<ServiceName, string>;
     const token = await serviceToken(dataDir);
     abortIfAsked(options.signal);
 
@@ -152,7 +171,9 @@ export async function startBank(options: StartBankOptions = {}): Promise<Bank> {
     const files = options.logFiles === false ? undefined : new LogFiles({ dir: logDir(dataDir) });
     if (files) cleanup.push(() => files.close());
     const supervisor = new Supervisor(
-      processes.map((proc) => specFor(proc, { urls, ports, processUrls, token, busUrl, databaseUrls, options, args: launch(proc.service).args })),
+      processes.map((proc) =>
+        specFor(proc, { peerUrls, socketPath: proc.name === proc.service ? socketOf(proc.service) : undefined, ports, processUrls, token, busUrl, databaseUrls, options, args: launch(proc.service).args }),
+      ),
       {
         ...options.supervisor,
         onLine: (service, stream, line) => {
@@ -171,6 +192,7 @@ export async function startBank(options: StartBankOptions = {}): Promise<Bank> {
     let stopping: Promise<void> | undefined;
     return {
       urls,
+      peerUrls,
       gatewayUrl: urls.gateway,
       serviceToken: token,
       databaseUrls,
@@ -226,7 +248,9 @@ async function choosePorts(mode: 'default' | 'random', running: ProcessInfo[]): 
 }
 
 interface SpecContext {
-  urls: Record<ServiceName, string>;
+  peerUrls: Record<ServiceName, string>;
+  /** Where the process also serves (SOCKET_PATH): a service's own process, when sockets are on. */
+  socketPath: string | undefined;
   /** By process name. */
   ports: Record<string, number>;
   processUrls: Record<string, string>;
@@ -257,7 +281,10 @@ function specFor(proc: ProcessInfo, ctx: SpecContext): ServiceSpec {
   delete env.NODE_TEST_CONTEXT;
   // The parent's own DATABASE_URL must not leak into a stateless service.
   delete env.DATABASE_URL;
-  for (const s of SERVICES) env[s.urlEnv] = ctx.urls[s.name];
+  for (const s of SERVICES) env[s.urlEnv] = ctx.peerUrls[s.name];
+  // Only the runner's own socket: one inherited from the parent's environment would be another bank's.
+  delete env.SOCKET_PATH;
+  if (ctx.socketPath) env.SOCKET_PATH = ctx.socketPath;
   Object.assign(env, {
     PORT: String(ctx.ports[proc.name]),
     HOST,

@@ -75,8 +75,14 @@ describe('startBank', () => {
       assert.equal(env.NODE_TEST_CONTEXT, undefined, 'the test runner marker is not passed on');
       assert.equal(env.EXTRA, 'for-all');
       assert.equal(env.ONLY_HERE, service === 'fees' ? 'yes' : undefined);
-      for (const s of SERVICES) assert.equal(env[s.urlEnv], bank.urls[s.name]);
+      // Peers over Unix sockets: each service's own process serves on one (a worker on none), and is told its peers' sockets.
+      for (const s of SERVICES) assert.equal(env[s.urlEnv], bank.peerUrls[s.name]);
+      assert.equal(env.SOCKET_PATH, name === service ? bank.peerUrls[service].slice('unix:'.length) : undefined, `${name}: SOCKET_PATH`);
     }
+    for (const s of SERVICES) assert.match(bank.peerUrls[s.name], /^unix:\/.+\/[a-z-]+\.sock$/);
+    assert.equal(new Set(Object.values(bank.peerUrls)).size, SERVICES.length, 'distinct sockets');
+    const socketDir = path.dirname(bank.peerUrls.accounts.slice('unix:'.length));
+    assert.ok(existsSync(socketDir), 'the sockets\' directory exists while the bank runs');
     assert.deepEqual(PROCESSES.filter((p) => p.role !== 'all').map((p) => [p.name, p.role]), [['orders', 'api'], ['orders-worker', 'worker']]);
     // Asynchronous work yields the CPU to requests (services.ts, WORKER_NICE).
     const niceness = Object.fromEntries(bank.supervisor.status().map((s) => [s.name, os.getPriority(s.pid!)]));
@@ -99,13 +105,26 @@ describe('startBank', () => {
     const pids = bank.supervisor.status().map((s) => s.pid!);
     await bank.stop();
     assert.ok(!existsSync(path.join(dataDir, 'cli.pid')), 'lock released');
+    assert.ok(!existsSync(socketDir), 'the sockets\' directory is removed');
     pids.forEach((pid) => assert.throws(() => process.kill(pid, 0)));
 
     const again = await start({ dataDir, pgPort: pgPort!, services: ['accounts'] });
     assert.equal(again.serviceToken, serviceToken, 'the token survives a restart');
     assert.equal(again.serverUrl, serverUrl);
-    assert.equal((await envOf(again, 'accounts')).SERVICE_TOKEN, serviceToken);
+    const accounts = await envOf(again, 'accounts');
+    assert.equal(accounts.SERVICE_TOKEN, serviceToken);
+    // A peer this runner did not start is given its TCP URL (it may be running elsewhere); the one it started, its socket.
+    assert.match(accounts.ACCOUNTS_URL!, /^unix:/);
+    assert.equal(accounts.FEES_URL, again.urls.fees);
     await again.stop();
+
+    // Switched off, every peer is at its TCP URL and nothing serves on a socket.
+    const tcp = await start({ dataDir, pgPort: pgPort!, services: ['accounts', 'fees'], sockets: false });
+    assert.deepEqual(tcp.peerUrls, tcp.urls);
+    const fees = await envOf(tcp, 'fees');
+    assert.equal(fees.ACCOUNTS_URL, tcp.urls.accounts);
+    assert.equal(fees.SOCKET_PATH, undefined);
+    await tcp.stop();
   });
 
   test('external server: databases carry the prefix and can be dropped on stop', async (t) => {

@@ -2,6 +2,7 @@ import { createServer, type Server } from 'node:http';
 import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
+import { Agent, fetch as undiciFetch } from 'undici';
 
 export interface SocketListener {
   /** Stops accepting, closes idle keep-alive connections, waits for requests in flight; removes the socket file. */
@@ -47,4 +48,24 @@ export function socketPathOf(baseUrl: string): string | undefined {
   if (!baseUrl.startsWith('unix:')) return undefined;
   const rest = baseUrl.slice('unix:'.length);
   return rest.startsWith('//') ? rest.slice(2) : rest;
+}
+
+/** How to fetch from a service by URL: its origin, and the fetch that reaches it. */
+export interface ServiceFetch {
+  /** `http://localhost` for a `unix:` base URL (the Host a socket's server sees), else the base URL without a trailing slash. */
+  origin: string;
+  fetch: typeof globalThis.fetch;
+}
+
+/**
+ * For what is fetched from another service by URL rather than through its typed client (a JWKS, which jose fetches
+ * itself): over the service's Unix socket when its base URL is `unix:<path>`, else the global fetch.
+ */
+export function serviceFetch(baseUrl: string): ServiceFetch {
+  const socketPath = socketPathOf(baseUrl);
+  if (socketPath === undefined) return { origin: baseUrl.replace(/\/+$/, ''), fetch: globalThis.fetch };
+  const dispatcher = new Agent({ connect: { socketPath } });
+  // undici's own fetch and Response: the same implementation as the global one, typed apart.
+  const viaSocket = (input: string | URL | Request, init?: RequestInit) => undiciFetch(input as string, { ...(init as object), dispatcher });
+  return { origin: 'http://localhost', fetch: viaSocket as unknown as typeof globalThis.fetch };
 }
