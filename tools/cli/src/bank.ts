@@ -129,7 +129,12 @@ export async function startBank(options: StartBankOptions = {}): Promise<Bank> {
     const socketDir = (options.sockets ?? env.SIMPLEBANK_SOCKETS !== '0') ? await mkdtemp(path.join(os.tmpdir(), 'simplebank-')) : undefined;
     if (socketDir) cleanup.push(() => rm(socketDir, { recursive: true, force: true }));
     const socketOf = (service: ServiceName) => (socketDir && services.includes(service) ? path.join(socketDir, `${service}.sock`) : undefined);
-    const peerUrls = Object.fromEntries(SERVICES.map((s) => [s.name, socketOf(s.name) ? `unix:${socketOf(s.name)}` : urls[s.name]])) as Record<ServiceName, string>;
+    const peerUrls = Object.fromEntries(
+      SERVICES.map((s) => {
+        const socket = socketOf(s.name);
+        return [s.name, socket ? `unix:${socket}` : urls[s.name]];
+      }),
+    ) as Record<ServiceName, string>;
     const token = await serviceToken(dataDir);
     abortIfAsked(options.signal);
 
