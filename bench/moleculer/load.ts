@@ -16,7 +16,7 @@
 //                     a 5 s deadline (deadline propagation on, 100 % sampled); the callee with load shedding, metrics
 //                     and tracing (in-memory ring) on
 //   chassis-full-socket  chassis-full with the callee also serving on a Unix domain socket (SOCKET_PATH) and the caller
-//                     calling through it (ECHO_URL=unix:<path>), as services on one machine can
+//                     calling through it (ECHO_URL=unix:<path>), as the services `npm start` runs on one machine do
 //   moleculer-full    broker.call over the transporter, with circuit breaker, retry, timeout, bulkhead, metrics,
 //                     tracing on (echo.ts: moleculerFeatures)
 //   moleculer-bare    broker.call over the same transporter, all of those off
