@@ -3,7 +3,7 @@
  * from acceptance to a final status, compensations run. Recorded once the transaction that made the change has
  * committed, so a rolled-back step (retried by the bus) is not counted twice.
  */
-import { isTxClient, sampler, throttledWarn, type Db, type Logger, type Queryable, type ServiceMetrics } from '@simplebank/chassis';
+import { isTxClient, queueGauges, type Db, type Logger, type Queryable, type QueueSample, type ServiceMetrics } from '@simplebank/chassis';
 import { isFinal, type Order, type OrderStatus } from './domain/order.ts';
 
 const STATUSES: readonly OrderStatus[] = ['pending', 'accepted', 'placed', 'filled', 'rejected', 'expired', 'cancelled'];
@@ -58,32 +58,20 @@ export function orderMetrics(metrics: ServiceMetrics): OrderMetrics {
 }
 
 /** One query for both reserve-queue gauges; the queue holds only the orders still to be reserved. */
-const RESERVE_QUEUE_SQL = `SELECT count(*)::int AS queued,
+const RESERVE_QUEUE_SQL = `SELECT count(*)::int AS size,
     COALESCE(EXTRACT(EPOCH FROM now() - min(due_at) FILTER (WHERE due_at <= now())), 0)::float8 AS lag
   FROM reserve_queue`;
 
 /**
- * The reserve queue at scrape time (reserve-worker.ts), as the chassis shows a subscription's backlog: the orders
- * waiting for their first step, and how long the oldest due one has waited. Registered by the worker, which owns
- * the queue.
+ * The reserve queue at scrape time (reserve-worker.ts), as the chassis shows the outbox: the orders waiting for
+ * their first step, and how long the oldest due one has waited. Registered by the worker, which owns the queue.
  */
 export function reserveQueueMetrics(metrics: ServiceMetrics, db: Db, log: Logger): void {
-  const warn = throttledWarn(log, 60_000);
-  const read = sampler(() => db.one<{ queued: number; lag: number }>(RESERVE_QUEUE_SQL), { onError: (err) => warn({ err }, 'could not read the reserve queue for metrics') });
-  metrics.gauge({
-    name: 'simplebank_orders_reserve_queue_orders',
-    help: 'orders waiting for the saga\'s reserve step (due, or waiting out a retry backoff)',
-    async collect() {
-      const row = await read();
-      if (row) this.set(row.queued);
-    },
-  });
-  metrics.gauge({
-    name: 'simplebank_orders_reserve_queue_lag_seconds',
-    help: 'how long the oldest due reserve step has waited (0 when none)',
-    async collect() {
-      const row = await read();
-      if (row) this.set(row.lag);
-    },
+  queueGauges(metrics, {
+    read: () => db.one<QueueSample>(RESERVE_QUEUE_SQL),
+    size: { name: 'simplebank_orders_reserve_queue_orders', help: 'orders waiting for the saga\'s reserve step (due, or waiting out a retry backoff)' },
+    lag: { name: 'simplebank_orders_reserve_queue_lag_seconds', help: 'how long the oldest due reserve step has waited (0 when none)' },
+    what: 'the reserve queue',
+    log,
   });
 }

@@ -11,3 +11,4 @@ export { loadSheddingMetrics } from './protection.ts';
 export { messagingMetrics, type MessagingMetrics, type MessagingMetricsOptions } from './messaging.ts';
 export { parseExposition, sampleValue, seriesNames, type Exposition, type Sample } from './exposition.ts';
 export { sampler, type SamplerOptions } from './sampler.ts';
+export { queueGauges, type QueueGaugesOptions, type QueueSample } from './queue-gauges.ts';

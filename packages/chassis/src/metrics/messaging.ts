@@ -6,6 +6,7 @@ import type { EventEnvelope } from '../messaging/envelope.ts';
 import type { InboxOutcome } from '../messaging/inbox.ts';
 import { LATENCY_BUCKETS, type ServiceMetrics } from './registry.ts';
 import { throttledWarn, type WarnLog } from '../protection/warn-throttle.ts';
+import { queueGauges, type QueueSample } from './queue-gauges.ts';
 import { sampler } from './sampler.ts';
 import type { HistogramSeries } from './series.ts';
 
@@ -41,7 +42,7 @@ const BATCH_SIZE_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128];
  * One query for both outbox gauges: rows not yet published and the age of the oldest. The outbox holds only those
  * (the relay deletes what it has published), so the cost follows the backlog.
  */
-const OUTBOX_SQL = `SELECT count(*)::int AS backlog, COALESCE(EXTRACT(EPOCH FROM now() - min(created_at)), 0)::float8 AS lag
+const OUTBOX_SQL = `SELECT count(*)::int AS size, COALESCE(EXTRACT(EPOCH FROM now() - min(created_at)), 0)::float8 AS lag
   FROM outbox`;
 
 type HandlerLabels = 'subscription' | 'event_type' | 'outcome';
@@ -54,25 +55,14 @@ type HandlerOutcome = 'ok' | 'error' | 'duplicate';
  */
 export function messagingMetrics(metrics: ServiceMetrics, options: MessagingMetricsOptions): MessagingMetrics {
   const { db, bus } = options;
-  const warnOutbox = throttledWarn(options.log, 60_000);
   const warnBus = throttledWarn(options.log, 60_000);
 
-  const outbox = sampler(() => db.one<{ backlog: number; lag: number }>(OUTBOX_SQL), { onError: (err) => warnOutbox({ err }, 'could not read the outbox backlog for metrics') });
-  metrics.gauge({
-    name: 'outbox_backlog_events',
-    help: 'events written to the outbox and not yet published',
-    async collect() {
-      const row = await outbox();
-      if (row) this.set(row.backlog);
-    },
-  });
-  metrics.gauge({
-    name: 'outbox_lag_seconds',
-    help: 'age of the oldest unpublished outbox event (0 when none)',
-    async collect() {
-      const row = await outbox();
-      if (row) this.set(row.lag);
-    },
+  queueGauges(metrics, {
+    read: () => db.one<QueueSample>(OUTBOX_SQL),
+    size: { name: 'outbox_backlog_events', help: 'events written to the outbox and not yet published' },
+    lag: { name: 'outbox_lag_seconds', help: 'age of the oldest unpublished outbox event (0 when none)' },
+    what: 'the outbox backlog',
+    ...(options.log ? { log: options.log } : {}),
   });
   const published = metrics.counter({ name: 'outbox_published_total', help: 'events the outbox relay published' }).series({});
 
