@@ -144,9 +144,9 @@ const INSERT_ORDER = `WITH inserted AS (
 /**
  * Inserts a new order with its first history entry, the saga log's `submit` step (`submitStep`, as `logStep` would
  * write it) and its entry in the reserve queue (with `traceparent`: the order keeps its trace id, and the step
- * continues the trace); returns false (and
- * writes nothing) when the customer already used this idempotency key. A concurrent insert with the same key waits
- * for the other transaction and then reports the conflict, so two requests never create two orders.
+ * continues the trace); returns false (and writes nothing) when the customer already used this idempotency key. A
+ * concurrent insert with the same key waits for the other transaction and then reports the conflict, so two
+ * requests never create two orders.
  */
 export async function insertOrder(
   tx: Queryable,
@@ -192,18 +192,13 @@ export async function lockOrder(tx: Queryable, id: string): Promise<Order | unde
   return rows[0] ? Order.from(toState(rows[0])) : undefined;
 }
 
-/** Several orders read without locks (a batch's first query), by id; ids not found are missing from the map. */
-export const findOrders = (tx: Queryable, ids: readonly string[]): Promise<Map<string, Order>> => ordersById(tx, ids, '');
-
 /**
  * Several orders locked as lockOrder locks one, in id order (two batches sharing orders then wait for each other
  * instead of deadlocking); ids not found are missing from the map.
  */
-export const lockOrders = (tx: Queryable, ids: readonly string[]): Promise<Map<string, Order>> => ordersById(tx, ids, ' ORDER BY id FOR UPDATE');
-
-async function ordersById(tx: Queryable, ids: readonly string[], suffix: string): Promise<Map<string, Order>> {
+export async function lockOrders(tx: Queryable, ids: readonly string[]): Promise<Map<string, Order>> {
   // As a batch's first query it travels with the BEGIN.
-  const { rows } = await tx.query<OrderRow>(`SELECT * FROM orders WHERE id = ANY($1::uuid[])${suffix}`, [ids]);
+  const { rows } = await tx.query<OrderRow>('SELECT * FROM orders WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE', [ids]);
   return new Map(rows.map((r) => [r.id, Order.from(toState(r))]));
 }
 
@@ -288,45 +283,35 @@ export const RESERVE_CHANNEL = 'orders_reserve';
 /** A reserve step to take: its order (as it is, not locked) and its queue entry. */
 export interface ReserveWork {
   orderId: string;
-  order: Order | undefined;
+  /** Always there: a queue row references its order. */
+  order: Order;
   /** Failed attempts so far. */
   attempts: number;
   traceparent: string | null;
 }
 
-type ClaimRow = OrderRow & { queued_order_id: string; queued_attempts: number; queued_traceparent: string | null };
-
-const CLAIM_COLUMNS = 'q.order_id AS queued_order_id, q.attempts AS queued_attempts, q.traceparent AS queued_traceparent, o.*';
+type ClaimRow = OrderRow & { queued_attempts: number; queued_traceparent: string | null };
 
 /**
- * Takes up to `limit` due reserve steps, oldest first, and holds them until the transaction ends: their queue rows are
- * locked (SKIP LOCKED: rows another transaction holds are left to it), their orders are not, so a customer's cancel
- * never waits for the step's calls. The order comes in the same query: one round trip, with the BEGIN.
+ * Reserve steps `which` selects, held until the transaction ends: their queue rows are locked (SKIP LOCKED: rows
+ * another transaction holds are left to it), their orders are not, so a customer's cancel never waits for the step's
+ * calls. The order comes in the same query: one round trip, with the BEGIN.
  */
-export async function claimReserveWork(tx: Queryable, limit: number): Promise<ReserveWork[]> {
+async function claimReserve(tx: Queryable, which: string, values: unknown[]): Promise<ReserveWork[]> {
   const { rows } = await tx.query<ClaimRow>(
-    `SELECT ${CLAIM_COLUMNS} FROM reserve_queue q JOIN orders o ON o.id = q.order_id
-      WHERE q.due_at <= now() ORDER BY q.due_at LIMIT $1 FOR UPDATE OF q SKIP LOCKED`,
-    [limit],
+    `SELECT q.attempts AS queued_attempts, q.traceparent AS queued_traceparent, o.*
+      FROM reserve_queue q JOIN orders o ON o.id = q.order_id ${which} FOR UPDATE OF q SKIP LOCKED`,
+    values,
   );
-  return rows.map(toReserveWork);
+  return rows.map((r) => ({ orderId: r.id, order: Order.from(toState(r)), attempts: r.queued_attempts, traceparent: r.queued_traceparent }));
 }
+
+/** Up to `limit` due reserve steps, oldest first. */
+export const claimReserveWork = (tx: Queryable, limit: number): Promise<ReserveWork[]> =>
+  claimReserve(tx, 'WHERE q.due_at <= now() ORDER BY q.due_at LIMIT $1', [limit]);
 
 /** The reserve step of one order if it is still queued and nobody else holds it (due or not): none or one. */
-export async function claimReserveOf(tx: Queryable, orderId: string): Promise<ReserveWork[]> {
-  const { rows } = await tx.query<ClaimRow>(
-    `SELECT ${CLAIM_COLUMNS} FROM reserve_queue q JOIN orders o ON o.id = q.order_id WHERE q.order_id = $1 FOR UPDATE OF q SKIP LOCKED`,
-    [orderId],
-  );
-  return rows.map(toReserveWork);
-}
-
-const toReserveWork = (r: ClaimRow): ReserveWork => ({
-  orderId: r.queued_order_id,
-  order: Order.from(toState(r)),
-  attempts: r.queued_attempts,
-  traceparent: r.queued_traceparent,
-});
+export const claimReserveOf = (tx: Queryable, orderId: string): Promise<ReserveWork[]> => claimReserve(tx, 'WHERE q.order_id = $1', [orderId]);
 
 /** The steps are done: their queue rows go with the transaction's commit. */
 export function reserveDone(tx: TxClient, orderIds: readonly string[]): void {

@@ -223,14 +223,10 @@ export function createSaga(options: SagaOptions) {
 
   /**
    * What the reserve step's calls came to, before the transition: a refusal to record, or the go-ahead (the steps
-   * taken are logged already). Undefined when there is no transition to make (unknown order, or one that ended
-   * before its reservation: released here).
+   * taken are logged already). Undefined when there is no transition to make (an order that ended before its
+   * reservation: released here).
    */
-  async function reserveCalls(orderId: string, current: Order | undefined, tx: Queryable, attempt: number): Promise<{ refusal?: Refused } | undefined> {
-    if (!current) {
-      log.error({ orderId }, 'reserve step for an unknown order');
-      return undefined;
-    }
+  async function reserveCalls(orderId: string, current: Order, tx: Queryable, attempt: number): Promise<{ refusal?: Refused } | undefined> {
     if (current.status !== 'pending') {
       // Cancelled (or otherwise ended) before this step ran, perhaps after an earlier attempt reached
       // accounts: release whatever that attempt may have held. A no-op when nothing was held.
@@ -443,7 +439,7 @@ export function createSaga(options: SagaOptions) {
      * wait for them. Every order's calls side by side, then the orders locked in one query and moved on one after
      * another. The calls are safe to repeat: a step that fails half-way is taken again later and makes them again.
      */
-    async reserve(items: ReadonlyArray<{ orderId: string; order: Order | undefined; attempt: number; inContext: InContext }>, tx: Queryable): Promise<void> {
+    async reserve(items: ReadonlyArray<{ orderId: string; order: Order; attempt: number; inContext: InContext }>, tx: Queryable): Promise<void> {
       const outcomes = await Promise.all(items.map((i) => i.inContext(() => reserveCalls(i.orderId, i.order, tx, i.attempt))));
       const next = items.flatMap((item, i) => (outcomes[i] ? [{ ...item, outcome: outcomes[i] }] : []));
       if (next.length === 0) return;
